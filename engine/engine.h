@@ -1,0 +1,303 @@
+/*
+ * engine.h - the only door into libtorch.
+ *
+ * Everything the daemon knows about neural networks goes through this header:
+ * a frozen diffusers-style UNet2DModel (eng_model), the trainers that
+ * pretrain a base model or distill a per-task adapter (eng_trainer), the
+ * samplers (eng_generate) and the task condition builders (eng_task_apply).
+ *
+ * Conventions
+ *   - Opaque handles; every object the engine allocates has a free function.
+ *   - Every call that can fail returns ENG_OK (0) or a negative eng_status and,
+ *     when `err` is not NULL, fills it with the code and a message. A failing
+ *     call invokes no callback and leaves its output pointers untouched.
+ *   - No C++ exception and no torch type crosses this header.
+ *   - Parameter structs have an *_params_init() that fills defaults; callers
+ *     set only what they change.
+ *   - Images cross as 8-bit, interleaved (height, width, channels) buffers,
+ *     tensors as float32 in (n, c, h, w) order.
+ */
+#ifndef CODID_ENGINE_H
+#define CODID_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum eng_status {
+    ENG_OK = 0,
+    ENG_EINVAL = -1,     /* a bad argument or parameter */
+    ENG_EIO = -2,        /* a file could not be read or written */
+    ENG_EFORMAT = -3,    /* a file or config is malformed */
+    ENG_ENOMEM = -4,     /* out of memory (host or device) */
+    ENG_EMISMATCH = -5,  /* weights or adapter do not fit this model */
+    ENG_ECANCELLED = -6, /* stopped by the caller's cancel flag */
+    ENG_EINTERNAL = -7   /* torch raised something unexpected */
+} eng_status;
+
+typedef struct eng_error {
+    int code;
+    char msg[256];
+} eng_error;
+
+const char *eng_strerror(int code);
+
+/* ---- context: device and threads ------------------------------------- */
+
+typedef struct eng_ctx eng_ctx;
+
+typedef enum eng_device_kind {
+    ENG_DEVICE_AUTO = 0, /* CUDA when the libtorch build and machine have it */
+    ENG_DEVICE_CPU = 1,
+    ENG_DEVICE_CUDA = 2
+} eng_device_kind;
+
+typedef struct eng_ctx_params {
+    eng_device_kind device;
+    int threads; /* intra-op threads for the calling thread; 0: leave as is */
+} eng_ctx_params;
+
+void eng_ctx_params_init(eng_ctx_params *p);
+int eng_ctx_create(const eng_ctx_params *p, eng_ctx **out, eng_error *err);
+/* "cpu" or "cuda:0" */
+const char *eng_ctx_device_name(const eng_ctx *ctx);
+void eng_ctx_free(eng_ctx *ctx);
+
+/* Intra-op threads of the calling OS thread (torch's pool is per thread when
+ * built with OpenMP), so generation and training can be budgeted apart. */
+void eng_set_threads(int threads);
+int eng_get_threads(void);
+
+/* ---- the frozen base model -------------------------------------------- */
+
+typedef struct eng_model eng_model;
+
+typedef enum eng_prediction {
+    ENG_PRED_EPSILON = 0,
+    ENG_PRED_V = 1
+} eng_prediction;
+
+const char *eng_prediction_name(eng_prediction p);
+
+typedef struct eng_model_info {
+    int in_channels;
+    int out_channels;
+    int sample_size;
+    int64_t parameters;
+    int64_t memory_bytes;      /* weights resident on the device */
+    int trained;               /* 0: random weights (labelled so by the API) */
+    eng_prediction prediction; /* from scheduler_config.json */
+    int train_timesteps;
+    char hash[17];             /* content hash of the weights, hex */
+    char name[64];             /* the folder's base name or "random-tiny" */
+} eng_model_info;
+
+/* Load a diffusers folder: config.json, diffusion_pytorch_model.safetensors,
+ * and scheduler_config.json (optional; DDPM linear, epsilon when absent).
+ * Every key must be consumed and every parameter found: a missing or an
+ * unexpected key is ENG_EMISMATCH naming it. */
+int eng_model_load(eng_ctx *ctx, const char *dir, eng_model **out, eng_error *err);
+
+/* A model of the given UNet2DModel config (JSON text) with seeded random
+ * weights; scheduler_json may be NULL for the default schedule. */
+int eng_model_create(eng_ctx *ctx, const char *config_json, const char *scheduler_json,
+                     uint64_t seed, eng_model **out, eng_error *err);
+
+/* Write the folder layout eng_model_load reads. fp16: store weights as F16. */
+int eng_model_save(eng_model *m, const char *dir, int fp16, eng_error *err);
+
+void eng_model_get_info(const eng_model *m, eng_model_info *out);
+/* config.json as loaded (owned by the model) */
+const char *eng_model_config_json(const eng_model *m);
+void eng_model_free(eng_model *m);
+
+/* One UNet evaluation: x is (n, in_channels, h, w) float32, timestep one
+ * value for the whole batch; out receives (n, out_channels, h, w). */
+int eng_model_forward(eng_model *m, const float *x, int n, int h, int w, float timestep,
+                      float *out, eng_error *err);
+
+/* ---- images ------------------------------------------------------------ */
+
+typedef struct eng_image {
+    int width, height, channels; /* channels 1, 3 or 4 */
+    uint8_t *data;               /* height * width * channels bytes */
+} eng_image;
+
+/* A batch of same-sized images stored contiguously: n * h * w * c bytes. */
+typedef struct eng_images {
+    int n, height, width, channels;
+    const uint8_t *data;
+} eng_images;
+
+/* ---- sampling ---------------------------------------------------------- */
+
+typedef enum eng_sampler {
+    ENG_SAMPLER_AUTO = 0, /* CoDi for distilled adapters, DDIM otherwise */
+    ENG_SAMPLER_DDIM = 1,
+    ENG_SAMPLER_CODI = 2
+} eng_sampler;
+
+typedef struct eng_gen_params {
+    int n;            /* images to produce */
+    int steps;        /* sampling steps */
+    uint64_t seed;    /* image i uses seed + i: independent of the batch */
+    float eta;        /* DDIM eta (0: deterministic) */
+    int stochastic;   /* CoDi: fresh noise between steps */
+    int clamp;        /* clamp x0 to [-1, 1] at every step (default 1) */
+    eng_sampler sampler;
+    /* progress: called after each step; return non-zero to cancel */
+    int (*progress)(int step, int steps, void *user);
+    void *user;
+} eng_gen_params;
+
+void eng_gen_params_init(eng_gen_params *p);
+
+typedef struct eng_adapter eng_adapter;
+
+/* Sample p->n images. cond: NULL for unconditional sampling (adapter NULL),
+ * else one condition image per output (p->n of them) already at the model's
+ * size, as the adapter's task expects. out: caller-provided array of p->n
+ * images whose data the engine allocates (free with eng_image_free). */
+int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *p,
+                 const eng_image *cond, eng_image *out, eng_error *err);
+
+void eng_image_free(eng_image *img);
+
+/* ---- tasks: condition builders ---------------------------------------- */
+
+typedef enum eng_task_kind {
+    ENG_TASK_NONE = 0,
+    ENG_TASK_SR = 1,
+    ENG_TASK_INPAINT = 2,
+    ENG_TASK_COLORIZE = 3,
+    ENG_TASK_EDGES = 4,
+    ENG_TASK_DEBLUR = 5,
+    ENG_TASK_DENOISE = 6
+} eng_task_kind;
+
+const char *eng_task_name(eng_task_kind k);
+/* ENG_OK and *out set, or ENG_EINVAL for an unknown name */
+int eng_task_from_name(const char *name, eng_task_kind *out);
+
+typedef struct eng_task_params {
+    eng_task_kind kind;
+    int factor;       /* sr: 2, 4 or 8 */
+    int canny;        /* edges: 1 Canny, 0 Sobel */
+    float max_sigma;  /* deblur: blur sigma drawn in [0.5, max_sigma] */
+    float max_noise;  /* denoise: noise std drawn in [0.02, max_noise] (in [-1,1] units) */
+} eng_task_params;
+
+void eng_task_params_init(eng_task_params *p, eng_task_kind kind);
+/* Channels of the condition the task makes from a c-channel image. */
+int eng_task_cond_channels(const eng_task_params *p, int image_channels);
+
+/* ---- adapters --------------------------------------------------------- */
+
+typedef enum eng_adapter_kind {
+    ENG_ADAPTER_CONTROLNET = 0,
+    ENG_ADAPTER_LITE = 1
+} eng_adapter_kind;
+
+const char *eng_adapter_kind_name(eng_adapter_kind k);
+
+typedef struct eng_adapter_info {
+    eng_adapter_kind kind;
+    eng_task_params task;
+    int distilled;     /* 1: CoDi/cm2 (K-step sampler), 0: teacher (DDIM) */
+    int n_grid;        /* N of the CoDi grid */
+    int64_t parameters;
+    int64_t memory_bytes;
+    char base_hash[17];
+} eng_adapter_info;
+
+/* Load an adapter file onto base m; refused (ENG_EMISMATCH) when the file
+ * names another base. */
+int eng_adapter_load(eng_model *m, const char *path, eng_adapter **out, eng_error *err);
+void eng_adapter_get_info(const eng_adapter *a, eng_adapter_info *out);
+/* the file's __metadata__ as a JSON object text (owned by the adapter) */
+const char *eng_adapter_metadata_json(const eng_adapter *a);
+void eng_adapter_free(eng_adapter *a);
+
+/* ---- training ---------------------------------------------------------- */
+
+typedef struct eng_trainer eng_trainer;
+
+typedef enum eng_train_kind {
+    ENG_TRAIN_PRETRAIN = 0, /* unconditional DDPM loss on the whole UNet */
+    ENG_TRAIN_DISTILL = 1,  /* CoDi, single stage, adapter only */
+    ENG_TRAIN_TEACHER = 2,  /* plain diffusion loss, adapter only */
+    ENG_TRAIN_CM2 = 3       /* consistency distillation from a teacher adapter */
+} eng_train_kind;
+
+const char *eng_train_kind_name(eng_train_kind k);
+
+typedef struct eng_train_params {
+    eng_train_kind kind;
+    int total_steps;
+    int batch_size;
+    float lr;
+    int warmup_steps;
+    float weight_decay;
+    float grad_clip;     /* global norm; 0: off */
+    float ema_decay;
+    uint64_t seed;
+    int hflip;           /* random horizontal flips of training images */
+    /* pretrain */
+    eng_prediction prediction;
+    /* adapters */
+    eng_adapter_kind adapter_kind;
+    eng_task_params task;
+    /* CoDi (CODI.md) */
+    int n_grid;            /* N, default 50 */
+    float lambda;          /* weight of the data term, default 1 */
+    int ode_from_ema;      /* step 4: 0 frozen base, 1 EMA conditional model */
+    int consistency_eps;   /* step 7: compare implied noises instead of x */
+    int shared_t;          /* step 2: one t per batch */
+    int snr_weight;        /* step 7: min(1, SNR(t)) weighting */
+    const char *teacher_path; /* cm2: the teacher adapter file */
+} eng_train_params;
+
+void eng_train_params_init(eng_train_params *p, eng_train_kind kind);
+
+typedef struct eng_step_stats {
+    int step;         /* optimizer steps done */
+    float loss;
+    float lr;
+    float grad_norm;
+} eng_step_stats;
+
+/* Pretraining: a new model from config_json (and scheduler_json, may be NULL)
+ * initialised from p->seed. data: the training images, borrowed for the
+ * trainer's lifetime (the caller may mmap them). */
+int eng_trainer_create_pretrain(eng_ctx *ctx, const char *config_json,
+                                const char *scheduler_json, const eng_train_params *p,
+                                const eng_images *data, eng_trainer **out, eng_error *err);
+
+/* Adapter training on frozen base m (borrowed; must outlive the trainer). */
+int eng_trainer_create_adapter(eng_model *m, const eng_train_params *p,
+                               const eng_images *data, eng_trainer **out, eng_error *err);
+
+int eng_trainer_step(eng_trainer *t, eng_step_stats *stats, eng_error *err);
+int eng_trainer_steps_done(const eng_trainer *t);
+
+/* A checkpoint holds weights, EMA, optimizer moments, step and RNG state, so
+ * that load + steps continue exactly as if uninterrupted. Written to a
+ * temporary name, fsynced and renamed. */
+int eng_trainer_save_checkpoint(eng_trainer *t, const char *path, eng_error *err);
+int eng_trainer_load_checkpoint(eng_trainer *t, const char *path, eng_error *err);
+
+/* The result: pretrain writes a model folder (EMA weights, fp16 when asked);
+ * adapter trainers write one adapter file with extra_metadata_json (an
+ * object, may be NULL) merged into its metadata. */
+int eng_trainer_export(eng_trainer *t, const char *path, int fp16,
+                       const char *extra_metadata_json, eng_error *err);
+void eng_trainer_free(eng_trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
