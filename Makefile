@@ -25,13 +25,6 @@ SANFLAGS :=
 OPT := -O2 -g
 endif
 
-WARN := -Wall -Wextra -Werror
-CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -I. $(CFLAGS)
-# libtorch's own headers do not compile warning-free; our C++ is still held to
-# -Wall -Wextra, and -Werror applies to the C that makes up the daemon.
-CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter $(SANFLAGS) -MMD -MP -I. \
-                -fvisibility=hidden $(TORCH_CXXFLAGS) $(CXXFLAGS)
-
 ifdef TORCH_PREFIX
 TORCH_CXXFLAGS := -isystem $(TORCH_PREFIX)/include -isystem $(TORCH_PREFIX)/include/torch/csrc/api/include
 TORCH_LIBS := -L$(TORCH_PREFIX)/lib -Wl,-rpath,$(TORCH_PREFIX)/lib -Wl,--no-as-needed \
@@ -41,6 +34,14 @@ else
 TORCH_CXXFLAGS := -isystem /usr/include/torch/csrc/api/include
 TORCH_LIBS := -ltorch -ltorch_cpu -lc10
 endif
+
+WARN := -Wall -Wextra -Werror
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -MMD -MP -I. $(CFLAGS)
+# libtorch's own headers do not compile warning-free; our C++ is still held to
+# -Wall -Wextra, and -Werror applies to the C that makes up the daemon.
+CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter $(SANFLAGS) -MMD -MP -I. \
+                -fvisibility=hidden $(TORCH_CXXFLAGS) $(CXXFLAGS)
+
 
 LIBS := -lmicrohttpd -lcjson -lpng -lsqlite3 -lz -lm -lpthread $(TORCH_LIBS) -lstdc++
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)

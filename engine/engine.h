@@ -119,6 +119,11 @@ void eng_model_free(eng_model *m);
 int eng_model_forward(eng_model *m, const float *x, int n, int h, int w, float timestep,
                       float *out, eng_error *err);
 
+/* diffusers' positional timestep embedding as the UNet computes it (for
+ * checks against other implementations): out is n x dim. */
+int eng_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float freq_shift,
+                           float *out, eng_error *err);
+
 /* ---- images ------------------------------------------------------------ */
 
 typedef struct eng_image {
@@ -193,6 +198,13 @@ typedef struct eng_task_params {
 void eng_task_params_init(eng_task_params *p, eng_task_kind kind);
 /* Channels of the condition the task makes from a c-channel image. */
 int eng_task_cond_channels(const eng_task_params *p, int image_channels);
+
+/* Build the condition of each image of `in` (seeded: the same seed gives the
+ * same masks, blur radii and noise). cond_out receives
+ * in->n * h * w * eng_task_cond_channels() bytes. Also the server-side
+ * preprocessing (edges from a photo, luminance of a colour image). */
+int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed,
+                   uint8_t *cond_out, eng_error *err);
 
 /* ---- adapters --------------------------------------------------------- */
 

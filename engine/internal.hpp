@@ -39,9 +39,9 @@ struct Error {
 } // namespace eng
 
 /* Wrap the body of every extern "C" function: no exception crosses engine.h. */
-#define ENG_GUARD(err, body)                                                        \
+#define ENG_GUARD(err, ...)                                                         \
     try {                                                                           \
-        body;                                                                       \
+        __VA_ARGS__                                                                 \
     } catch (const eng::Error &e_) {                                                \
         return eng::fail((err), e_.code, "%s", e_.msg.c_str());                     \
     } catch (const c10::Error &e_) {                                                \

@@ -60,16 +60,25 @@ const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);
 const char *st_strerror(int code);
 
-/* Parse a buffer the st_file takes ownership of (freed by st_close, also on failure). */
+/* Parse a buffer the st_file takes ownership of (freed by st_close, also on
+ * failure: a failing st_parse or st_open frees everything itself and leaves
+ * *out empty, so st_close on it is harmless). On success f->tensors is sorted
+ * by name; tensor data points into f->buf and need not be aligned. */
 int st_parse(uint8_t *buf, size_t size, st_file *out, char *msg, size_t msgsz);
+/* Reads the whole file (at most 16 GiB, ST_EIO beyond) and parses it. Its
+ * messages do not repeat the path: the caller knows it and adds it. */
 int st_open(const char *path, st_file *out, char *msg, size_t msgsz);
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
-/* metadata value for key, or NULL */
+/* metadata value for key copied into buf, or NULL when absent or when it does
+ * not fit in bufsz bytes (a cut value, a hash say, would be a wrong one) */
 const char *st_metadata_get(const st_file *f, const char *key, char *buf, size_t bufsz);
 
 /* Writer: collect tensors (data borrowed until st_writer_save), then save to
- * path via a temporary file, fsync and rename. Metadata values are strings. */
+ * path via a temporary file, fsync and rename. Metadata values are strings;
+ * setting a key again replaces its value. st_writer_add returns ST_EINVAL for
+ * an empty, reserved ("__metadata__"), non-UTF-8 or duplicate name, a bad
+ * shape, or nbytes other than shape x dtype size. */
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);
 int st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,

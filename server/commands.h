@@ -1,0 +1,28 @@
+/*
+ * commands.h - the subcommands of the codid binary besides serving.
+ *
+ * Each takes main()'s argc/argv from the subcommand's name on (argv[0] is
+ * "dataset", say), prints its results on stdout and its errors on stderr,
+ * and returns the process exit status: 0 success, 1 failure, 2 bad usage.
+ */
+#ifndef CODID_SERVER_COMMANDS_H
+#define CODID_SERVER_COMMANDS_H
+
+/* codid dataset import|grid ...: builds dataset files from CIFAR-10,
+ * Fashion-MNIST or a PNG folder, and draws a PNG grid of a dataset's first
+ * images for eyeballing. */
+int srv_cmd_dataset(int argc, char **argv);
+
+/* codid forward: one UNet evaluation of the tensor `sample` of a safetensors
+ * file, written as `sample` to another (checks a checkpoint against other
+ * implementations). */
+int srv_cmd_forward(int argc, char **argv);
+
+/* codid pretrain: unconditional pretraining of a base model on a dataset
+ * file, with checkpoints, exact resume and a loss log. */
+int srv_cmd_pretrain(int argc, char **argv);
+
+/* codid sample: a PNG grid of unconditional DDIM samples of a model. */
+int srv_cmd_sample(int argc, char **argv);
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * serve.c - "codid serve": start-up and shutdown order.
+ *
+ * Start-up: settings, data directory, signal mask, engine context, HTTP
+ * server (so /healthz answers and a bad address fails fast), model, batcher,
+ * and only then /readyz turns ready. SIGTERM and SIGINT are blocked in every
+ * thread and taken by sigwait() here, so no handler runs in a random thread.
+ *
+ * Shutdown: not ready, stop accepting, stop the batcher (waiting requests
+ * fail with 503, the running batch finishes within a grace period), let the
+ * resumed responses go out, stop HTTP, free model and context.
+ */
+#include "server/serve.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/api.h"
+#include "server/config.h"
+#include "server/log.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define DRAIN_MS 5000
+
+/* The untrained stand-in when no model folder is given or found: small
+ * enough to sample in milliseconds on a CPU. */
+static const char tiny_unet_config[] =
+    "{\"_class_name\": \"UNet2DModel\", \"sample_size\": 16, \"in_channels\": 3, "
+    "\"out_channels\": 3, \"block_out_channels\": [32, 64], \"layers_per_block\": 1, "
+    "\"down_block_types\": [\"DownBlock2D\", \"AttnDownBlock2D\"], "
+    "\"up_block_types\": [\"AttnUpBlock2D\", \"UpBlock2D\"], \"norm_num_groups\": 8}";
+
+static const char default_model[] = "models/cifar10-base";
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *msg, size_t msgsz) {
+    char buf[SRV_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        snprintf(msg, msgsz, "data_dir: path too long");
+        return -1;
+    }
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            snprintf(msg, msgsz, "data_dir: cannot create %s: %s", buf, strerror(errno));
+            return -1;
+        }
+        *p = c;
+        if (!c) break;
+    }
+    if (!is_dir(path)) {
+        snprintf(msg, msgsz, "data_dir: %s is not a directory", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The --model folder, else models/cifar10-base here or under share_dir,
+ * else the tiny random model. */
+static const char *pick_model(const srv_config *cfg, char *buf, size_t bufsz) {
+    if (*cfg->model) return cfg->model;
+    if (is_dir(default_model)) return default_model;
+    if (*cfg->share_dir) {
+        snprintf(buf, bufsz, "%s/%s", cfg->share_dir, default_model);
+        if (is_dir(buf)) return buf;
+    }
+    srv_log(SRV_LOG_INFO, "no %s in the current directory%s%s: using %s", default_model,
+            *cfg->share_dir ? " or under " : "", cfg->share_dir, SRV_MODEL_RANDOM_TINY);
+    return SRV_MODEL_RANDOM_TINY;
+}
+
+static int load_model(const srv_config *cfg, eng_ctx *ctx, eng_model **out) {
+    char buf[SRV_PATH_MAX + sizeof default_model + 1];
+    const char *which = pick_model(cfg, buf, sizeof buf);
+    eng_error err = {0};
+    int rc = strcmp(which, SRV_MODEL_RANDOM_TINY) == 0
+                 ? eng_model_create(ctx, tiny_unet_config, NULL, 0, out, &err)
+                 : eng_model_load(ctx, which, out, &err);
+    if (rc != ENG_OK) {
+        srv_log(SRV_LOG_ERROR, "cannot load model %s: %s: %s", which, eng_strerror(rc), err.msg);
+        return -1;
+    }
+    eng_model_info info;
+    eng_model_get_info(*out, &info);
+    srv_log(SRV_LOG_INFO, "model %s (%s): %lld parameters, %dx%d, %d channels, %s, hash %s",
+            info.name, which, (long long)info.parameters, info.sample_size, info.sample_size,
+            info.out_channels, eng_prediction_name(info.prediction), info.hash);
+    if (!info.trained)
+        srv_log(SRV_LOG_WARN, "model %s has untrained random weights: its images are noise",
+                info.name);
+    return 0;
+}
+
+static void print_usage(void) {
+    printf("usage: codid serve [flags]\n\nflags (each also read from its environment variable "
+           "or a config-file key):\n");
+    srv_config_print_help(stdout);
+}
+
+int srv_cmd_serve(int argc, char **argv) {
+    srv_config cfg;
+    char msg[SRV_PATH_MAX + 256];
+    int rc = srv_config_load(&cfg, argc, argv, msg, sizeof msg);
+    if (rc == SRV_CONFIG_HELP) {
+        print_usage();
+        return 0;
+    }
+    if (rc != SRV_CONFIG_OK) {
+        fprintf(stderr, "codid serve: %s\n", msg);
+        return EXIT_USAGE;
+    }
+    srv_log_set_level(cfg.log_level);
+    if (make_dirs(cfg.data_dir, msg, sizeof msg) != 0) {
+        srv_log(SRV_LOG_ERROR, "%s", msg);
+        return EXIT_USAGE;
+    }
+
+    /* Before any thread exists, so that every thread inherits the mask. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    eng_ctx_params cp;
+    eng_ctx_params_init(&cp);
+    cp.threads = cfg.threads;
+    eng_ctx *ctx = NULL;
+    eng_error err = {0};
+    if ((rc = eng_ctx_create(&cp, &ctx, &err)) != ENG_OK) {
+        srv_log(SRV_LOG_ERROR, "engine: %s: %s", eng_strerror(rc), err.msg);
+        return EXIT_RUNTIME;
+    }
+    srv_log(SRV_LOG_INFO, "engine on %s, %d generation threads", eng_ctx_device_name(ctx),
+            cfg.threads ? cfg.threads : eng_get_threads());
+
+    api_app app = {.cfg = &cfg, .ctx = ctx};
+    atomic_init(&app.ready, 0);
+    char host[128];
+    int port = 0;
+    srv_config_listen_split(cfg.listen, host, sizeof host, &port);
+    api_server_params hp = {
+        .host = host,
+        .port = port,
+        .routes = api_routes,
+        .n_routes = api_routes_count,
+        .app = &app,
+        .max_body_bytes = (size_t)cfg.max_body_bytes,
+        .timeout_s = (unsigned)cfg.request_timeout_s,
+    };
+    api_server *server = NULL;
+    if (api_server_start(&hp, &server, msg, sizeof msg) != 0) {
+        srv_log(SRV_LOG_ERROR, "%s", msg);
+        eng_ctx_free(ctx);
+        return EXIT_USAGE;
+    }
+    srv_log(SRV_LOG_INFO, "listening on http://%s%s%s:%d (data in %s)",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+            api_server_port(server), cfg.data_dir);
+
+    int exit_code = 0;
+    eng_model *model = NULL;
+    srv_batcher *batcher = NULL;
+    if (load_model(&cfg, ctx, &model) != 0) {
+        exit_code = EXIT_RUNTIME;
+    } else {
+        srv_batcher_params bp = {
+            .model = model,
+            .threads = cfg.threads,
+            .max_batch = cfg.max_batch,
+            .batch_wait_ms = cfg.batch_wait_ms,
+            .queue_max = cfg.queue_max,
+            .queue_timeout_ms = cfg.request_timeout_s * 1000,
+        };
+        if (srv_batcher_start(&bp, &batcher, msg, sizeof msg) != 0) {
+            srv_log(SRV_LOG_ERROR, "%s", msg);
+            exit_code = EXIT_RUNTIME;
+        }
+    }
+
+    if (exit_code == 0) {
+        app.model = model;
+        app.batcher = batcher;
+        atomic_store_explicit(&app.ready, 1, memory_order_release);
+        srv_log(SRV_LOG_INFO, "ready");
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        srv_log(SRV_LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        atomic_store_explicit(&app.ready, 0, memory_order_release);
+    }
+
+    api_server_quiesce(server);
+    if (batcher) srv_batcher_stop(batcher, cfg.request_timeout_s * 1000);
+    if (api_server_drain(server, DRAIN_MS) != 0)
+        srv_log(SRV_LOG_WARN, "requests still open after %d ms: closing them", DRAIN_MS);
+    api_server_stop(server);
+    srv_batcher_free(batcher);
+    eng_model_free(model);
+    eng_ctx_free(ctx);
+    if (exit_code == 0) srv_log(SRV_LOG_INFO, "stopped");
+    return exit_code;
+}
