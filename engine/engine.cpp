@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <cjson/cJSON.h>
+#include <dlfcn.h>
 
 #include <cmath>
 #include <cstdio>
@@ -282,6 +283,12 @@ extern "C" int eng_ctx_create(const eng_ctx_params *p, eng_ctx **out, eng_error 
             ctx->device_name = "cuda:0";
         }
         ctx->threads = p->threads;
+        /* OpenBLAS (pthreads build) keeps a pool of its own beside torch's
+         * OpenMP pool; both spinning on 2 cores halved training speed. Our
+         * matrix products are small, so OpenBLAS runs on the calling thread
+         * and the thread budget is torch's alone. */
+        using set_fn = void (*)(int);
+        if (auto f = (set_fn)dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) f(1);
         if (p->threads > 0) eng_set_threads(p->threads);
         *out = ctx.release();
         ok(err);

@@ -308,6 +308,87 @@ int eng_trainer_export(eng_trainer *t, const char *path, int fp16,
                        const char *extra_metadata_json, eng_error *err);
 void eng_trainer_free(eng_trainer *t);
 
+/* ==== metrics: the evaluation classifier, FID-proxy, PSNR, SSIM ======== */
+/* (engine/metrics.cpp, engine/psnr_ssim.c; CODI.md 'Measuring quality') */
+
+/* A small CIFAR-10-style CNN (GroupNorm, no dropout, so inference is
+ * deterministic): its global-average-pooled penultimate features feed the
+ * FID-proxy. Folder layout: config.json + model.safetensors. */
+typedef struct eng_classifier eng_classifier;
+
+typedef struct eng_classifier_info {
+    int image_size;  /* square inputs of this side */
+    int channels;
+    int num_classes;
+    int feature_dim; /* D of eng_classifier_features */
+    int64_t parameters;
+} eng_classifier_info;
+
+/* config_json, e.g. {"image_size":32,"in_channels":3,"num_classes":10,
+ * "widths":[32,64,128],"norm_num_groups":8}; seeded random weights. */
+int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint64_t seed,
+                          eng_classifier **out, eng_error *err);
+int eng_classifier_load(eng_ctx *ctx, const char *dir, eng_classifier **out, eng_error *err);
+/* Writes dir/config.json and dir/model.safetensors (F16 when fp16);
+ * metadata_json (an object of strings, may be NULL) goes into the file's
+ * __metadata__. */
+int eng_classifier_save(eng_classifier *c, const char *dir, int fp16, const char *metadata_json,
+                        eng_error *err);
+void eng_classifier_get_info(const eng_classifier *c, eng_classifier_info *out);
+void eng_classifier_free(eng_classifier *c);
+
+typedef struct eng_classifier_train_params {
+    int total_steps;
+    int batch_size;
+    float lr;              /* peak AdamW rate: linear warm-up, cosine to 0 */
+    int warmup_steps;
+    float weight_decay;    /* decoupled, on kernels and matrices only */
+    float label_smoothing;
+    uint64_t seed;
+    /* called after each step; return non-zero to cancel (ENG_ECANCELLED) */
+    int (*progress)(int step, int steps, float loss, float lr, void *user);
+    void *user;
+} eng_classifier_train_params;
+
+void eng_classifier_train_params_init(eng_classifier_train_params *p);
+/* Trains c in place on data (labels: one byte per image) with random crops
+ * (padding 4, reflected) and horizontal flips. */
+int eng_classifier_train(eng_classifier *c, const eng_classifier_train_params *p,
+                         const eng_images *data, const uint8_t *labels, eng_error *err);
+
+/* Penultimate features of each image: feats receives imgs->n x feature_dim
+ * floats. Images must be image_size square with the classifier's channels. */
+int eng_classifier_features(eng_classifier *c, const eng_images *imgs, float *feats, eng_error *err);
+/* Fraction of imgs whose predicted class equals labels[i]. */
+int eng_classifier_accuracy(eng_classifier *c, const eng_images *imgs, const uint8_t *labels,
+                            double *out, eng_error *err);
+
+/* Gaussian fit of n >= 2 feature rows (n x d floats): mean mu (d) and the
+ * unbiased covariance cov (d x d, row-major), in double precision. */
+int eng_feature_stats(const float *feats, int n, int d, double *mu, double *cov, eng_error *err);
+/* Frechet distance between N(mu1, s1) and N(mu2, s2) (d-dimensional,
+ * covariances row-major and symmetric positive semi-definite):
+ * ||mu1 - mu2||^2 + Tr(s1 + s2 - 2 (s1 s2)^(1/2)), never below 0. */
+int eng_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2,
+                         int d, double *out, eng_error *err);
+/* FID-proxy: the Frechet distance between the Gaussian fits of the
+ * classifier features of two image sets (each of at least 2 images). Like
+ * FID it is biased upwards for small sets: compare figures of equal n. */
+int eng_fid_proxy(eng_classifier *c, const eng_images *a, const eng_images *b, double *out,
+                  eng_error *err);
+
+/* PSNR of 8-bit images, in dB: 10 log10(255^2 / MSE) per image over all its
+ * samples, averaged over the images. An image pair with MSE 0 (identical)
+ * counts as ENG_PSNR_CAP_DB, so the figure stays finite. */
+#define ENG_PSNR_CAP_DB 100.0
+int eng_psnr(const eng_images *a, const eng_images *b, double *out, eng_error *err);
+/* SSIM (Wang et al. 2004): 11x11 Gaussian window of sigma 1.5, K1 0.01,
+ * K2 0.03, L 255, over the valid window positions of each channel; channels
+ * averaged, then images. Images need sides of at least 11. */
+int eng_ssim(const eng_images *a, const eng_images *b, double *out, eng_error *err);
+
+/* ==== end of metrics ===================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
  * bit as if it had never stopped.
  */
 #include <ATen/CPUGeneratorImpl.h>
+#include <cjson/cJSON.h>
 
 #include <cmath>
 #include <cstring>
@@ -480,6 +481,33 @@ extern "C" int eng_trainer_load_checkpoint(eng_trainer *t, const char *path, eng
 
 /* ---- export ------------------------------------------------------------ */
 
+/* Every setting that shaped the adapter, so that a file says how it was made. */
+static std::string recipe_json(const eng_trainer *t) {
+    const eng_train_params &p = t->p;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "trainer", eng_train_kind_name(p.kind));
+    cJSON_AddNumberToObject(o, "steps", t->step);
+    cJSON_AddNumberToObject(o, "batch_size", p.batch_size);
+    cJSON_AddNumberToObject(o, "lr", p.lr);
+    cJSON_AddNumberToObject(o, "warmup", p.warmup_steps);
+    cJSON_AddNumberToObject(o, "weight_decay", p.weight_decay);
+    cJSON_AddNumberToObject(o, "grad_clip", p.grad_clip);
+    cJSON_AddNumberToObject(o, "ema_decay", p.ema_decay);
+    cJSON_AddNumberToObject(o, "seed", (double)p.seed);
+    cJSON_AddNumberToObject(o, "n_grid", p.n_grid);
+    cJSON_AddNumberToObject(o, "lambda", p.lambda);
+    cJSON_AddStringToObject(o, "ode_model", p.ode_from_ema ? "ema" : "base");
+    cJSON_AddStringToObject(o, "consistency_space", p.consistency_eps ? "eps" : "x");
+    cJSON_AddBoolToObject(o, "shared_t", p.shared_t);
+    cJSON_AddStringToObject(o, "loss_weight", p.snr_weight ? "snr_trunc" : "none");
+    if (!t->teacher_path.empty()) cJSON_AddStringToObject(o, "teacher", t->teacher_path.c_str());
+    char *text = cJSON_PrintUnformatted(o);
+    std::string out = text ? text : "{}";
+    cJSON_free(text);
+    cJSON_Delete(o);
+    return out;
+}
+
 extern "C" int eng_trainer_export(eng_trainer *t, const char *path, int fp16,
                                   const char *extra_metadata_json, eng_error *err) {
     ENG_GUARD(err, {
@@ -502,7 +530,7 @@ extern "C" int eng_trainer_export(eng_trainer *t, const char *path, int fp16,
             {"codid.canny", std::to_string(t->p.task.canny)},
             {"codid.distilled", t->p.kind == ENG_TRAIN_TEACHER ? "0" : "1"},
             {"codid.n_grid", std::to_string(t->p.n_grid)},
-            {"codid.recipe", eng_train_kind_name(t->p.kind)},
+            {"codid.recipe", recipe_json(t)},
             {"codid.steps", std::to_string(t->step)},
         };
         if (extra_metadata_json && *extra_metadata_json) md.push_back({"codid.extra", extra_metadata_json});
