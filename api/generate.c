@@ -71,36 +71,32 @@ static api_status parse_input(api_request *r, const srv_config *cfg, gen_input *
     api_status st = API_OK;
     if (!cJSON_IsObject(doc)) st = api_problem(r, API_BAD_REQUEST, "body: must be a JSON object");
 
-    static const char *const known[] = {"n", "steps", "seed", "eta"};
-    int seen[sizeof known / sizeof known[0]] = {0};
+    enum { FIELD_N, FIELD_STEPS, FIELD_SEED, FIELD_ETA, N_FIELDS };
+    static const char *const names[N_FIELDS] = {"n", "steps", "seed", "eta"};
+    int seen[N_FIELDS] = {0};
     for (cJSON *v = cJSON_IsObject(doc) ? doc->child : NULL; v && st == API_OK; v = v->next) {
-        size_t k = 0;
-        while (k < sizeof known / sizeof known[0] && strcmp(v->string, known[k]) != 0) k++;
-        if (k == sizeof known / sizeof known[0]) {
+        int f = 0;
+        while (f < N_FIELDS && strcmp(v->string, names[f]) != 0) f++;
+        if (f == N_FIELDS) {
             st = api_problem(r, API_BAD_REQUEST, "%s: unknown field (known: n, steps, seed, eta)",
                              v->string);
-            break;
-        }
-        if (seen[k]++) {
+        } else if (seen[f]++) {
             st = api_problem(r, API_BAD_REQUEST, "%s: given twice", v->string);
-            break;
-        }
-        if (k == 0) {
+        } else if (f == FIELD_N) {
             st = int_field(r, v, 1, cfg->max_n, "max_n", &in->n);
-        } else if (k == 1) {
+        } else if (f == FIELD_STEPS) {
             st = int_field(r, v, 1, cfg->max_steps, "max_steps", &in->steps);
-        } else if (k == 2) {
+        } else if (f == FIELD_SEED) {
             if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble >= (double)SRV_SEED_LIMIT) {
                 st = api_problem(r, API_BAD_REQUEST, "seed: must be an integer in [0, 2^53 - 1]");
             } else {
                 in->seed = (uint64_t)v->valuedouble;
                 in->seed_given = 1;
             }
+        } else if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1)) {
+            st = api_problem(r, API_BAD_REQUEST, "eta: must be a number in [0, 1]");
         } else {
-            if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1))
-                st = api_problem(r, API_BAD_REQUEST, "eta: must be a number in [0, 1]");
-            else
-                in->eta = v->valuedouble;
+            in->eta = v->valuedouble;
         }
     }
     cJSON_Delete(doc);

@@ -69,6 +69,8 @@
 
 #define API_MAX_PARAMS 4
 #define API_MAX_HEADERS 4
+#define API_MAX_KEPT 6    /* headers kept across responses (CORS) */
+#define API_MAX_ALLOWED 8 /* methods listed in one Allow header */
 #define API_HEADER_NAME_MAX 32
 #define API_HEADER_VALUE_MAX 128
 #define PROBLEM_DETAIL_MAX 512
@@ -91,6 +93,16 @@ typedef struct api_header {
     char name[API_HEADER_NAME_MAX];
     char value[API_HEADER_VALUE_MAX];
 } api_header;
+
+struct api_stream {
+    pthread_mutex_t lock;
+    api_buf pending; /* written, not yet handed to MHD */
+    int ended;       /* the writer has no more */
+    int closed;      /* MHD freed the response: nobody reads */
+    int suspended;   /* the reader suspended the connection for want of data */
+    int refs;        /* the connection's and the writer's */
+    struct MHD_Connection *conn;
+};
 
 struct api_request {
     api_server *server;
@@ -116,6 +128,11 @@ struct api_request {
     size_t resp_len;
     api_header headers[API_MAX_HEADERS];
     int n_headers;
+    api_header kept[API_MAX_KEPT];
+    int n_kept;
+    api_stream *stream; /* the connection's reference, until MHD takes it */
+    char allow[API_HEADER_VALUE_MAX];
+    int from_loopback;
     /* for the log line */
     unsigned sent_status;
     size_t sent_bytes;
@@ -177,50 +194,65 @@ static int match_pattern(const char *pattern, const char *path, route_match *m) 
     }
 }
 
-/* Routes r, or answers 404/405 (with Allow) and returns -1. */
+static void join_methods(const char *const *methods, int n, char *out, size_t outsz) {
+    out[0] = '\0';
+    for (int k = 0; k < n; k++)
+        snprintf(out + strlen(out), outsz - strlen(out), "%s%s", k ? ", " : "", methods[k]);
+}
+
+/* Routes r, or answers 404/405 (with Allow) and returns -1. An OPTIONS
+ * request to a known path is left without a route and without a response
+ * (r->allow lists the path's methods). */
 static int route_request(api_request *r) {
     const api_server_params *p = &r->server->params;
-    char allow[128] = "";
+    const char *allowed[API_MAX_ALLOWED];
+    int n_allowed = 0;
     route_match m;
     for (size_t i = 0; i < p->n_routes; i++) {
         const api_route *route = &p->routes[i];
         if (!match_pattern(route->pattern, r->path, &m)) continue;
         if (strcmp(route->method, r->method) != 0) {
-            size_t mlen = strlen(route->method);
-            const char *seen = strstr(allow, route->method);
-            int listed = seen && (seen == allow || seen[-1] == ' ') &&
-                         (seen[mlen] == ',' || seen[mlen] == '\0');
-            if (!listed && strlen(allow) + mlen + 3 < sizeof allow)
-                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
-                         *allow ? ", " : "", route->method);
+            int k = 0;
+            while (k < n_allowed && strcmp(allowed[k], route->method) != 0) k++;
+            if (k == n_allowed && n_allowed < API_MAX_ALLOWED) allowed[n_allowed++] = route->method;
             continue;
         }
         r->route = route;
+        if (route->upload && p->max_upload_bytes) r->body.max = p->max_upload_bytes;
         for (int k = 0; k < m.n; k++) {
             r->param_names[k] = m.names[k];
             r->param_name_lens[k] = m.name_lens[k];
             r->param_values[k] = strndup(m.values[k], m.value_lens[k]);
             if (!r->param_values[k]) {
-                api_problem(r, API_INTERNAL_SERVER_ERROR, "out of memory");
+                api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
                 return -1;
             }
             r->n_params = k + 1;
         }
         return 0;
     }
-    if (*allow) {
-        api_problem(r, API_METHOD_NOT_ALLOWED, "%s is not allowed on %s; allowed: %s", r->method,
-                    r->path, allow);
-        api_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    } else {
+    if (n_allowed == 0) {
         api_problem(r, API_NOT_FOUND, "no resource at %s", r->path);
+        return -1;
     }
+    join_methods(allowed, n_allowed, r->allow, sizeof r->allow);
+    if (strcmp(r->method, MHD_HTTP_METHOD_OPTIONS) == 0) return 0;
+    const char *allow = r->allow;
+    api_problem(r, API_METHOD_NOT_ALLOWED, "%s is not allowed on %s; allowed: %s", r->method,
+                r->path, allow);
+    api_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     return -1;
 }
 
 /* ---- responses -------------------------------------------------------- */
 
+static void stream_unref(api_stream *s);
+
 static void clear_response(api_request *r) {
+    if (r->stream) {
+        stream_unref(r->stream);
+        r->stream = NULL;
+    }
     free(r->resp_body);
     r->resp_body = NULL;
     r->resp_len = 0;
@@ -266,25 +298,133 @@ api_status api_problem(api_request *r, api_status status, const char *fmt, ...) 
     return status;
 }
 
-int api_response_header(api_request *r, const char *name, const char *value) {
-    if (r->n_headers == API_MAX_HEADERS || strlen(name) >= API_HEADER_NAME_MAX ||
-        strlen(value) >= API_HEADER_VALUE_MAX)
+static int add_header(api_header *list, int *n, int max, const char *name, const char *value) {
+    if (*n == max || strlen(name) >= API_HEADER_NAME_MAX || strlen(value) >= API_HEADER_VALUE_MAX)
         return -1;
-    api_header *h = &r->headers[r->n_headers++];
+    api_header *h = &list[(*n)++];
     memcpy(h->name, name, strlen(name) + 1);
     memcpy(h->value, value, strlen(value) + 1);
     return 0;
 }
 
+int api_response_header(api_request *r, const char *name, const char *value) {
+    return add_header(r->headers, &r->n_headers, API_MAX_HEADERS, name, value);
+}
+
+int api_request_keep_header(api_request *r, const char *name, const char *value) {
+    return add_header(r->kept, &r->n_kept, API_MAX_KEPT, name, value);
+}
+
+/* ---- streams ---------------------------------------------------------- */
+
+static void stream_unref(api_stream *s) {
+    pthread_mutex_lock(&s->lock);
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (!last) return;
+    api_buf_free(&s->pending);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* MHD's content reader: hands over what is pending; with nothing pending
+ * it suspends the connection until the next write or the end. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    api_stream *s = cls;
+    ssize_t n;
+    pthread_mutex_lock(&s->lock);
+    if (s->pending.len) {
+        size_t k = s->pending.len < max ? s->pending.len : max;
+        memcpy(buf, s->pending.data, k);
+        memmove(s->pending.data, s->pending.data + k, s->pending.len - k + 1);
+        s->pending.len -= k;
+        n = (ssize_t)k;
+    } else if (s->ended) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        s->suspended = 1;
+        MHD_suspend_connection(s->conn);
+        n = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* MHD is done with the response: the connection's reference goes. */
+static void stream_done(void *cls) {
+    api_stream *s = cls;
+    pthread_mutex_lock(&s->lock);
+    s->closed = 1;
+    pthread_mutex_unlock(&s->lock);
+    stream_unref(s);
+}
+
+/* Under s->lock: a reader waiting for data gets to run again. */
+static void stream_wake(api_stream *s) {
+    if (s->suspended && !s->closed) {
+        s->suspended = 0;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+api_status api_respond_stream(api_request *r, api_status status, const char *content_type,
+                              size_t max_pending, api_stream **out) {
+    api_stream *s = calloc(1, sizeof *s);
+    if (!s) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    api_buf_init(&s->pending, max_pending);
+    s->refs = 2;
+    s->conn = r->conn;
+    api_respond(r, status, content_type, NULL, 0);
+    r->stream = s;
+    *out = s;
+    return status;
+}
+
+int api_stream_write(api_stream *s, const char *data, size_t len) {
+    pthread_mutex_lock(&s->lock);
+    int rc = s->closed || s->ended ? -1 : api_buf_add(&s->pending, data, len);
+    if (rc == API_BUF_OK) stream_wake(s);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void api_stream_end(api_stream *s) {
+    pthread_mutex_lock(&s->lock);
+    s->ended = 1;
+    stream_wake(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int api_stream_closed(api_stream *s) {
+    pthread_mutex_lock(&s->lock);
+    int closed = s->closed;
+    pthread_mutex_unlock(&s->lock);
+    return closed;
+}
+
+void api_stream_release(api_stream *s) {
+    if (s) stream_unref(s);
+}
+
 static enum MHD_Result queue_response(api_request *r) {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp;
+    if (r->stream) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, r->stream,
+                                                 stream_done);
+        if (resp) r->stream = NULL; /* MHD holds the connection's reference now */
+    } else {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+        if (resp) r->resp_body = NULL; /* MHD frees it with the response */
+    }
     if (!resp) return MHD_NO;
-    r->resp_body = NULL; /* MHD frees it with the response */
     int ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type) &&
              MHD_add_response_header(resp, "X-Request-Id", r->id);
     for (int i = 0; ok && i < r->n_headers; i++)
         ok = MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+    for (int i = 0; ok && i < r->n_kept; i++)
+        ok = MHD_add_response_header(resp, r->kept[i].name, r->kept[i].value);
     enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)r->status, resp) : MHD_NO;
     MHD_destroy_response(resp);
     if (ret == MHD_YES) {
@@ -308,6 +448,19 @@ const char *api_request_header(api_request *r, const char *name) {
 
 const char *api_request_query(api_request *r, const char *name) {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const api_route *api_request_route(const api_request *r) { return r->route; }
+const char *api_request_allow(const api_request *r) { return r->allow; }
+int api_request_from_loopback(const api_request *r) { return r->from_loopback; }
+
+static int is_loopback(const struct sockaddr *sa) {
+    if (!sa) return 0;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6) return 0;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }
 
 const char *api_request_param(const api_request *r, const char *name) {
@@ -406,6 +559,8 @@ static api_request *request_new(api_server *s, struct MHD_Connection *conn, cons
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = info ? info->connect_fd : -1;
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    r->from_loopback = info && is_loopback(info->client_addr);
     uint64_t id = mix64(s->id_base + atomic_fetch_add(&s->id_counter, 1));
     snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)id);
     api_buf_init(&r->body, s->params.max_body_bytes);
@@ -418,6 +573,7 @@ static api_request *request_new(api_server *s, struct MHD_Connection *conn, cons
 static void request_free(api_request *r) {
     api_server *s = r->server;
     for (int i = 0; i < r->n_params; i++) free(r->param_values[i]);
+    if (r->stream) stream_unref(r->stream);
     api_buf_free(&r->body);
     free(r->resp_body);
     free(r->path);
@@ -438,6 +594,12 @@ static void run_handler(api_request *r) {
     }
 }
 
+static const char *body_limit_name(const api_request *r) {
+    return r->route && r->route->upload && r->server->params.max_upload_bytes
+               ? "max_upload_bytes"
+               : "max_body_bytes";
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -450,13 +612,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r = request_new(s, conn, url, method);
         if (!r) return MHD_NO;
         *con_cls = r;
-        if (route_request(r) != 0) return queue_response(r);
+        int routed = route_request(r) == 0;
+        if (s->params.admit && s->params.admit(r) != 0) return queue_response(r);
+        if (!routed) return queue_response(r);
+        if (!r->route) { /* OPTIONS that no preflight answered */
+            api_respond(r, API_NO_CONTENT, "text/plain", NULL, 0);
+            api_response_header(r, MHD_HTTP_HEADER_ALLOW, r->allow);
+            return queue_response(r);
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->params.max_body_bytes) {
-            api_problem(r, API_CONTENT_TOO_LARGE,
-                        "request body of %s bytes is over max_body_bytes (%zu)", cl,
-                        s->params.max_body_bytes);
+        if (cl && strtoull(cl, NULL, 10) > r->body.max) {
+            api_problem(r, API_CONTENT_TOO_LARGE, "request body of %s bytes is over %s (%zu)", cl,
+                        body_limit_name(r), r->body.max);
             return queue_response(r);
         }
         return MHD_YES;
@@ -468,8 +636,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->has_response) return MHD_YES; /* already refused: drop the rest */
         int rc = api_buf_add(&r->body, upload_data, n);
         if (rc == API_BUF_TOOBIG)
-            api_problem(r, API_CONTENT_TOO_LARGE, "request body is over max_body_bytes (%zu)",
-                        s->params.max_body_bytes);
+            api_problem(r, API_CONTENT_TOO_LARGE, "request body is over %s (%zu)",
+                        body_limit_name(r), r->body.max);
         else if (rc != API_BUF_OK)
             api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory reading the request body");
         return MHD_YES;
@@ -499,6 +667,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     api_request *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
+    if (r->server->params.observe)
+        r->server->params.observe(r, r->sent_status, api_request_age_ms(r));
     if (srv_log_threshold >= SRV_LOG_INFO) {
         char path[LOG_PATH_MAX];
         log_path(r->path, path, sizeof path);

@@ -59,6 +59,8 @@ typedef struct api_route {
     const char *method;
     const char *pattern;
     api_handler handler;
+    int access; /* the application's own class for the route (api/auth.h) */
+    int upload; /* 1: bodies up to max_upload_bytes rather than max_body_bytes */
 } api_route;
 
 typedef struct api_server_params {
@@ -68,7 +70,19 @@ typedef struct api_server_params {
     size_t n_routes;
     void *app;        /* handed to handlers by api_request_app() */
     size_t max_body_bytes;
+    size_t max_upload_bytes; /* the cap of routes marked upload */
     unsigned timeout_s; /* idle connections are closed after this */
+    /* Called on the event-loop thread once a request's headers are in and
+     * it is routed, before its body is read: for a request that matched no
+     * route a 404/405 is already set, and an OPTIONS request to a known
+     * path has no route (api_request_allow() lists the path's methods).
+     * Returns 0 to go on, or the status of a response it set (401, a
+     * preflight's 204...), which is sent without reading the body. May be
+     * NULL. */
+    api_status (*admit)(api_request *r);
+    /* Called on the event-loop thread when a request is done, with the
+     * status sent (0 when nothing was) and its duration. May be NULL. */
+    void (*observe)(api_request *r, unsigned status, double ms);
 } api_server_params;
 
 /* Binds and starts the event-loop thread. A bind failure is reported in msg
@@ -91,6 +105,13 @@ const char *api_request_id(const api_request *r);
 /* Header and query lookups read the connection: event-loop thread only. */
 const char *api_request_header(api_request *r, const char *name);
 const char *api_request_query(api_request *r, const char *name);
+/* The matched route, or NULL (no route matched, or an OPTIONS request). */
+const api_route *api_request_route(const api_request *r);
+/* For a request to a known path: its methods as an Allow header value
+ * ("GET, DELETE"); "" otherwise. */
+const char *api_request_allow(const api_request *r);
+/* 1 when the client connected over the loopback interface. */
+int api_request_from_loopback(const api_request *r);
 /* A "{name}" segment of the matched route, or NULL. */
 const char *api_request_param(const api_request *r, const char *name);
 /* The body received so far; complete when the handler runs. */
@@ -106,7 +127,8 @@ const char *api_negotiate(api_request *r, const char *const *offers, size_t n);
 
 /* ---- responding ------------------------------------------------------- */
 
-/* body: malloc'd, owned by the request from now on (NULL when len is 0);
+/* Each of these replaces any response set before, extra headers included.
+ * body: malloc'd, owned by the request from now on (NULL when len is 0);
  * content_type: a string that outlives the request (a literal). */
 api_status api_respond(api_request *r, api_status status, const char *content_type, void *body,
                        size_t len);
@@ -115,8 +137,40 @@ api_status api_respond_json(api_request *r, api_status status, cJSON *doc);
 /* application/problem+json {type, title, status, detail}. */
 api_status api_problem(api_request *r, api_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* An extra response header (a few fit); -1 when there is no room. */
+/* An extra header for the response set last (a few fit); -1 when there is
+ * no room. */
 int api_response_header(api_request *r, const char *name, const char *value);
+/* A header sent with whatever response the request gets, even one set
+ * later (CORS headers); -1 when there is no room. */
+int api_request_keep_header(api_request *r, const char *name, const char *value);
+
+/* ---- streamed responses ------------------------------------------------ */
+
+/*
+ * A body written over time by another thread (Server-Sent Events). The
+ * writer appends with api_stream_write; while nothing is pending the
+ * connection is suspended (no busy polling), and a write resumes it. The
+ * stream has two owners, the connection and the writer: the writer calls
+ * api_stream_release() when it is done with it, after api_stream_end() or
+ * once api_stream_closed() says the client left. A writer must end its
+ * streams before api_server_stop().
+ */
+typedef struct api_stream api_stream;
+
+/* Sets r's response to a stream (chunked, no Content-Length) whose pending
+ * bytes are capped at max_pending; *out receives the writer's handle.
+ * From a handler only. */
+api_status api_respond_stream(api_request *r, api_status status, const char *content_type,
+                              size_t max_pending, api_stream **out);
+/* From any thread: 0; -1 once the stream is closed or ended; API_BUF_TOOBIG
+ * when the client reads too slowly for max_pending. */
+int api_stream_write(api_stream *s, const char *data, size_t len);
+/* The body ends once what is pending is sent. */
+void api_stream_end(api_stream *s);
+/* 1 when the connection is done with the stream (the client left, or the
+ * body was sent). */
+int api_stream_closed(api_stream *s);
+void api_stream_release(api_stream *s);
 
 /* ---- suspending ------------------------------------------------------- */
 

@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/unet.hpp"
+#include "engine/model.hpp"
 
 namespace F = torch::nn::functional;
 
@@ -182,6 +182,7 @@ using namespace eng;
 struct eng_classifier {
     eng_ctx *ctx = nullptr;
     ClassifierNet net{nullptr};
+    int64_t parameters = 0;
 };
 
 namespace {
@@ -294,6 +295,7 @@ extern "C" int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint
         c->ctx = ctx;
         c->net = ClassifierNet(cfg);
         c->net->to(ctx->device);
+        c->parameters = count_params(*c->net);
         *out = c.release();
         ok(err);
         return ENG_OK;
@@ -308,6 +310,7 @@ extern "C" int eng_classifier_load(eng_ctx *ctx, const char *dir, eng_classifier
         c->ctx = ctx;
         c->net = ClassifierNet(cfg);
         load_state(*c->net, d + "/model.safetensors", "classifier");
+        c->parameters = count_params(*c->net);
         c->net->to(ctx->device);
         c->net->eval();
         *out = c.release();
@@ -345,7 +348,7 @@ extern "C" void eng_classifier_get_info(const eng_classifier *c, eng_classifier_
     out->channels = cfg.in_channels;
     out->num_classes = cfg.num_classes;
     out->feature_dim = cfg.widths.back();
-    out->parameters = count_params(*c->net);
+    out->parameters = c->parameters;
 }
 
 extern "C" void eng_classifier_free(eng_classifier *c) { delete c; }

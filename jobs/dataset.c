@@ -471,6 +471,25 @@ static void fitter_free(fitter *f)
     free(f->out);
 }
 
+int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out,
+                   uint8_t *out, char *msg, size_t msgsz)
+{
+    fitter f;
+    if (w < 1 || h < 1 || size < 1 || size > JOBS_DATASET_MAX_SIDE || !valid_shape(1, 1, (uint32_t)channels_in) ||
+        !valid_shape(1, 1, (uint32_t)channels_out)) {
+        set_msg(msg, msgsz, "bad image shape");
+        return -1;
+    }
+    if (fitter_init(&f, size, channels_out) != 0) {
+        set_msg(msg, msgsz, "out of memory");
+        return -1;
+    }
+    int rc = fit_image(&f, src, w, h, channels_in, msg, msgsz);
+    if (rc == 0) memcpy(out, f.out, (size_t)size * size * channels_out);
+    fitter_free(&f);
+    return rc;
+}
+
 /* ---- import plumbing ----------------------------------------------------------- */
 
 static void skip(jobs_import_stats *st, int n, const char *fmt, ...)

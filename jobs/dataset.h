@@ -96,4 +96,11 @@ typedef struct jobs_import_stats {
 int jobs_dataset_import(const jobs_import_params *p, const char *out_path,
                         jobs_import_stats *stats, char *msg, size_t msgsz);
 
+/* One image fitted the way the importers fit theirs: a w x h image of
+ * `channels_in` (1, 3 or 4) centre-cropped to a square, converted to
+ * channels_out and resized to size x size into out (size * size *
+ * channels_out bytes). Used by the HTTP API for condition images. */
+int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out,
+                   uint8_t *out, char *msg, size_t msgsz);
+
 #endif

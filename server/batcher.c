@@ -67,7 +67,6 @@ struct srv_batcher {
     int stopping;
     atomic_int cancel;        /* the running engine call should stop */
     srv_gen_request **batch;  /* room for the requests of one batch */
-    int batch_cap;
 };
 
 /* The batch being formed or run; lives on the batcher thread's stack. */
@@ -256,9 +255,13 @@ static void run_batch(srv_batcher *b, batch *bt) {
         bt->reqs[i]->batch_images = bt->images;
     }
     eng_image *out = calloc((size_t)bt->images, sizeof *out);
+    /* one condition per image: each request's, repeated n times */
+    eng_image *cond = bt->adapter ? calloc((size_t)bt->images, sizeof *cond) : NULL;
+    for (int i = 0, k = 0; cond && i < bt->n_reqs; i++)
+        for (int j = 0; j < bt->reqs[i]->n; j++) cond[k++] = *bt->reqs[i]->cond;
     eng_error err = {0};
     int rc = ENG_ENOMEM;
-    if (out) {
+    if (out && (cond || !bt->adapter)) {
         eng_gen_params gp;
         eng_gen_params_init(&gp);
         gp.n = bt->images;
@@ -267,7 +270,7 @@ static void run_batch(srv_batcher *b, batch *bt) {
         gp.eta = bt->eta;
         gp.progress = on_progress;
         gp.user = bt;
-        rc = eng_generate(b->p.model, bt->adapter, &gp, NULL, out, &err);
+        rc = eng_generate(b->p.model, bt->adapter, &gp, cond, out, &err);
     } else {
         snprintf(err.msg, sizeof err.msg, "out of memory");
     }
@@ -296,6 +299,7 @@ static void run_batch(srv_batcher *b, batch *bt) {
         }
         offset += req->n;
     }
+    free(cond);
     if (out) {
         if (rc == ENG_OK)
             for (int i = 0; i < bt->images; i++) eng_image_free(&out[i]);
@@ -338,8 +342,7 @@ int srv_batcher_start(const srv_batcher_params *p, srv_batcher **out, char *msg,
     b->p = *p;
     /* A batch holds at most max_batch requests (each has n >= 1), or one
      * request larger than max_batch on its own. */
-    b->batch_cap = p->max_batch > 0 ? p->max_batch : 1;
-    b->batch = calloc((size_t)b->batch_cap, sizeof *b->batch);
+    b->batch = calloc((size_t)(p->max_batch > 0 ? p->max_batch : 1), sizeof *b->batch);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -401,6 +404,13 @@ void srv_batcher_stop(srv_batcher *b, int grace_ms) {
         atomic_store(&b->cancel, 1);
         pthread_join(b->thread, NULL);
     }
+}
+
+int srv_batcher_queued(srv_batcher *b) {
+    pthread_mutex_lock(&b->lock);
+    int n = b->queued;
+    pthread_mutex_unlock(&b->lock);
+    return n;
 }
 
 void srv_batcher_free(srv_batcher *b) {

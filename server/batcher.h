@@ -31,6 +31,8 @@ typedef struct srv_gen_request srv_gen_request;
 struct srv_gen_request {
     /* Set by the submitter. */
     eng_adapter *adapter; /* NULL: unconditional */
+    const eng_image *cond; /* with an adapter: the condition of all n images,
+                              at the model's size (the submitter's) */
     int n, steps;
     float eta;
     int seed_given;       /* 0: the batcher picks the seed and reports it */
@@ -87,6 +89,8 @@ int srv_batcher_submit(srv_batcher *b, srv_gen_request *req);
  * running batch finish (cancelling it past grace_ms) and joins the thread.
  * Submissions after this return ESTOPPED until srv_batcher_free(). */
 void srv_batcher_stop(srv_batcher *b, int grace_ms);
+/* Requests waiting in the queue now. */
+int srv_batcher_queued(srv_batcher *b);
 void srv_batcher_free(srv_batcher *b);
 
 #endif

@@ -12,12 +12,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api/png.h"
@@ -25,6 +23,7 @@
 #include "engine/safetensors.h"
 #include "jobs/dataset.h"
 #include "server/commands.h"
+#include "server/trainloop.h"
 
 static int parse_int(const char *s, const char *flag, long lo, long hi, long *out) {
     char *end;
@@ -168,27 +167,6 @@ int srv_cmd_forward(int argc, char **argv) {
 
 /* ---- pretrain ----------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_requested;
-static void on_stop(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int save_checkpoint(eng_trainer *t, const char *path) {
-    eng_error err;
-    if (eng_trainer_save_checkpoint(t, path, &err) != ENG_OK) {
-        fprintf(stderr, "codid: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
-}
-
 int srv_cmd_pretrain(int argc, char **argv) {
     const char *data = NULL, *config = NULL, *out = NULL, *ckpt = NULL, *log_path = NULL;
     long threads = 0, every = 500, log_every = 50;
@@ -255,62 +233,14 @@ int srv_cmd_pretrain(int argc, char **argv) {
     eng_trainer *t = NULL;
     eng_error err;
     eng_images imgs = {ds.count, ds.height, ds.width, ds.channels, ds.pixels};
-    FILE *log = NULL;
     if (!ctx) goto done;
     if (eng_trainer_create_pretrain(ctx, config_json, NULL, &p, &imgs, &t, &err) != ENG_OK) {
         fprintf(stderr, "codid: %s\n", err.msg);
         goto done;
     }
-    if (ckpt && access(ckpt, F_OK) == 0) {
-        if (eng_trainer_load_checkpoint(t, ckpt, &err) != ENG_OK) {
-            fprintf(stderr, "codid: %s\n", err.msg);
-            goto done;
-        }
-        fprintf(stderr, "codid: resumed from %s at step %d\n", ckpt, eng_trainer_steps_done(t));
-    }
-    if (log_path) {
-        int fresh = access(log_path, F_OK) != 0;
-        log = fopen(log_path, "a");
-        if (!log) {
-            fprintf(stderr, "codid: cannot open %s: %s\n", log_path, strerror(errno));
-            goto done;
-        }
-        if (fresh) fprintf(log, "step,loss,lr,grad_norm,seconds\n");
-    }
-    signal(SIGTERM, on_stop);
-    signal(SIGINT, on_stop);
-    double start = now_s(), smooth = NAN;
-    int first = eng_trainer_steps_done(t);
-    while (eng_trainer_steps_done(t) < p.total_steps) {
-        eng_step_stats st;
-        if (eng_trainer_step(t, &st, &err) != ENG_OK) {
-            fprintf(stderr, "codid: %s\n", err.msg);
-            goto done;
-        }
-        smooth = isnan(smooth) ? st.loss : 0.98 * smooth + 0.02 * st.loss;
-        if (log) fprintf(log, "%d,%.6f,%.6g,%.4f,%.1f\n", st.step, st.loss, st.lr, st.grad_norm, now_s() - start);
-        if (st.step % log_every == 0 || st.step == p.total_steps) {
-            double rate = (st.step - first) / (now_s() - start);
-            fprintf(stderr, "step %d/%d loss %.4f (smoothed %.4f) lr %.2g %.2f it/s eta %.0f s\n", st.step,
-                    p.total_steps, st.loss, smooth, st.lr, rate, (p.total_steps - st.step) / rate);
-            if (log) fflush(log);
-        }
-        if (ckpt && (st.step % every == 0 || stop_requested) && save_checkpoint(t, ckpt)) goto done;
-        if (stop_requested) {
-            fprintf(stderr, "codid: stopped at step %d; resume with the same command\n", st.step);
-            status = 3;
-            goto done;
-        }
-    }
-    if (eng_trainer_export(t, out, 1, NULL, &err) != ENG_OK) {
-        fprintf(stderr, "codid: %s\n", err.msg);
-        goto done;
-    }
-    if (ckpt && save_checkpoint(t, ckpt)) goto done;
-    fprintf(stderr, "codid: wrote %s after %d steps\n", out, eng_trainer_steps_done(t));
-    status = 0;
+    srv_train_opts o = {p.total_steps, ckpt, (int)every, log_path, (int)log_every, out, 1, NULL};
+    status = srv_train_loop(t, &o);
 done:
-    if (log) fclose(log);
     eng_trainer_free(t);
     eng_ctx_free(ctx);
     jobs_dataset_unmap(&ds);

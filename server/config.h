@@ -29,6 +29,8 @@ typedef struct srv_config {
     char share_dir[SRV_PATH_MAX];/* where models/ lives when not in "." */
     char config[SRV_PATH_MAX];   /* the file these settings came from */
     int threads;                 /* intra-op threads for generation; 0: torch's */
+    int workers;                 /* training worker threads; 0: train nothing */
+    int train_threads;           /* intra-op threads per worker; 0: torch's */
     int max_batch;               /* images per batched eng_generate call */
     int batch_wait_ms;           /* how long a batch waits to fill */
     int queue_max;               /* generate requests waiting; then 429 */
@@ -38,6 +40,14 @@ typedef struct srv_config {
     int max_steps;
     int request_timeout_s;
     srv_log_level log_level;
+    /* the REST API (api/) */
+    int64_t max_upload_bytes;    /* dataset uploads (multipart, tar) */
+    int adapter_cache;           /* adapters kept loaded for generation */
+    int max_streams;             /* open event streams (GET /v1/jobs/{id}/events) */
+    char cors_origins[1024];     /* comma-separated origins; "*" any (no credentials) */
+    int insecure;                /* serve beyond loopback without API keys */
+    char cifar10_dir[SRV_PATH_MAX];       /* built-in dataset sources */
+    char fashion_mnist_dir[SRV_PATH_MAX];
 } srv_config;
 
 enum {

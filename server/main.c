@@ -24,7 +24,10 @@ static const srv_command commands[] = {
     {"dataset", srv_cmd_dataset, "build dataset files (import) and preview them (grid)"},
     {"forward", srv_cmd_forward, "one UNet evaluation of a safetensors tensor (checkpoint checks)"},
     {"pretrain", srv_cmd_pretrain, "pretrain an unconditional base model on a dataset file"},
+    {"adapter", srv_cmd_adapter, "train an adapter from a job spec; score adapters (quality table)"},
     {"sample", srv_cmd_sample, "a PNG grid of unconditional samples from a model"},
+    {"jobs", srv_cmd_jobs, "queue, list and cancel training jobs; register datasets and adapters"},
+    {"eval", srv_cmd_eval, "quality metrics: classifier, FID-proxy, PSNR, SSIM"},
     {"help", cmd_help, "this text; `codid COMMAND --help` for a command's own"},
 };
 

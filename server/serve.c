@@ -3,12 +3,14 @@
  *
  * Start-up: settings, data directory, signal mask, engine context, HTTP
  * server (so /healthz answers and a bad address fails fast), model, batcher,
- * and only then /readyz turns ready. SIGTERM and SIGINT are blocked in every
- * thread and taken by sigwait() here, so no handler runs in a random thread.
+ * jobs (store, crash recovery, training workers), and only then /readyz
+ * turns ready. SIGTERM and SIGINT are blocked in every thread and taken by
+ * sigwait() here, so no handler runs in a random thread.
  *
  * Shutdown: not ready, stop accepting, stop the batcher (waiting requests
  * fail with 503, the running batch finishes within a grace period), let the
- * resumed responses go out, stop HTTP, free model and context.
+ * resumed responses go out, stop HTTP, stop the jobs (each worker finishes
+ * its step, checkpoints and requeues its job), free model and context.
  */
 #include "server/serve.h"
 
@@ -19,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "jobs/jobs.h"
 #include "server/config.h"
 #include "server/log.h"
 
@@ -121,6 +124,7 @@ int srv_cmd_serve(int argc, char **argv) {
         return EXIT_USAGE;
     }
     srv_log_set_level(cfg.log_level);
+    if (*cfg.config) srv_log(SRV_LOG_INFO, "settings from %s", cfg.config);
     if (make_dirs(cfg.data_dir, msg, sizeof msg) != 0) {
         srv_log(SRV_LOG_ERROR, "%s", msg);
         return EXIT_USAGE;
@@ -189,9 +193,18 @@ int srv_cmd_serve(int argc, char **argv) {
             exit_code = EXIT_RUNTIME;
         }
     }
+    jobs_system *jobs = NULL;
+    if (exit_code == 0) {
+        jobs_system_params jp = {cfg.data_dir, cfg.workers, cfg.train_threads, ctx, model};
+        if (jobs_system_start(&jp, &jobs, msg, sizeof msg) != 0) {
+            srv_log(SRV_LOG_ERROR, "jobs: %s", msg);
+            exit_code = EXIT_RUNTIME;
+        }
+    }
 
     if (exit_code == 0) {
         app.model = model;
+        eng_model_get_info(model, &app.model_info);
         app.batcher = batcher;
         atomic_store_explicit(&app.ready, 1, memory_order_release);
         srv_log(SRV_LOG_INFO, "ready");
@@ -206,6 +219,7 @@ int srv_cmd_serve(int argc, char **argv) {
     if (api_server_drain(server, DRAIN_MS) != 0)
         srv_log(SRV_LOG_WARN, "requests still open after %d ms: closing them", DRAIN_MS);
     api_server_stop(server);
+    jobs_system_stop(jobs);
     srv_batcher_free(batcher);
     eng_model_free(model);
     eng_ctx_free(ctx);

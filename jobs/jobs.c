@@ -1,0 +1,545 @@
+/*
+ * jobs.c - see jobs.h: start-up and shutdown of the jobs subsystem, and its
+ * operations as JSON. Validation lives in jobspec.c, SQL in store.c,
+ * training in worker.c; this file joins them.
+ */
+#include "jobs/jobs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/safetensors.h"
+#include "jobs/dataset.h"
+#include "jobs/jobspec.h"
+#include "jobs/worker.h"
+#include "server/log.h"
+
+struct jobs_system {
+    int lock_fd;
+    jobs_store *st;
+    jobs_workers *workers;
+};
+
+/* Subdirectories of data_dir the subsystem writes. */
+static const char *const subdirs[] = {"checkpoints", "adapters", "models", "datasets"};
+
+/* ---- start-up ------------------------------------------------------------------- */
+
+/* One daemon per data directory: a second would requeue the first one's
+ * running jobs at its start-up. */
+static int lock_data_dir(const char *data_dir, int *fd_out, char *msg, size_t msgsz) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", data_dir, JOBS_LOCK_NAME);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(msg, msgsz, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(msg, msgsz, "%s", errno == EWOULDBLOCK
+                                       ? "another codid process serves this data directory"
+                                       : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Removes the *.tmp files in dir (and, depth > 0, in its subdirectories):
+ * the remains of writes a crash interrupted before their rename. */
+static void remove_temporaries(const char *dir, int depth) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        struct stat sb;
+        if (lstat(path, &sb) != 0) continue;
+        if (S_ISDIR(sb.st_mode) && depth > 0) {
+            remove_temporaries(path, depth - 1);
+        } else if (S_ISREG(sb.st_mode) && ends_with(e->d_name, ".tmp")) {
+            if (unlink(path) == 0) srv_log(SRV_LOG_INFO, "jobs: removed %s, left by an interrupted write", path);
+            else srv_log(SRV_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
+        }
+    }
+    closedir(d);
+}
+
+int jobs_system_start(const jobs_system_params *p, jobs_system **out, char *msg, size_t msgsz) {
+    jobs_system *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(msg, msgsz, "out of memory");
+        return -1;
+    }
+    s->lock_fd = -1;
+    if (lock_data_dir(p->data_dir, &s->lock_fd, msg, msgsz) != 0) goto fail;
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", p->data_dir, subdirs[i]);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            snprintf(msg, msgsz, "cannot create %s: %s", path, strerror(errno));
+            goto fail;
+        }
+    }
+    if (jobs_store_open(p->data_dir, 0, &s->st, msg, msgsz) != JOBS_OK) goto fail;
+    int n = 0;
+    if (jobs_store_requeue_running(s->st, &n, msg, msgsz) != JOBS_OK) goto fail;
+    if (n) srv_log(SRV_LOG_INFO, "jobs: %d job%s found running after a crash: queued to resume", n, n == 1 ? "" : "s");
+    for (size_t i = 0; i < 2; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", p->data_dir, subdirs[i]);
+        remove_temporaries(path, 0);
+    }
+    char models[PATH_MAX];
+    snprintf(models, sizeof models, "%s/models", p->data_dir);
+    remove_temporaries(models, 1);
+
+    jobs_workers_params wp = {p->data_dir, p->workers, p->train_threads, p->ctx, p->model};
+    if (jobs_workers_start(&wp, &s->workers, msg, msgsz) != 0) goto fail;
+    srv_log(SRV_LOG_INFO, "jobs: %d worker%s, %d intra-op threads each%s", p->workers,
+            p->workers == 1 ? "" : "s", p->train_threads, p->train_threads ? "" : " (torch's default)");
+    *out = s;
+    return 0;
+fail:
+    jobs_system_stop(s);
+    return -1;
+}
+
+jobs_store *jobs_system_store(jobs_system *s) { return s->st; }
+
+void jobs_system_stop(jobs_system *s) {
+    if (!s) return;
+    jobs_workers_stop(s->workers);
+    jobs_store_close(s->st);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    free(s);
+}
+
+/* ---- JSON ---------------------------------------------------------------------------- */
+
+static cJSON *add_time(cJSON *o, const char *key, int64_t ms) {
+    if (ms <= 0) return cJSON_AddNullToObject(o, key);
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[40], out[48];
+    gmtime_r(&secs, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, sizeof out, "%s.%03dZ", buf, (int)(ms % 1000));
+    return cJSON_AddStringToObject(o, key, out);
+}
+
+static void add_num(cJSON *o, const char *key, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+static void add_str(cJSON *o, const char *key, const char *v) {
+    if (v) cJSON_AddStringToObject(o, key, v);
+    else cJSON_AddNullToObject(o, key);
+}
+
+/* Stored JSON text as a value; null when absent. */
+static void add_json(cJSON *o, const char *key, const char *text) {
+    cJSON *v = text ? cJSON_Parse(text) : NULL;
+    cJSON_AddItemToObject(o, key, v ? v : cJSON_CreateNull());
+}
+
+static cJSON *job_json(const jobs_job *j) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)j->id);
+    cJSON_AddStringToObject(o, "kind", j->kind);
+    cJSON_AddStringToObject(o, "status", jobs_state_name(j->state));
+    add_json(o, "params", j->params);
+    add_time(o, "created_at", j->created_ms);
+    add_time(o, "started_at", j->started_ms);
+    add_time(o, "finished_at", j->finished_ms);
+    cJSON *p = cJSON_AddObjectToObject(o, "progress");
+    cJSON_AddNumberToObject(p, "step", j->progress.step);
+    cJSON_AddNumberToObject(p, "total", j->progress.total);
+    add_num(p, "loss", j->progress.loss);
+    add_num(p, "loss_smooth", j->progress.loss_smooth);
+    add_num(p, "lr", j->progress.lr);
+    add_num(p, "it_per_s", j->progress.it_per_s);
+    add_num(p, "eta_s", j->progress.eta_s);
+    add_str(o, "error", j->error);
+    add_json(o, "result", j->result);
+    cJSON_AddBoolToObject(o, "cancel_requested", j->cancel_requested);
+    cJSON_AddNumberToObject(o, "attempts", j->attempts);
+    add_str(o, "checkpoint", j->checkpoint);
+    return o;
+}
+
+static cJSON *dataset_json(const jobs_dataset_info *d) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)d->id);
+    cJSON_AddStringToObject(o, "name", d->name);
+    cJSON_AddStringToObject(o, "source", d->source);
+    add_str(o, "path", d->path);
+    cJSON_AddNumberToObject(o, "count", d->count);
+    cJSON_AddNumberToObject(o, "size", d->size);
+    cJSON_AddNumberToObject(o, "channels", d->channels);
+    add_str(o, "split", *d->split ? d->split : NULL);
+    cJSON_AddBoolToObject(o, "labelled", d->labelled);
+    cJSON_AddNumberToObject(o, "skipped", d->skipped);
+    add_time(o, "created_at", d->created_ms);
+    return o;
+}
+
+static cJSON *adapter_json(const jobs_adapter_info *a) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)a->id);
+    cJSON_AddStringToObject(o, "name", a->name);
+    if (a->job_id > 0) cJSON_AddNumberToObject(o, "job_id", (double)a->job_id);
+    else cJSON_AddNullToObject(o, "job_id");
+    add_str(o, "path", a->path);
+    cJSON_AddStringToObject(o, "task", a->task);
+    cJSON_AddStringToObject(o, "kind", a->kind);
+    cJSON_AddStringToObject(o, "base_hash", a->base_hash);
+    add_json(o, "metadata", a->metadata ? a->metadata : "{}");
+    add_time(o, "created_at", a->created_ms);
+    return o;
+}
+
+static int bad_ref(const char *noun, const char *ref, char *msg, size_t msgsz) {
+    snprintf(msg, msgsz, "'%.80s' is neither a %s name nor an id", ref ? ref : "", noun);
+    return JOBS_EINVAL;
+}
+
+/* ---- jobs -------------------------------------------------------------------------------- */
+
+/* A registered row a job names must exist when it is submitted. */
+static int check_ref(jobs_store *st, const char *field, const jobs_ref *ref, char *msg, size_t msgsz) {
+    char why[256];
+    int rc;
+    if (strcmp(field, "dataset") == 0) {
+        jobs_dataset_info d;
+        rc = jobs_store_dataset_get(st, ref->id, ref->name, &d, why, sizeof why);
+        if (rc == JOBS_OK) jobs_dataset_info_clear(&d);
+    } else {
+        jobs_adapter_info a;
+        rc = jobs_store_adapter_get(st, ref->id, ref->name, &a, why, sizeof why);
+        if (rc == JOBS_OK) jobs_adapter_info_clear(&a);
+    }
+    if (rc == JOBS_ENOTFOUND) {
+        snprintf(msg, msgsz, "field '%s': %s", field, why);
+        return JOBS_EINVAL;
+    }
+    if (rc != JOBS_OK) snprintf(msg, msgsz, "%s", why);
+    return rc;
+}
+
+int jobs_submit(jobs_store *st, const char *json, int64_t *id, char *msg, size_t msgsz) {
+    jobs_spec spec;
+    int rc = jobs_spec_parse(json, &spec, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    rc = check_ref(st, "dataset", &spec.dataset, msg, msgsz);
+    if (rc == JOBS_OK && spec.kind == JOBS_KIND_CM2) rc = check_ref(st, "teacher", &spec.teacher, msg, msgsz);
+    if (rc == JOBS_OK && spec.kind == JOBS_KIND_EVALUATE) rc = check_ref(st, "adapter", &spec.adapter, msg, msgsz);
+    if (rc == JOBS_OK && *spec.name) {
+        jobs_adapter_info a;
+        int64_t other = 0;
+        char why[256];
+        int got = jobs_store_adapter_get(st, 0, spec.name, &a, why, sizeof why);
+        if (got == JOBS_OK) {
+            jobs_adapter_info_clear(&a);
+            snprintf(msg, msgsz, "field 'name': an adapter named '%s' exists already", spec.name);
+            rc = JOBS_EEXIST;
+        } else if (got != JOBS_ENOTFOUND) {
+            snprintf(msg, msgsz, "%s", why);
+            rc = got;
+        } else if ((rc = jobs_store_job_referencing(st, "name", spec.name, 0, 0, &other, msg, msgsz)) == JOBS_OK &&
+                   other) {
+            snprintf(msg, msgsz, "field 'name': job %lld will register '%s' already", (long long)other, spec.name);
+            rc = JOBS_EEXIST;
+        }
+    }
+    char *canonical = NULL;
+    if (rc == JOBS_OK) {
+        cJSON *root = cJSON_Parse(json);
+        canonical = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        rc = canonical ? jobs_store_job_insert(st, jobs_kind_name(spec.kind), canonical, jobs_spec_total(&spec),
+                                               id, msg, msgsz)
+                       : JOBS_ERR;
+    }
+    cJSON_free(canonical);
+    jobs_spec_free(&spec);
+    return rc;
+}
+
+int jobs_get(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz) {
+    jobs_job j;
+    int rc = jobs_store_job_get(st, id, &j, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    *out = job_json(&j);
+    jobs_job_clear(&j);
+    return JOBS_OK;
+}
+
+int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJSON **out,
+              char *msg, size_t msgsz) {
+    jobs_state state = JOBS_QUEUED;
+    if (status && jobs_state_from_name(status, &state) != 0) {
+        snprintf(msg, msgsz, "status must be one of queued, running, succeeded, failed, cancelled");
+        return JOBS_EINVAL;
+    }
+    if (limit < 1 || limit > JOBS_LIST_LIMIT_MAX) {
+        snprintf(msg, msgsz, "limit must be in 1..%d", JOBS_LIST_LIMIT_MAX);
+        return JOBS_EINVAL;
+    }
+    if (cursor < 0) {
+        snprintf(msg, msgsz, "cursor must be a job id");
+        return JOBS_EINVAL;
+    }
+    jobs_job *jobs = NULL;
+    int n = 0;
+    /* one more than asked tells whether another page follows */
+    int rc = jobs_store_job_list(st, status ? (int)state : -1, cursor, limit + 1, &jobs, &n, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "jobs");
+    for (int i = 0; i < n && i < limit; i++) cJSON_AddItemToArray(arr, job_json(&jobs[i]));
+    if (n > limit) cJSON_AddNumberToObject(o, "next_cursor", (double)jobs[limit - 1].id);
+    else cJSON_AddNullToObject(o, "next_cursor");
+    for (int i = 0; i < n; i++) jobs_job_clear(&jobs[i]);
+    free(jobs);
+    *out = o;
+    return JOBS_OK;
+}
+
+int jobs_cancel(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz) {
+    jobs_state state;
+    int rc = jobs_store_cancel(st, id, &state, msg, msgsz);
+    if (rc == JOBS_OK && out) rc = jobs_get(st, id, out, msg, msgsz);
+    return rc;
+}
+
+int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, cJSON **out,
+                      char *msg, size_t msgsz) {
+    jobs_job j;
+    int rc = jobs_store_job_get(st, id, &j, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    jobs_job_clear(&j);
+    jobs_event *ev = NULL;
+    int n = 0;
+    rc = jobs_store_events_since(st, id, after_id, limit, &ev, &n, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "id", (double)ev[i].id);
+        add_time(e, "ts", ev[i].ts_ms);
+        cJSON_AddStringToObject(e, "kind", ev[i].kind);
+        add_json(e, "data", ev[i].payload);
+        cJSON_AddItemToArray(arr, e);
+    }
+    jobs_events_free(ev, n);
+    *out = arr;
+    return JOBS_OK;
+}
+
+/* ---- files owned by the data directory ------------------------------------------------- */
+
+/* Whether path lies directly in data_dir/sub (so deleting its row may
+ * delete the file too: files registered from elsewhere are left alone). */
+static int owned_file(jobs_store *st, const char *sub, const char *path) {
+    char dir[PATH_MAX], real_dir[PATH_MAX], real_path[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", jobs_store_data_dir(st), sub);
+    if (!path || !realpath(dir, real_dir) || !realpath(path, real_path)) return 0;
+    size_t n = strlen(real_dir);
+    return strncmp(real_path, real_dir, n) == 0 && real_path[n] == '/' && !strchr(real_path + n + 1, '/');
+}
+
+static void remove_owned(jobs_store *st, const char *sub, const char *path) {
+    if (owned_file(st, sub, path) && unlink(path) != 0 && errno != ENOENT)
+        srv_log(SRV_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
+}
+
+/* JOBS_EINUSE when a queued or running job names the row in one of fields. */
+static int check_unused(jobs_store *st, const char *noun, const char *const *fields, const char *name,
+                        int64_t id, char *msg, size_t msgsz) {
+    for (int i = 0; fields[i]; i++) {
+        int64_t job = 0;
+        int rc = jobs_store_job_referencing(st, fields[i], name, id, 0, &job, msg, msgsz);
+        if (rc != JOBS_OK) return rc;
+        if (job) {
+            snprintf(msg, msgsz, "%s '%s' is used by job %lld (%s)", noun, name, (long long)job, fields[i]);
+            return JOBS_EINUSE;
+        }
+    }
+    return JOBS_OK;
+}
+
+/* ---- datasets -------------------------------------------------------------------------------- */
+
+int jobs_dataset_register(jobs_store *st, const char *name, const char *path, const char *source,
+                          const char *split, int skipped, cJSON **out, char *msg, size_t msgsz) {
+    if (!name || !jobs_name_valid(name)) {
+        snprintf(msg, msgsz, "a dataset name is 1-%d letters, digits, '.', '_' or '-', starting with a letter",
+                 JOBS_NAME_MAX);
+        return JOBS_EINVAL;
+    }
+    char real[PATH_MAX], why[256];
+    jobs_dataset ds;
+    if (!path || !realpath(path, real)) {
+        snprintf(msg, msgsz, "%.200s: %s", path ? path : "(null)", strerror(errno));
+        return JOBS_EINVAL;
+    }
+    if (jobs_dataset_map(real, &ds, why, sizeof why) != 0) {
+        snprintf(msg, msgsz, "%.200s: %s", path, why);
+        return JOBS_EINVAL;
+    }
+    jobs_dataset_info d = {0};
+    snprintf(d.name, sizeof d.name, "%s", name);
+    snprintf(d.source, sizeof d.source, "%s", source ? source : "file");
+    snprintf(d.split, sizeof d.split, "%s", split ? split : "");
+    d.path = real;
+    d.count = ds.count;
+    d.size = ds.width;
+    d.channels = ds.channels;
+    d.labelled = ds.labels != NULL;
+    d.skipped = skipped;
+    int square = ds.width == ds.height;
+    jobs_dataset_unmap(&ds);
+    if (!square) {
+        snprintf(msg, msgsz, "%.200s: images must be square", path);
+        return JOBS_EINVAL;
+    }
+    int rc = jobs_store_dataset_add(st, &d, msg, msgsz);
+    if (rc == JOBS_OK && out) *out = dataset_json(&d);
+    return rc;
+}
+
+int jobs_dataset_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz) {
+    jobs_dataset_info *items = NULL;
+    int n = 0, rc = jobs_store_dataset_list(st, &items, &n, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, dataset_json(&items[i]));
+        jobs_dataset_info_clear(&items[i]);
+    }
+    free(items);
+    *out = arr;
+    return JOBS_OK;
+}
+
+static int dataset_lookup(jobs_store *st, const char *ref, jobs_dataset_info *d, char *msg, size_t msgsz) {
+    jobs_ref r;
+    if (jobs_ref_parse(ref, &r) != 0) return bad_ref("dataset", ref, msg, msgsz);
+    return jobs_store_dataset_get(st, r.id, r.name, d, msg, msgsz);
+}
+
+int jobs_dataset_get(jobs_store *st, const char *ref, cJSON **out, char *msg, size_t msgsz) {
+    jobs_dataset_info d;
+    int rc = dataset_lookup(st, ref, &d, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    *out = dataset_json(&d);
+    jobs_dataset_info_clear(&d);
+    return JOBS_OK;
+}
+
+int jobs_dataset_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz) {
+    static const char *const fields[] = {"dataset", NULL};
+    jobs_dataset_info d;
+    int rc = dataset_lookup(st, ref, &d, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    rc = check_unused(st, "dataset", fields, d.name, d.id, msg, msgsz);
+    if (rc == JOBS_OK) rc = jobs_store_dataset_delete(st, d.id, msg, msgsz);
+    if (rc == JOBS_OK) remove_owned(st, "datasets", d.path);
+    jobs_dataset_info_clear(&d);
+    return rc;
+}
+
+/* ---- adapters ------------------------------------------------------------------------------ */
+
+int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out,
+                          char *msg, size_t msgsz) {
+    if (!name || !jobs_name_valid(name)) {
+        snprintf(msg, msgsz, "an adapter name is 1-%d letters, digits, '.', '_' or '-', starting with a letter",
+                 JOBS_NAME_MAX);
+        return JOBS_EINVAL;
+    }
+    char real[PATH_MAX], why[256];
+    if (!path || !realpath(path, real)) {
+        snprintf(msg, msgsz, "%.200s: %s", path ? path : "(null)", strerror(errno));
+        return JOBS_EINVAL;
+    }
+    st_file f;
+    if (st_open(real, &f, why, sizeof why) != ST_OK) {
+        snprintf(msg, msgsz, "%.200s: %s", path, why);
+        return JOBS_EINVAL;
+    }
+    jobs_adapter_info a = {0};
+    snprintf(a.name, sizeof a.name, "%s", name);
+    a.path = real;
+    const char *task = st_metadata_get(&f, "codid.task", a.task, sizeof a.task);
+    const char *kind = st_metadata_get(&f, "codid.kind", a.kind, sizeof a.kind);
+    const char *hash = st_metadata_get(&f, "codid.base_hash", a.base_hash, sizeof a.base_hash);
+    st_close(&f);
+    if (!task || !kind || !hash) {
+        snprintf(msg, msgsz, "%.200s is not a codid adapter (no codid.task, codid.kind or codid.base_hash)", path);
+        return JOBS_EINVAL;
+    }
+    int rc = jobs_store_adapter_add(st, &a, msg, msgsz);
+    if (rc == JOBS_OK && out) *out = adapter_json(&a);
+    return rc;
+}
+
+int jobs_adapter_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz) {
+    jobs_adapter_info *items = NULL;
+    int n = 0, rc = jobs_store_adapter_list(st, &items, &n, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, adapter_json(&items[i]));
+        jobs_adapter_info_clear(&items[i]);
+    }
+    free(items);
+    *out = arr;
+    return JOBS_OK;
+}
+
+static int adapter_lookup(jobs_store *st, const char *ref, jobs_adapter_info *a, char *msg, size_t msgsz) {
+    jobs_ref r;
+    if (jobs_ref_parse(ref, &r) != 0) return bad_ref("adapter", ref, msg, msgsz);
+    return jobs_store_adapter_get(st, r.id, r.name, a, msg, msgsz);
+}
+
+int jobs_adapter_get(jobs_store *st, const char *ref, cJSON **out, char *msg, size_t msgsz) {
+    jobs_adapter_info a;
+    int rc = adapter_lookup(st, ref, &a, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    *out = adapter_json(&a);
+    jobs_adapter_info_clear(&a);
+    return JOBS_OK;
+}
+
+int jobs_adapter_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz) {
+    static const char *const fields[] = {"teacher", "adapter", NULL};
+    jobs_adapter_info a;
+    int rc = adapter_lookup(st, ref, &a, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    rc = check_unused(st, "adapter", fields, a.name, a.id, msg, msgsz);
+    if (rc == JOBS_OK) rc = jobs_store_adapter_delete(st, a.id, msg, msgsz);
+    if (rc == JOBS_OK) remove_owned(st, "adapters", a.path);
+    jobs_adapter_info_clear(&a);
+    return rc;
+}

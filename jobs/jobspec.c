@@ -1,0 +1,304 @@
+/*
+ * jobspec.c - see jobspec.h. One table says which fields exist, which
+ * kinds they apply to, their type, bounds and where they go; a small typed
+ * getter per type reads a field and words its own error.
+ */
+#include "jobs/jobspec.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    K_PRETRAIN = 1 << JOBS_KIND_PRETRAIN,
+    K_DISTILL = 1 << JOBS_KIND_DISTILL,
+    K_TEACHER = 1 << JOBS_KIND_TEACHER,
+    K_CM2 = 1 << JOBS_KIND_CM2,
+    K_EVALUATE = 1 << JOBS_KIND_EVALUATE,
+    K_CODI = K_DISTILL | K_CM2,
+    K_ADAPTER = K_DISTILL | K_TEACHER | K_CM2,
+    K_TRAIN = K_PRETRAIN | K_ADAPTER,
+    K_ALL = K_TRAIN | K_EVALUATE
+};
+
+static const char *const kind_names[] = {"pretrain", "distill", "teacher", "cm2", "evaluate"};
+
+const char *jobs_kind_name(jobs_kind k) {
+    return (unsigned)k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "unknown";
+}
+
+static int bad(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *msg, size_t msgsz, const char *fmt, ...) {
+    if (msg && msgsz) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, msgsz, fmt, ap);
+        va_end(ap);
+    }
+    return JOBS_EINVAL;
+}
+
+int jobs_name_valid(const char *name) {
+    size_t n = strlen(name);
+    if (n < 1 || n > JOBS_NAME_MAX || !isalpha((unsigned char)name[0])) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i])) return 0;
+    return 1;
+}
+
+#define MAX_ID 999999999999999.0
+
+/* ---- typed getters: each names the field in its error -------------------------- */
+
+static int get_int(const cJSON *v, const char *name, double lo, double hi, long long *out,
+                   char *msg, size_t msgsz) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi)
+        return bad(msg, msgsz, "field '%s' must be an integer in %.0f..%.0f", name, lo, hi);
+    *out = (long long)v->valuedouble;
+    return JOBS_OK;
+}
+
+/* lo < x < hi, or lo <= x when lo_closed (and likewise hi). */
+static int get_float(const cJSON *v, const char *name, double lo, int lo_closed, double hi,
+                     int hi_closed, float *out, char *msg, size_t msgsz) {
+    double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!isfinite(x) || (lo_closed ? x < lo : x <= lo) || (hi_closed ? x > hi : x >= hi))
+        return bad(msg, msgsz, "field '%s' must be a number in %c%g, %g%c", name,
+                   lo_closed ? '[' : '(', lo, hi, hi_closed ? ']' : ')');
+    *out = (float)x;
+    return JOBS_OK;
+}
+
+static int get_bool(const cJSON *v, const char *name, int *out, char *msg, size_t msgsz) {
+    if (cJSON_IsBool(v)) *out = cJSON_IsTrue(v);
+    else if (cJSON_IsNumber(v) && (v->valuedouble == 0 || v->valuedouble == 1)) *out = v->valuedouble == 1;
+    else return bad(msg, msgsz, "field '%s' must be true or false", name);
+    return JOBS_OK;
+}
+
+/* One of n options (a NULL-terminated list); *out is its index. */
+static int get_enum(const cJSON *v, const char *name, const char *const *options, int *out,
+                    char *msg, size_t msgsz) {
+    for (int i = 0; cJSON_IsString(v) && options[i]; i++)
+        if (strcmp(v->valuestring, options[i]) == 0) {
+            *out = i;
+            return JOBS_OK;
+        }
+    char list[256] = "";
+    for (int i = 0; options[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", options[i]);
+    return bad(msg, msgsz, "field '%s' must be one of %s", name, list);
+}
+
+int jobs_ref_parse(const char *text, jobs_ref *out) {
+    memset(out, 0, sizeof *out);
+    size_t n = text ? strlen(text) : 0;
+    if (n > 0 && n < 16 && strspn(text, "0123456789") == n) {
+        out->id = strtoll(text, NULL, 10);
+        return out->id > 0 ? 0 : -1;
+    }
+    if (!text || !jobs_name_valid(text)) return -1;
+    snprintf(out->name, sizeof out->name, "%s", text);
+    return 0;
+}
+
+/* A name, or an id: a positive integer or a string of digits. */
+static int get_ref(const cJSON *v, const char *name, jobs_ref *out, char *msg, size_t msgsz) {
+    memset(out, 0, sizeof *out);
+    if (cJSON_IsNumber(v)) {
+        long long id;
+        if (get_int(v, name, 1, MAX_ID, &id, msg, msgsz) != JOBS_OK) return JOBS_EINVAL;
+        out->id = id;
+        return JOBS_OK;
+    }
+    if (cJSON_IsString(v) && jobs_ref_parse(v->valuestring, out) == 0) return JOBS_OK;
+    return bad(msg, msgsz, "field '%s' must be a registered name or a positive id", name);
+}
+
+/* ---- the task object ------------------------------------------------------------- */
+
+static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t msgsz) {
+    if (!cJSON_IsObject(v))
+        return bad(msg, msgsz, "field 'task' must be an object such as {\"name\": \"sr\", \"factor\": 4}");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+    eng_task_kind kind;
+    if (!cJSON_IsString(name) || eng_task_from_name(name->valuestring, &kind) != ENG_OK ||
+        kind == ENG_TASK_NONE)
+        return bad(msg, msgsz,
+                   "field 'task.name' must be one of sr, inpaint, colorize, edges, deblur, denoise");
+    eng_task_params_init(task, kind);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v) {
+        const char *key = item->string;
+        int rc = JOBS_OK;
+        long long iv;
+        if (strcmp(key, "name") == 0) {
+            continue;
+        } else if (strcmp(key, "factor") == 0 && kind == ENG_TASK_SR) {
+            rc = get_int(item, "task.factor", 2, 8, &iv, msg, msgsz);
+            if (rc == JOBS_OK && iv != 2 && iv != 4 && iv != 8)
+                rc = bad(msg, msgsz, "field 'task.factor' must be 2, 4 or 8");
+            task->factor = (int)iv;
+        } else if (strcmp(key, "canny") == 0 && kind == ENG_TASK_EDGES) {
+            rc = get_bool(item, "task.canny", &task->canny, msg, msgsz);
+        } else if (strcmp(key, "max_sigma") == 0 && kind == ENG_TASK_DEBLUR) {
+            rc = get_float(item, "task.max_sigma", 0.5, 1, 16, 1, &task->max_sigma, msg, msgsz);
+        } else if (strcmp(key, "max_noise") == 0 && kind == ENG_TASK_DENOISE) {
+            rc = get_float(item, "task.max_noise", 0.02, 1, 2, 1, &task->max_noise, msg, msgsz);
+        } else {
+            rc = bad(msg, msgsz, "field 'task.%s' is unknown for task '%s'", key, name->valuestring);
+        }
+        if (rc != JOBS_OK) return rc;
+    }
+    return JOBS_OK;
+}
+
+/* ---- the job ------------------------------------------------------------------------ */
+
+static const char *const kind_options[] = {"pretrain", "distill", "teacher", "cm2", "evaluate", NULL};
+/* Enum fields store the option's index: the options are listed in the
+ * order of the engine's enum values. */
+static const char *const adapter_kinds[] = {"controlnet", "lite", NULL};
+static const char *const ode_models[] = {"base", "ema", NULL};
+static const char *const consistency_spaces[] = {"x", "eps", NULL};
+static const char *const loss_weights[] = {"none", "snr_trunc", NULL};
+static const char *const predictions[] = {"epsilon", "v", NULL};
+_Static_assert(ENG_ADAPTER_LITE == 1 && ENG_PRED_V == 1, "enum options follow the engine's values");
+_Static_assert(sizeof(eng_adapter_kind) == sizeof(int) && sizeof(eng_prediction) == sizeof(int),
+               "enum fields are stored as int");
+
+typedef enum field_type { F_KIND, F_REF, F_TASK, F_INT, F_SEED, F_FLOAT, F_BOOL, F_ENUM, F_NAME, F_CONFIG } field_type;
+
+typedef struct field {
+    const char *name;
+    unsigned kinds;     /* K_* bits of the kinds it applies to */
+    field_type type;
+    size_t offset;      /* of its value in jobs_spec */
+    double lo, hi;      /* F_INT, F_FLOAT bounds */
+    int lo_open, hi_open; /* F_FLOAT: bound excluded */
+    const char *const *options; /* F_ENUM */
+} field;
+
+#define AT(member) offsetof(jobs_spec, member)
+#define MAX_SEED 9007199254740992.0 /* 2^53: exact in a JSON number */
+
+static const field fields[] = {
+    {"kind", K_ALL, F_KIND, 0, 0, 0, 0, 0, NULL},
+    {"dataset", K_ALL, F_REF, AT(dataset), 0, 0, 0, 0, NULL},
+    {"seed", K_ALL, F_SEED, AT(train.seed), 0, MAX_SEED, 0, 0, NULL},
+    {"task", K_ADAPTER, F_TASK, AT(train.task), 0, 0, 0, 0, NULL},
+    {"adapter_kind", K_ADAPTER, F_ENUM, AT(train.adapter_kind), 0, 0, 0, 0, adapter_kinds},
+    {"steps", K_TRAIN, F_INT, AT(train.total_steps), 1, 1e8, 0, 0, NULL},
+    {"batch_size", K_TRAIN, F_INT, AT(train.batch_size), 1, 4096, 0, 0, NULL},
+    {"lr", K_TRAIN, F_FLOAT, AT(train.lr), 0, 1, 1, 1, NULL},
+    {"warmup", K_TRAIN, F_INT, AT(train.warmup_steps), 0, 1e8, 0, 0, NULL},
+    {"ema_decay", K_TRAIN, F_FLOAT, AT(train.ema_decay), 0, 1, 0, 1, NULL},
+    {"name", K_TRAIN, F_NAME, AT(name), 0, 0, 0, 0, NULL},
+    {"checkpoint_every", K_TRAIN, F_INT, AT(checkpoint_every), 1, 1e8, 0, 0, NULL},
+    {"n_grid", K_CODI, F_INT, AT(train.n_grid), 2, 1000, 0, 0, NULL},
+    {"lambda", K_CODI, F_FLOAT, AT(train.lambda), 0, 1e6, 0, 0, NULL},
+    {"ode_model", K_CODI, F_ENUM, AT(train.ode_from_ema), 0, 0, 0, 0, ode_models},
+    {"consistency_space", K_CODI, F_ENUM, AT(train.consistency_eps), 0, 0, 0, 0, consistency_spaces},
+    {"shared_t", K_CODI, F_BOOL, AT(train.shared_t), 0, 0, 0, 0, NULL},
+    {"loss_weight", K_CODI, F_ENUM, AT(train.snr_weight), 0, 0, 0, 0, loss_weights},
+    {"teacher", K_CM2, F_REF, AT(teacher), 0, 0, 0, 0, NULL},
+    {"config", K_PRETRAIN, F_CONFIG, AT(model_config), 0, 0, 0, 0, NULL},
+    {"prediction", K_PRETRAIN, F_ENUM, AT(train.prediction), 0, 0, 0, 0, predictions},
+    {"adapter", K_EVALUATE, F_REF, AT(adapter), 0, 0, 0, 0, NULL},
+    {"n", K_EVALUATE, F_INT, AT(eval_n), 1, 100000, 0, 0, NULL},
+    {"sample_steps", K_EVALUATE, F_INT, AT(sample_steps), 1, 1000, 0, 0, NULL},
+};
+
+static int parse_field(const field *f, const cJSON *v, jobs_spec *s, char *msg, size_t msgsz) {
+    void *dst = (char *)s + f->offset;
+    long long iv = 0;
+    int rc = JOBS_OK;
+    switch (f->type) {
+    case F_KIND: break;
+    case F_REF: rc = get_ref(v, f->name, dst, msg, msgsz); break;
+    case F_TASK: rc = parse_task(v, dst, msg, msgsz); break;
+    case F_INT:
+        rc = get_int(v, f->name, f->lo, f->hi, &iv, msg, msgsz);
+        *(int *)dst = (int)iv;
+        break;
+    case F_SEED:
+        rc = get_int(v, f->name, f->lo, f->hi, &iv, msg, msgsz);
+        *(uint64_t *)dst = (uint64_t)iv;
+        break;
+    case F_FLOAT:
+        rc = get_float(v, f->name, f->lo, !f->lo_open, f->hi, !f->hi_open, dst, msg, msgsz);
+        break;
+    case F_BOOL: rc = get_bool(v, f->name, dst, msg, msgsz); break;
+    case F_ENUM: rc = get_enum(v, f->name, f->options, dst, msg, msgsz); break;
+    case F_NAME:
+        if (!cJSON_IsString(v) || !jobs_name_valid(v->valuestring))
+            return bad(msg, msgsz,
+                       "field 'name' must be 1-%d letters, digits, '.', '_' or '-', starting with a letter",
+                       JOBS_NAME_MAX);
+        snprintf(dst, JOBS_NAME_MAX + 1, "%s", v->valuestring);
+        break;
+    case F_CONFIG:
+        if (!cJSON_IsObject(v)) return bad(msg, msgsz, "field 'config' must be a UNet2DModel config object");
+        if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return bad(msg, msgsz, "out of memory");
+        break;
+    }
+    return rc;
+}
+
+static const eng_train_kind train_kinds[] = {ENG_TRAIN_PRETRAIN, ENG_TRAIN_DISTILL, ENG_TRAIN_TEACHER,
+                                             ENG_TRAIN_CM2, ENG_TRAIN_DISTILL};
+
+int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
+    memset(out, 0, sizeof *out);
+    cJSON *root = json ? cJSON_Parse(json) : NULL;
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return bad(msg, msgsz, "the job must be a JSON object");
+    }
+    int kind = 0;
+    int rc = get_enum(cJSON_GetObjectItemCaseSensitive(root, "kind"), "kind", kind_options, &kind, msg, msgsz);
+    if (rc == JOBS_OK) {
+        out->kind = (jobs_kind)kind;
+        eng_train_params_init(&out->train, train_kinds[kind]);
+        out->checkpoint_every = JOBS_CHECKPOINT_EVERY_DEFAULT;
+        out->eval_n = JOBS_EVAL_N_DEFAULT;
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root) {
+        if (rc != JOBS_OK) break;
+        const field *f = NULL;
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !f; i++)
+            if (strcmp(item->string, fields[i].name) == 0) f = &fields[i];
+        if (!f) rc = bad(msg, msgsz, "field '%s' is unknown", item->string);
+        else if (!(f->kinds & (1u << kind)))
+            rc = bad(msg, msgsz, "field '%s' does not apply to a %s job", f->name, kind_names[kind]);
+        else rc = parse_field(f, item, out, msg, msgsz);
+    }
+    if (rc == JOBS_OK && !cJSON_HasObjectItem(root, "dataset"))
+        rc = bad(msg, msgsz, "field 'dataset' is required");
+    if (rc == JOBS_OK && (K_ADAPTER & (1u << kind)) && !cJSON_HasObjectItem(root, "task"))
+        rc = bad(msg, msgsz, "field 'task' is required for a %s job", kind_names[kind]);
+    if (rc == JOBS_OK && kind == JOBS_KIND_CM2 && !cJSON_HasObjectItem(root, "teacher"))
+        rc = bad(msg, msgsz, "field 'teacher' is required for a cm2 job");
+    if (rc == JOBS_OK && kind == JOBS_KIND_EVALUATE && !cJSON_HasObjectItem(root, "adapter"))
+        rc = bad(msg, msgsz, "field 'adapter' is required for an evaluate job");
+    cJSON_Delete(root);
+    if (rc != JOBS_OK) jobs_spec_free(out);
+    return rc;
+}
+
+void jobs_spec_free(jobs_spec *s) {
+    if (!s) return;
+    cJSON_free(s->model_config);
+    s->model_config = NULL;
+}
+
+int jobs_spec_total(const jobs_spec *s) {
+    return s->kind == JOBS_KIND_EVALUATE ? s->eval_n : s->train.total_steps;
+}

@@ -1,0 +1,223 @@
+/*
+ * cmd_jobs.c - "codid jobs": the job queue and the registries from the
+ * command line, straight on the data directory's database (a running
+ * daemon's workers pick submitted jobs up within a moment):
+ *
+ *   codid jobs submit (--json JSON | --file FILE)   queue a job, print it
+ *   codid jobs list [--status S] [--limit N] [--cursor ID]
+ *   codid jobs get ID | cancel ID | events ID [--after EVENT_ID]
+ *   codid jobs datasets | adapters                  list the registries
+ *   codid jobs add-dataset --name NAME --file SET [--source S] [--split S]
+ *   codid jobs add-adapter --name NAME --file ADAPTER.safetensors
+ *
+ * Every form takes --data-dir DIR (default $CODID_DATA_DIR, else ./var, as
+ * `codid serve`). JSON goes to stdout, errors to stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jobs/jobs.h"
+#include "server/commands.h"
+
+#define JSON_FILE_MAX (1 << 20)
+
+typedef struct jobs_args {
+    const char *data_dir, *json, *file, *status, *name, *source, *split;
+    long limit, cursor, after;
+    const char *id; /* the positional argument */
+} jobs_args;
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: codid jobs submit (--json JSON | --file FILE)\n"
+            "       codid jobs list [--status S] [--limit N] [--cursor ID]\n"
+            "       codid jobs get ID | cancel ID | events ID [--after EVENT_ID]\n"
+            "       codid jobs datasets | adapters\n"
+            "       codid jobs add-dataset --name NAME --file SET [--source S] [--split S]\n"
+            "       codid jobs add-adapter --name NAME --file ADAPTER.safetensors\n"
+            "every form: [--data-dir DIR] (default $CODID_DATA_DIR, else ./var)\n");
+}
+
+static int parse_long(const char *s, const char *flag, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "codid jobs: %s must be an integer in %ld..%ld (got '%s')\n", flag, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc(JSON_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, JSON_FILE_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > JSON_FILE_MAX) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static int print_json(cJSON *v) {
+    char *text = cJSON_Print(v);
+    cJSON_Delete(v);
+    if (!text) return 1;
+    printf("%s\n", text);
+    cJSON_free(text);
+    return 0;
+}
+
+/* The exit status of a failed operation: its message on stderr. */
+static int fail(int rc, const char *msg) {
+    fprintf(stderr, "codid jobs: %s (%s)\n", msg, jobs_strerror(rc));
+    return 1;
+}
+
+static int need_id(const jobs_args *a, long *id) {
+    if (!a->id) {
+        usage();
+        return -1;
+    }
+    return parse_long(a->id, "ID", 1, 0x7fffffffffffffffL, id);
+}
+
+static double num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *str(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void print_job_row(const cJSON *j) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "progress");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(j, "params");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    char loss[32] = "-";
+    if (isfinite(num(p, "loss_smooth"))) snprintf(loss, sizeof loss, "%.4f", num(p, "loss_smooth"));
+    printf("%-6.0f %-9s %-10s %8.0f/%-8.0f %-9s %s\n", num(j, "id"), str(j, "kind"), str(j, "status"),
+           num(p, "step"), num(p, "total"), loss,
+           cJSON_IsString(err) ? err->valuestring : str(params, "name"));
+}
+
+static int cmd_list(jobs_store *st, const jobs_args *a) {
+    cJSON *out = NULL;
+    char msg[512];
+    int rc = jobs_list(st, a->status, a->cursor, (int)a->limit, &out, msg, sizeof msg);
+    if (rc != JOBS_OK) return fail(rc, msg);
+    printf("%-6s %-9s %-10s %17s %-9s %s\n", "ID", "KIND", "STATUS", "STEP/TOTAL", "LOSS", "NAME / ERROR");
+    const cJSON *j;
+    cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(out, "jobs")) print_job_row(j);
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(out, "next_cursor");
+    if (cJSON_IsNumber(next)) printf("(more: --cursor %.0f)\n", next->valuedouble);
+    cJSON_Delete(out);
+    return 0;
+}
+
+static int run(jobs_store *st, const char *verb, const jobs_args *a) {
+    cJSON *out = NULL;
+    char msg[512];
+    int rc;
+    long id;
+    if (strcmp(verb, "submit") == 0) {
+        if (!a->json == !a->file) {
+            usage();
+            return 2;
+        }
+        char *text = a->file ? read_file(a->file) : NULL;
+        if (a->file && !text) {
+            fprintf(stderr, "codid jobs: cannot read %s (or larger than %d bytes)\n", a->file, JSON_FILE_MAX);
+            return 1;
+        }
+        int64_t job = 0;
+        rc = jobs_submit(st, text ? text : a->json, &job, msg, sizeof msg);
+        free(text);
+        if (rc == JOBS_OK) rc = jobs_get(st, job, &out, msg, sizeof msg);
+    } else if (strcmp(verb, "list") == 0) {
+        return cmd_list(st, a);
+    } else if (strcmp(verb, "get") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "events") == 0) {
+        if (need_id(a, &id) != 0) return 2;
+        rc = strcmp(verb, "get") == 0      ? jobs_get(st, id, &out, msg, sizeof msg)
+             : strcmp(verb, "cancel") == 0 ? jobs_cancel(st, id, &out, msg, sizeof msg)
+                                           : jobs_events_since(st, id, a->after, (int)a->limit, &out, msg, sizeof msg);
+    } else if (strcmp(verb, "datasets") == 0) {
+        rc = jobs_dataset_list(st, &out, msg, sizeof msg);
+    } else if (strcmp(verb, "adapters") == 0) {
+        rc = jobs_adapter_list(st, &out, msg, sizeof msg);
+    } else if (strcmp(verb, "add-dataset") == 0 || strcmp(verb, "add-adapter") == 0) {
+        if (!a->name || !a->file) {
+            usage();
+            return 2;
+        }
+        rc = strcmp(verb, "add-dataset") == 0
+                 ? jobs_dataset_register(st, a->name, a->file, a->source, a->split, 0, &out, msg, sizeof msg)
+                 : jobs_adapter_register(st, a->name, a->file, &out, msg, sizeof msg);
+    } else {
+        fprintf(stderr, "codid jobs: unknown action '%s'\n", verb);
+        usage();
+        return 2;
+    }
+    if (rc != JOBS_OK) return fail(rc, msg);
+    return print_json(out);
+}
+
+int srv_cmd_jobs(int argc, char **argv) {
+    jobs_args a = {.limit = 50};
+    a.data_dir = getenv("CODID_DATA_DIR");
+    if (!a.data_dir || !*a.data_dir) a.data_dir = "./var";
+    static const struct option opts[] = {
+        {"data-dir", required_argument, 0, 'd'}, {"json", required_argument, 0, 'j'},
+        {"file", required_argument, 0, 'f'},     {"status", required_argument, 0, 's'},
+        {"limit", required_argument, 0, 'l'},    {"cursor", required_argument, 0, 'c'},
+        {"after", required_argument, 0, 'a'},    {"name", required_argument, 0, 'n'},
+        {"source", required_argument, 0, 'S'},   {"split", required_argument, 0, 'p'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': a.data_dir = optarg; break;
+        case 'j': a.json = optarg; break;
+        case 'f': a.file = optarg; break;
+        case 's': a.status = optarg; break;
+        case 'n': a.name = optarg; break;
+        case 'S': a.source = optarg; break;
+        case 'p': a.split = optarg; break;
+        case 'l': if (parse_long(optarg, "--limit", 1, JOBS_LIST_LIMIT_MAX, &a.limit)) return 2; break;
+        case 'c': if (parse_long(optarg, "--cursor", 0, 0x7fffffffffffffffL, &a.cursor)) return 2; break;
+        case 'a': if (parse_long(optarg, "--after", 0, 0x7fffffffffffffffL, &a.after)) return 2; break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (optind >= argc || argc - optind > 2) {
+        usage();
+        return 2;
+    }
+    const char *verb = argv[optind];
+    a.id = optind + 1 < argc ? argv[optind + 1] : NULL;
+    if (mkdir(a.data_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "codid jobs: cannot create %s: %s\n", a.data_dir, strerror(errno));
+        return 1;
+    }
+    jobs_store *st = NULL;
+    char msg[1024];
+    int rc = jobs_store_open(a.data_dir, 0, &st, msg, sizeof msg);
+    if (rc != JOBS_OK) return fail(rc, msg);
+    int status = run(st, verb, &a);
+    jobs_store_close(st);
+    return status;
+}

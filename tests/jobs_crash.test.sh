@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# jobs_crash.test.sh - a training job survives the daemon's death.
+#
+# A tiny distill job (a tiny random base model made by bench_engine create,
+# a synthetic 16x16 dataset) runs twice in real `codid serve` daemons:
+#   A: uninterrupted, to the end;
+#   B: killed with SIGKILL once a checkpoint exists, restarted (the job is
+#      found `running`, requeued and resumed from its checkpoint), then
+#      stopped with SIGTERM mid-run (the worker checkpoints and requeues:
+#      nothing is redone), restarted again, and run to the end.
+# B's adapter file must equal A's byte for byte, and be registered once.
+# Prints how many steps the kill -9 cost (steps done again after resuming).
+# KEEP_TMP=1 keeps the daemons' logs and data directories for a look.
+set -u
+cd "$(dirname "$0")/.."
+BIN=$PWD/${BUILD:-build}/codid
+TOOL=$PWD/${BUILD:-build}/tools/bench_engine
+passed=0 failed=0
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+finish() { echo "$passed passed, $failed failed"; exit $((failed > 0)); }
+
+STEPS=160
+EVERY=20
+JOB='{"kind":"distill","dataset":"tiny","task":{"name":"sr","factor":2},"adapter_kind":"lite",
+      "steps":'$STEPS',"batch_size":2,"warmup":5,"n_grid":8,"seed":9,"checkpoint_every":'$EVERY',
+      "name":"crash"}'
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for f in "$BIN" "$TOOL"; do
+    [ -x "$f" ] || { bad build "$f is missing (make $f)"; finish; }
+done
+
+# ---- fixtures: a tiny model folder and a dataset file ----------------------
+cat >"$tmp/config.json" <<'EOF'
+{"_class_name": "UNet2DModel", "sample_size": 16, "in_channels": 3, "out_channels": 3,
+ "block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4,
+ "attention_head_dim": 8, "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+ "up_block_types": ["AttnUpBlock2D", "UpBlock2D"]}
+EOF
+"$TOOL" create --config "$tmp/config.json" --out "$tmp/model" --seed 3 >/dev/null 2>"$tmp/create.log" ||
+    { bad fixtures "bench_engine create failed: $(cat "$tmp/create.log")"; finish; }
+# the dataset file layout of jobs/dataset.h: 64-byte header, then pixels
+python3 - "$tmp/tiny.cds" <<'EOF'
+import struct, sys
+n, side, ch = 16, 16, 3
+head = b"CODIDSET" + struct.pack("<6I", 1, n, side, side, ch, 0)
+pix = bytes((x * 12 + y * 7 + c * 60 + i * 29) & 255
+            for i in range(n) for y in range(side) for x in range(side) for c in range(ch))
+open(sys.argv[1], "wb").write(head + b"\0" * (64 - len(head)) + pix)
+EOF
+
+# prepare DIR: a data directory with the dataset registered and the job queued
+prepare() {
+    "$BIN" jobs add-dataset --data-dir "$1" --name tiny --file "$tmp/tiny.cds" >/dev/null &&
+        "$BIN" jobs submit --data-dir "$1" --json "$JOB" >/dev/null
+}
+
+# start DIR LOG: a daemon on DIR in the background (pid in $pid), once ready
+start() {
+    (cd "$tmp" && exec "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" --model "$tmp/model" \
+        --workers 1 --train-threads 1 --threads 1 --log-level debug) 2>>"$2" &
+    pid=$!
+    for _ in $(seq 1200); do
+        grep -q ' ready$' "$2" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# field DIR COLUMN: a column of job 1 (status, step, checkpoint), read-only
+# from the database (codid jobs get would load libtorch on every poll)
+field() {
+    python3 - "$1/codid.db" "$2" <<'EOF' 2>/dev/null
+import sqlite3, sys
+db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
+row = db.execute("SELECT status, step, checkpoint FROM jobs WHERE id = 1").fetchone()
+v = dict(zip(("status", "step", "checkpoint"), row))[sys.argv[2]]
+print("" if v is None else v)
+EOF
+}
+
+# wait_until DIR COND: polls until the shell condition holds (the daemon must stay up)
+wait_until() {
+    for _ in $(seq 6000); do
+        eval "$2" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# last_step LOG: the last step the worker logged as done
+last_step() { sed -n 's/.*job 1: step \([0-9]*\)\/.*/\1/p' "$1" | tail -n 1; }
+
+stop() { # SIGTERM, then the exit status in $rc
+    kill -TERM "$pid"
+    wait "$pid"
+    rc=$?
+    pid=
+}
+
+# ---- A: uninterrupted -------------------------------------------------------
+A=$tmp/a
+prepare "$A" || { bad prepare "cannot register the dataset or submit the job"; finish; }
+start "$A" "$tmp/a.log" || { bad start-a "daemon did not start: $(tail -5 "$tmp/a.log")"; finish; }
+if wait_until "$A" '[ "$(field "$A" status)" = succeeded ]'; then ok uninterrupted_run
+else bad uninterrupted_run "status $(field "$A" status); log: $(grep -E 'WARN|ERROR' "$tmp/a.log" | tail -3)"; finish; fi
+stop
+[ $rc -eq 0 ] && ok clean_exit_a || bad clean_exit_a "exit status $rc"
+
+# ---- B: kill -9, restart, SIGTERM, restart ----------------------------------
+B=$tmp/b
+prepare "$B" || { bad prepare "cannot register the dataset or submit the job"; finish; }
+start "$B" "$tmp/b1.log" || { bad start-b "daemon did not start: $(tail -5 "$tmp/b1.log")"; finish; }
+# past a checkpoint and well short of the end
+if wait_until "$B" 'c=$(field "$B" checkpoint); s=$(field "$B" step); [ -n "$c" ] && [ -f "$c" ] && [ "${s:-0}" -ge 40 ]'; then
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    pid=
+    killed_after=$(last_step "$tmp/b1.log")
+    ok killed_mid_run
+else
+    bad killed_mid_run "no checkpoint by step 40 (status $(field "$B" status))"
+    finish
+fi
+[ "$(field "$B" status)" = running ] && ok left_running_by_the_kill || bad left_running_by_the_kill "status $(field "$B" status)"
+
+start "$B" "$tmp/b2.log" || { bad restart "daemon did not start: $(tail -5 "$tmp/b2.log")"; finish; }
+grep -q '1 job found running after a crash: queued to resume' "$tmp/b2.log" && ok requeued_at_start ||
+    bad requeued_at_start "no requeue line in the log"
+wait_until "$B" 'grep -q "job 1: resumed at step" "$tmp/b2.log"'
+resumed_at=$(sed -n 's/.*job 1: resumed at step \([0-9]*\) .*/\1/p' "$tmp/b2.log" | head -n 1)
+if [ -n "$resumed_at" ] && [ -n "$killed_after" ] && [ "$resumed_at" -gt 0 ] && [ "$resumed_at" -le "$killed_after" ] &&
+    [ $((killed_after - resumed_at)) -le $EVERY ]; then
+    ok resumed_from_checkpoint
+else
+    bad resumed_from_checkpoint "killed after step ${killed_after:-?}, resumed at ${resumed_at:-?}"
+fi
+redone=$((killed_after - resumed_at))
+
+# SIGTERM mid-run: finish the step, checkpoint, requeue
+wait_until "$B" 's=$(field "$B" step); [ "${s:-0}" -ge $((resumed_at + 30)) ]'
+stop
+stopped_at=$(sed -n 's/.*job 1: stopped at step \([0-9]*\);.*/\1/p' "$tmp/b2.log" | tail -n 1)
+[ $rc -eq 0 ] && [ -n "$stopped_at" ] && [ "$stopped_at" -lt $STEPS ] && ok sigterm_checkpoints_and_stops ||
+    bad sigterm_checkpoints_and_stops "exit $rc, stopped at '${stopped_at}'"
+[ "$(field "$B" status)" = queued ] && ok requeued_by_sigterm || bad requeued_by_sigterm "status $(field "$B" status)"
+
+start "$B" "$tmp/b3.log" || { bad restart2 "daemon did not start: $(tail -5 "$tmp/b3.log")"; finish; }
+wait_until "$B" '[ "$(field "$B" status)" = succeeded ]'
+status=$("$BIN" jobs get 1 --data-dir "$B" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+[ "$status" = succeeded ] && ok resumed_run_succeeds || bad resumed_run_succeeds "status $status"
+resumed2=$(sed -n 's/.*job 1: resumed at step \([0-9]*\) .*/\1/p' "$tmp/b3.log" | head -n 1)
+[ "${resumed2:-x}" = "${stopped_at:-y}" ] && ok sigterm_loses_no_step ||
+    bad sigterm_loses_no_step "stopped at ${stopped_at:-?}, resumed at ${resumed2:-?}"
+stop
+
+# ---- the same bytes, registered once ---------------------------------------
+if cmp -s "$A/adapters/crash-1.safetensors" "$B/adapters/crash-1.safetensors"; then ok identical_adapter
+else bad identical_adapter "$(cmp "$A/adapters/crash-1.safetensors" "$B/adapters/crash-1.safetensors" 2>&1)"; fi
+n=$("$BIN" jobs adapters --data-dir "$B" | python3 -c 'import json,sys; a=json.load(sys.stdin); print(sum(1 for x in a if x["job_id"] == 1))')
+[ "$n" = 1 ] && ok registered_once || bad registered_once "$n adapters of job 1"
+left=$(find "$B" -name '*.tmp' -o -name 'job-1.safetensors' | wc -l)
+[ "$left" = 0 ] && ok no_leftovers || bad no_leftovers "$left temporary or checkpoint files left"
+
+echo "steps redone after kill -9: $redone (killed after step $killed_after, resumed at step $resumed_at; checkpoint every $EVERY)"
+finish
