@@ -58,9 +58,9 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread libcjson-dev \
             libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch npm nginx-light \
-            dataset-fashion-mnist wrk
+            dataset-fashion-mnist wrk openssl systemd
 
-.PHONY: all deps run test asan check clean data bench bench-quick
+.PHONY: all deps run test asan check clean data bench bench-quick base-model eval-adapters eval-adapters-quick
 
 all: $(BUILD)/codid
 
@@ -122,6 +122,61 @@ test: deps
 
 asan:
 	$(MAKE) SANITIZE=1 test
+
+# The default base model (models/cifar10-base): unconditional v-prediction
+# pretraining on the CIFAR-10 train split. Resumable: the checkpoint beside
+# the model is kept in git, so a later run continues where the last stopped
+# (raise BASE_STEPS to train further). About 1 step/s on 2 CPU cores.
+BASE_STEPS ?= 30000
+BASE_DIR := models/cifar10-base
+base-model: all data
+	[ -f data/cifar10-train.cds ] || $(BUILD)/codid dataset import --source cifar10 --split train --out data/cifar10-train.cds
+	OMP_WAIT_POLICY=passive $(BUILD)/codid pretrain --data data/cifar10-train.cds --config $(BASE_DIR)/config.json \
+	    --out $(BASE_DIR) --steps $(BASE_STEPS) --batch 64 --lr 2e-3 --warmup 200 --ema 0.999 --seed 1 \
+	    --threads 2 --checkpoint $(BASE_DIR)/training/checkpoint.safetensors --checkpoint-every 250 \
+	    --log $(BASE_DIR)/training/loss.csv --log-every 50
+	$(BUILD)/codid sample --model $(BASE_DIR) --n 64 --steps 50 --seed 0 --out $(BASE_DIR)/samples.png
+
+# The quality table of the default adapters (bench/eval_adapters.sh); the
+# quick variant runs the whole pipeline on a tiny base in a few minutes.
+eval-adapters: all data
+	OUT=bench/ADAPTERS.md bash bench/eval_adapters.sh
+eval-adapters-quick: all data
+	bash bench/eval_adapters.sh --quick
+
+# ---- install (deploy/README.md) ----------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=/staging/root]: the binary; each
+# folder of models/ that holds weights (*.safetensors), without its training/
+# state; the systemd unit, its ExecStart pointing at $(PREFIX)/bin; the
+# example config with share_dir = $(PREFIX)/share/codid, only when no config
+# is installed (an upgrade keeps yours); and the data directory.
+PREFIX ?= /usr/local
+BINDIR := $(PREFIX)/bin
+SHAREDIR := $(PREFIX)/share/codid
+UNITDIR := $(PREFIX)/lib/systemd/system
+CONFDIR := /etc/codid
+STATEDIR := /var/lib/codid
+
+.PHONY: install
+install: $(BUILD)/codid
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/models $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR)
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)
+	install -m 0755 $(BUILD)/codid $(DESTDIR)$(BINDIR)/codid
+	@for d in models/*/; do \
+	    if ! ls "$$d"*.safetensors >/dev/null 2>&1; then echo "install: $$d has no weights: skipped"; continue; fi; \
+	    rm -rf "$(DESTDIR)$(SHAREDIR)/$$d"; \
+	    tar -C models -cf - --exclude=training "$$(basename "$$d")" | \
+	        tar -C "$(DESTDIR)$(SHAREDIR)/models" --no-same-owner -xf - || exit 1; \
+	    echo "install: $$d -> $(DESTDIR)$(SHAREDIR)/$$d"; \
+	done
+	sed 's|/usr/local/bin/codid|$(BINDIR)/codid|' deploy/codid.service >$(DESTDIR)$(UNITDIR)/codid.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/codid.service
+	@if [ -e $(DESTDIR)$(CONFDIR)/codid.conf ]; then \
+	    echo "install: $(DESTDIR)$(CONFDIR)/codid.conf exists: kept (see deploy/codid.conf for new keys)"; \
+	else \
+	    sed 's|^share_dir = .*|share_dir = $(SHAREDIR)|' deploy/codid.conf >$(DESTDIR)$(CONFDIR)/codid.conf && \
+	    chmod 0644 $(DESTDIR)$(CONFDIR)/codid.conf && echo "install: $(DESTDIR)$(CONFDIR)/codid.conf"; \
+	fi
 
 check: test
 

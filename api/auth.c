@@ -98,6 +98,7 @@ static int keys_configured(api_app *app) {
 
 int api_request_is_admin(api_request *r) {
     api_app *app = api_request_app(r);
+    if (!atomic_load_explicit(&app->ready, memory_order_acquire)) return 0;
     int configured = keys_configured(app);
     if (configured == 0) return 1;
     return configured > 0 && check_key(app->store, request_key(r)) == KEY_ADMIN;
@@ -208,6 +209,9 @@ api_status api_admit(api_request *r) {
     if (st) return st;
     const api_route *route = api_request_route(r);
     if (!route || route->access == API_ACCESS_PUBLIC) return 0;
+    /* before ready there is no store yet, and every non-public handler
+     * answers 503 */
+    if (!atomic_load_explicit(&app->ready, memory_order_acquire)) return 0;
     int configured = keys_configured(app);
     if (configured < 0)
         return api_problem(r, API_SERVICE_UNAVAILABLE, "the key store cannot be read; try again");

@@ -1,35 +1,71 @@
 /*
  * generate.c - POST /v1/generate.
  *
- * The handler validates the request on the event-loop thread, suspends the
- * connection and hands a gen_job to the batcher; the batcher calls
- * on_generated() on its own thread, which writes the response (a PNG, or
- * JSON with base64 PNGs) and resumes the connection.
+ * Unconditional requests (no adapter) are validated on the event-loop
+ * thread and handed straight to the batcher. A request with an adapter
+ * also needs torch before it can queue (loading the adapter, Canny edges),
+ * so after validation it is suspended and prepared on a prepare thread
+ * (api/tasks.h): the adapter is taken from the cache (api/adapters.h), the
+ * image decoded and turned into the adapter's condition (api/condition.h),
+ * and then the request joins the batcher's queue, whose batches group
+ * requests of the same adapter. The batcher calls on_generated() on its
+ * own thread, which writes the response (a PNG, or JSON with base64 PNGs)
+ * and resumes the connection.
+ *
+ * The body is JSON ({"adapter": "sr4", "image": "<base64 PNG or data
+ * URL>", ...}) or multipart/form-data with the same fields, the images as
+ * file parts.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "api/adapters.h"
 #include "api/api.h"
 #include "api/base64.h"
+#include "api/condition.h"
+#include "api/png.h"
+#include "api/tasks.h"
+#include "api/upload.h"
+#include "jobs/jobs.h"
 
 #define SEED_HEADER_MAX 24
+#define ADAPTER_REF_MAX 80
+#define FORM_PARTS_MAX 16
+#define DISTILLED_DEFAULT_STEPS 4
+
+typedef struct gen_input {
+    int n, steps, steps_given;
+    int seed_given;
+    uint64_t seed;
+    double eta;
+    char adapter[ADAPTER_REF_MAX]; /* "" when none */
+    uint8_t *image, *mask;         /* PNG bytes (malloc'd), or NULL */
+    size_t image_len, mask_len;
+    api_preprocess preprocess;
+} gen_input;
 
 typedef struct gen_job {
     srv_gen_request req;
     api_request *r;
+    api_app *app;
     int want_png;
+    gen_input in;
+    int64_t adapter_id;
+    char adapter_path[4096];
+    eng_image cond;
 } gen_job;
 
-/* ---- request parsing -------------------------------------------------- */
+static void gen_job_free(gen_job *job) {
+    free(job->in.image);
+    free(job->in.mask);
+    free(job->cond.data);
+    free(job);
+}
 
-typedef struct gen_input {
-    int n, steps;
-    int seed_given;
-    uint64_t seed;
-    double eta;
-} gen_input;
+/* ---- request parsing -------------------------------------------------- */
 
 static int is_integer(const cJSON *v) {
     return cJSON_IsNumber(v) && isfinite(v->valuedouble) && floor(v->valuedouble) == v->valuedouble;
@@ -50,12 +86,135 @@ static api_status int_field(api_request *r, const cJSON *v, int min, int max, co
     return API_OK;
 }
 
+/* A base64 PNG (or data URL) in a JSON string. */
+static api_status image_field(api_request *r, const cJSON *v, size_t max, uint8_t **out, size_t *len) {
+    if (!cJSON_IsString(v))
+        return api_problem(r, API_BAD_REQUEST, "%s: must be a string: a base64 PNG or a data: URL", v->string);
+    const char *payload;
+    size_t plen;
+    char msg[200];
+    if (api_data_url_strip(v->valuestring, strlen(v->valuestring), &payload, &plen, msg, sizeof msg) != 0 ||
+        api_base64_decode(payload, plen, max, out, len, msg, sizeof msg) != 0)
+        return api_problem(r, API_BAD_REQUEST, "%s: %s", v->string, msg);
+    if (*len == 0) {
+        free(*out);
+        *out = NULL;
+        return api_problem(r, API_BAD_REQUEST, "%s: empty", v->string);
+    }
+    return API_OK;
+}
+
+enum { FIELD_N, FIELD_STEPS, FIELD_SEED, FIELD_ETA, FIELD_ADAPTER, FIELD_IMAGE, FIELD_MASK, FIELD_PRE, N_FIELDS };
+static const char *const field_names[N_FIELDS] = {"n",       "steps", "seed", "eta",
+                                                  "adapter", "image", "mask", "preprocess"};
+#define KNOWN_FIELDS "n, steps, seed, eta, adapter, image, mask, preprocess"
+
+static api_status parse_fields(api_request *r, const srv_config *cfg, const cJSON *doc, int *seen,
+                               gen_input *in) {
+    api_status st = API_OK;
+    for (cJSON *v = doc->child; v && st == API_OK; v = v->next) {
+        int f = 0;
+        while (f < N_FIELDS && strcmp(v->string, field_names[f]) != 0) f++;
+        if (f == N_FIELDS) {
+            st = api_problem(r, API_BAD_REQUEST, "%s: unknown field (known: " KNOWN_FIELDS ")", v->string);
+        } else if (seen[f]++) {
+            st = api_problem(r, API_BAD_REQUEST, "%s: given twice", v->string);
+        } else if (f == FIELD_N) {
+            st = int_field(r, v, 1, cfg->max_n, "max_n", &in->n);
+        } else if (f == FIELD_STEPS) {
+            st = int_field(r, v, 1, cfg->max_steps, "max_steps", &in->steps);
+            in->steps_given = 1;
+        } else if (f == FIELD_SEED) {
+            if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble >= (double)SRV_SEED_LIMIT) {
+                st = api_problem(r, API_BAD_REQUEST, "seed: must be an integer in [0, 2^53 - 1]");
+            } else {
+                in->seed = (uint64_t)v->valuedouble;
+                in->seed_given = 1;
+            }
+        } else if (f == FIELD_ETA) {
+            if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1))
+                st = api_problem(r, API_BAD_REQUEST, "eta: must be a number in [0, 1]");
+            else
+                in->eta = v->valuedouble;
+        } else if (f == FIELD_ADAPTER) {
+            if (is_integer(v) && v->valuedouble >= 1 && v->valuedouble < 1e15)
+                snprintf(in->adapter, sizeof in->adapter, "%.0f", v->valuedouble);
+            else if (cJSON_IsString(v) && *v->valuestring && strlen(v->valuestring) < sizeof in->adapter)
+                snprintf(in->adapter, sizeof in->adapter, "%s", v->valuestring);
+            else
+                st = api_problem(r, API_BAD_REQUEST, "adapter: must be an adapter name or a positive integer id");
+        } else if (f == FIELD_IMAGE || f == FIELD_MASK) {
+            uint8_t **dst = f == FIELD_IMAGE ? &in->image : &in->mask;
+            size_t *len = f == FIELD_IMAGE ? &in->image_len : &in->mask_len;
+            st = image_field(r, v, (size_t)cfg->max_body_bytes, dst, len);
+        } else if (!cJSON_IsString(v) || api_preprocess_from_name(v->valuestring, &in->preprocess) != 0) {
+            st = api_problem(r, API_BAD_REQUEST, "preprocess: must be one of none, canny, sobel, gray, task");
+        }
+    }
+    return st;
+}
+
+/* A file part's bytes, copied (the body outlives nothing we hand away). */
+static api_status take_file(api_request *r, const api_part *p, int *seen, uint8_t **out, size_t *len) {
+    if ((*seen)++) return api_problem(r, API_BAD_REQUEST, "%s: given twice", p->name);
+    if (p->len == 0) return api_problem(r, API_BAD_REQUEST, "%s: empty file", p->name);
+    *out = malloc(p->len);
+    if (!*out) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    memcpy(*out, p->data, p->len);
+    *len = p->len;
+    return API_OK;
+}
+
+/* multipart/form-data: files image and mask; the other fields as text,
+ * read as JSON values (numbers) or else strings. */
+static api_status parse_form(api_request *r, const srv_config *cfg, const char *ct, int *seen, gen_input *in) {
+    size_t len;
+    const uint8_t *body = (const uint8_t *)api_request_body(r, &len);
+    api_part *parts = NULL;
+    int n = 0;
+    char msg[256];
+    if (api_multipart_parse(ct, body, len, FORM_PARTS_MAX, &parts, &n, msg, sizeof msg) != 0)
+        return api_problem(r, API_BAD_REQUEST, "%s", msg);
+    cJSON *doc = cJSON_CreateObject();
+    api_status st = doc ? API_OK : api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    for (int i = 0; i < n && st == API_OK; i++) {
+        const api_part *p = &parts[i];
+        if (*p->filename && strcmp(p->name, "image") == 0) {
+            st = take_file(r, p, &seen[FIELD_IMAGE], &in->image, &in->image_len);
+        } else if (*p->filename && strcmp(p->name, "mask") == 0) {
+            st = take_file(r, p, &seen[FIELD_MASK], &in->mask, &in->mask_len);
+        } else if (*p->filename) {
+            st = api_problem(r, API_BAD_REQUEST, "%s: unknown file field (files: image, mask)", p->name);
+        } else {
+            char *text = strndup((const char *)p->data, p->len);
+            cJSON *v = NULL;
+            if (text && (strcmp(p->name, "adapter") != 0 && strcmp(p->name, "preprocess") != 0 &&
+                         strcmp(p->name, "image") != 0 && strcmp(p->name, "mask") != 0))
+                v = cJSON_Parse(text);
+            if (!v && text) v = cJSON_CreateString(text);
+            free(text);
+            if (!v) st = api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+            else cJSON_AddItemToObject(doc, p->name, v);
+        }
+    }
+    free(parts);
+    if (st == API_OK) st = parse_fields(r, cfg, doc, seen, in);
+    cJSON_Delete(doc);
+    return st;
+}
+
 static api_status parse_input(api_request *r, const srv_config *cfg, gen_input *in) {
+    memset(in, 0, sizeof *in);
     in->n = 1;
     in->steps = 10;
-    in->seed_given = 0;
-    in->seed = 0;
-    in->eta = 0;
+    int seen[N_FIELDS] = {0};
+
+    const char *ct = api_request_header(r, "Content-Type");
+    if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) return parse_form(r, cfg, ct, seen, in);
+    if (ct && strncasecmp(ct, "application/json", 16) != 0 &&
+        strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) /* what curl -d says */
+        return api_problem(r, API_UNSUPPORTED_MEDIA_TYPE,
+                           "Content-Type: '%.60s' is not application/json or multipart/form-data", ct);
 
     size_t len;
     const char *body = api_request_body(r, &len);
@@ -68,37 +227,8 @@ static api_status parse_input(api_request *r, const srv_config *cfg, gen_input *
         size_t at = end && end >= body ? (size_t)(end - body) : 0;
         return api_problem(r, API_BAD_REQUEST, "body: invalid JSON near byte %zu", at);
     }
-    api_status st = API_OK;
-    if (!cJSON_IsObject(doc)) st = api_problem(r, API_BAD_REQUEST, "body: must be a JSON object");
-
-    enum { FIELD_N, FIELD_STEPS, FIELD_SEED, FIELD_ETA, N_FIELDS };
-    static const char *const names[N_FIELDS] = {"n", "steps", "seed", "eta"};
-    int seen[N_FIELDS] = {0};
-    for (cJSON *v = cJSON_IsObject(doc) ? doc->child : NULL; v && st == API_OK; v = v->next) {
-        int f = 0;
-        while (f < N_FIELDS && strcmp(v->string, names[f]) != 0) f++;
-        if (f == N_FIELDS) {
-            st = api_problem(r, API_BAD_REQUEST, "%s: unknown field (known: n, steps, seed, eta)",
-                             v->string);
-        } else if (seen[f]++) {
-            st = api_problem(r, API_BAD_REQUEST, "%s: given twice", v->string);
-        } else if (f == FIELD_N) {
-            st = int_field(r, v, 1, cfg->max_n, "max_n", &in->n);
-        } else if (f == FIELD_STEPS) {
-            st = int_field(r, v, 1, cfg->max_steps, "max_steps", &in->steps);
-        } else if (f == FIELD_SEED) {
-            if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble >= (double)SRV_SEED_LIMIT) {
-                st = api_problem(r, API_BAD_REQUEST, "seed: must be an integer in [0, 2^53 - 1]");
-            } else {
-                in->seed = (uint64_t)v->valuedouble;
-                in->seed_given = 1;
-            }
-        } else if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1)) {
-            st = api_problem(r, API_BAD_REQUEST, "eta: must be a number in [0, 1]");
-        } else {
-            in->eta = v->valuedouble;
-        }
-    }
+    api_status st = cJSON_IsObject(doc) ? parse_fields(r, cfg, doc, seen, in)
+                                        : api_problem(r, API_BAD_REQUEST, "body: must be a JSON object");
     cJSON_Delete(doc);
     return st;
 }
@@ -143,6 +273,7 @@ static api_status respond_images(api_request *r, srv_gen_request *req, int want_
     cJSON_AddNumberToObject(t, "inference_ms", round(req->inference_ms * 1000) / 1000);
     cJSON_AddNumberToObject(t, "encode_ms", round(encode_ms * 1000) / 1000);
     cJSON_AddNumberToObject(t, "total_ms", round(api_request_age_ms(r) * 1000) / 1000);
+    cJSON_AddNumberToObject(doc, "batch_images", req->batch_images);
     api_respond_json(r, API_OK, doc);
     api_response_header(r, "X-Seed", seed);
     return API_OK;
@@ -155,7 +286,10 @@ static void on_generated(srv_gen_request *req) {
     gen_job *job = req->user;
     api_request *r = job->r;
     switch (req->status) {
-    case SRV_GEN_OK: respond_images(r, req, job->want_png); break;
+    case SRV_GEN_OK:
+        api_metrics_batch(req->batch_images);
+        respond_images(r, req, job->want_png);
+        break;
     case SRV_GEN_ESHUTDOWN:
     case SRV_GEN_EGONE:
     case SRV_GEN_ENOMEM: api_problem(r, API_SERVICE_UNAVAILABLE, "%s", req->msg); break;
@@ -165,7 +299,8 @@ static void on_generated(srv_gen_request *req) {
     case SRV_GEN_EENGINE: api_problem(r, API_INTERNAL_SERVER_ERROR, "%s", req->msg); break;
     }
     srv_gen_request_release(req);
-    free(job);
+    api_adapters_release(job->app->adapters, req->adapter);
+    gen_job_free(job);
     api_request_resume(r);
 }
 
@@ -173,56 +308,161 @@ static int on_client_gone(srv_gen_request *req) {
     return api_request_client_gone(((gen_job *)req->user)->r);
 }
 
+/* Queues job (its request suspended) with the batcher; on failure answers
+ * and resumes. */
+static void submit(gen_job *job) {
+    api_request *r = job->r;
+    int rc = srv_batcher_submit(job->app->batcher, &job->req);
+    if (rc == SRV_BATCH_OK) return;
+    if (rc == SRV_BATCH_EFULL) {
+        api_problem(r, API_TOO_MANY_REQUESTS, "the generation queue is full (queue_max %d requests waiting)",
+                    job->app->cfg->queue_max);
+        api_response_header(r, "Retry-After", "1");
+    } else {
+        api_problem(r, API_SERVICE_UNAVAILABLE, "the daemon is stopping");
+    }
+    api_adapters_release(job->app->adapters, job->req.adapter);
+    gen_job_free(job);
+    api_request_resume(r);
+}
+
+/* ---- preparation, on a prepare thread ---------------------------------- */
+
+static api_status decode(api_request *r, const char *field, const uint8_t *png, size_t len, size_t max_pixels,
+                         api_image *out) {
+    char msg[256];
+    if (api_png_decode(png, len, 0, max_pixels, out, msg, sizeof msg) == 0) return API_OK;
+    if (strstr(msg, "more than the limit"))
+        return api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels)", field, msg);
+    return api_problem(r, API_BAD_REQUEST, "%s: %s", field, msg);
+}
+
+static void prepare(void *arg) {
+    gen_job *job = arg;
+    api_request *r = job->r;
+    api_app *app = job->app;
+    char msg[512];
+    eng_adapter *a = NULL;
+    int rc = api_adapters_acquire(app->adapters, job->adapter_id, job->adapter_path, &a, msg, sizeof msg);
+    if (rc != ENG_OK) {
+        if (rc == ENG_EMISMATCH)
+            api_problem(r, API_CONFLICT, "adapter: '%s' does not fit the served model: %s", job->in.adapter, msg);
+        else
+            api_problem(r, API_INTERNAL_SERVER_ERROR, "adapter: '%s' cannot be loaded: %s", job->in.adapter, msg);
+        goto fail;
+    }
+    job->req.adapter = a;
+    eng_adapter_info info;
+    eng_adapter_get_info(a, &info);
+    if (!job->in.steps_given && info.distilled) job->req.steps = DISTILLED_DEFAULT_STEPS;
+    if (info.distilled && job->req.steps > info.n_grid) {
+        api_problem(r, API_BAD_REQUEST, "steps: adapter '%s' samples in 1..%d steps", job->in.adapter, info.n_grid);
+        goto fail;
+    }
+    api_image img = {0}, mask = {0};
+    size_t max_pixels = (size_t)app->cfg->max_pixels;
+    if (decode(r, "image", job->in.image, job->in.image_len, max_pixels, &img) != API_OK) goto fail;
+    if (job->in.mask && decode(r, "mask", job->in.mask, job->in.mask_len, max_pixels, &mask) != API_OK) {
+        api_image_free(&img);
+        goto fail;
+    }
+    api_cond_params cp = {info.task, app->model_info.in_channels, app->model_info.sample_size,
+                          job->in.preprocess, job->req.seed};
+    api_status st = api_condition_build(&cp, &img, job->in.mask ? &mask : NULL, &job->cond, msg, sizeof msg);
+    api_image_free(&img);
+    api_image_free(&mask);
+    if (st != API_OK) {
+        api_problem(r, st, "%s", msg);
+        goto fail;
+    }
+    job->req.cond = &job->cond;
+    submit(job);
+    return;
+fail:
+    api_adapters_release(app->adapters, job->req.adapter);
+    gen_job_free(job);
+    api_request_resume(r);
+}
+
 /* ---- the handler ------------------------------------------------------ */
 
+/* The registry row of the adapter the request names (event-loop thread:
+ * one indexed read); answers 400 when it names none. */
+static api_status find_adapter(api_request *r, api_app *app, gen_job *job) {
+    cJSON *a = NULL;
+    char msg[256];
+    int rc = jobs_adapter_get(app->store, job->in.adapter, &a, msg, sizeof msg);
+    if (rc == JOBS_ENOTFOUND || rc == JOBS_EINVAL)
+        return api_problem(r, API_BAD_REQUEST, "adapter: no adapter '%s' (GET /v1/adapters lists them)",
+                           job->in.adapter);
+    if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(a, "path");
+    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(a, "base_hash");
+    api_status st = API_OK;
+    if (!cJSON_IsNumber(id) || !cJSON_IsString(path) || strlen(path->valuestring) >= sizeof job->adapter_path)
+        st = api_problem(r, API_INTERNAL_SERVER_ERROR, "adapter: registry row without a usable path");
+    else if (cJSON_IsString(hash) && strcmp(hash->valuestring, app->model_info.hash) != 0)
+        st = api_problem(r, API_CONFLICT, "adapter: '%s' was trained on base model %s; this daemon serves %s (%s)",
+                         job->in.adapter, hash->valuestring, app->model_info.hash, app->model_info.name);
+    if (st == API_OK) {
+        job->adapter_id = (int64_t)id->valuedouble;
+        snprintf(job->adapter_path, sizeof job->adapter_path, "%s", path->valuestring);
+    }
+    cJSON_Delete(a);
+    return st;
+}
+
 api_status api_generate(api_request *r) {
+    if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
-    if (!atomic_load_explicit(&app->ready, memory_order_acquire))
-        return api_problem(r, API_SERVICE_UNAVAILABLE,
-                           "not ready: the model is loading or the daemon is stopping");
-
-    gen_input in;
-    api_status st = parse_input(r, app->cfg, &in);
-    if (st != API_OK) return st;
-
-    static const char *const offers[] = {"application/json", "image/png"};
-    const char *type = api_negotiate(r, offers, 2);
-    if (!type)
-        return api_problem(r, API_NOT_ACCEPTABLE,
-                           "Accept: this endpoint answers application/json or image/png");
-    int want_png = strcmp(type, "image/png") == 0;
-    if (want_png && in.n != 1)
-        return api_problem(r, API_NOT_ACCEPTABLE,
-                           "Accept: image/png holds one image; n is %d (accept application/json)",
-                           in.n);
 
     gen_job *job = calloc(1, sizeof *job);
     if (!job) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    gen_input *in = &job->in;
+    api_status st = parse_input(r, app->cfg, in);
+    if (st == API_OK && !*in->adapter && (in->image || in->mask || in->preprocess))
+        st = api_problem(r, API_BAD_REQUEST, "%s: needs an adapter (without one the model samples unconditionally)",
+                         in->image ? "image" : in->mask ? "mask" : "preprocess");
+    if (st == API_OK && *in->adapter && !in->image)
+        st = api_problem(r, API_BAD_REQUEST, "image: required with an adapter (a base64 PNG, a data: URL, or a file part)");
+
+    static const char *const offers[] = {"application/json", "image/png"};
+    const char *type = st == API_OK ? api_negotiate(r, offers, 2) : NULL;
+    if (st == API_OK && !type)
+        st = api_problem(r, API_NOT_ACCEPTABLE, "Accept: this endpoint answers application/json or image/png");
+    int want_png = type && strcmp(type, "image/png") == 0;
+    if (st == API_OK && want_png && in->n != 1)
+        st = api_problem(r, API_NOT_ACCEPTABLE,
+                         "Accept: image/png holds one image; n is %d (accept application/json)", in->n);
+    if (st == API_OK && *in->adapter) st = find_adapter(r, app, job);
+    if (st != API_OK) {
+        gen_job_free(job);
+        return st;
+    }
+
     job->r = r;
+    job->app = app;
     job->want_png = want_png;
-    job->req.adapter = NULL;
-    job->req.n = in.n;
-    job->req.steps = in.steps;
-    job->req.eta = (float)in.eta;
-    job->req.seed_given = in.seed_given;
-    job->req.seed = in.seed;
+    job->req.n = in->n;
+    job->req.steps = in->steps;
+    job->req.eta = (float)in->eta;
+    job->req.seed_given = in->seed_given;
+    job->req.seed = in->seed;
     job->req.client_gone = on_client_gone;
     job->req.done = on_generated;
     job->req.user = job;
 
     api_request_suspend(r);
-    int rc = srv_batcher_submit(app->batcher, &job->req);
-    if (rc == SRV_BATCH_OK) return API_SUSPENDED;
-
-    free(job);
-    if (rc == SRV_BATCH_EFULL) {
-        st = api_problem(r, API_TOO_MANY_REQUESTS,
-                         "the generation queue is full (queue_max %d requests waiting)",
-                         app->cfg->queue_max);
-        api_response_header(r, "Retry-After", "1");
-    } else {
-        st = api_problem(r, API_SERVICE_UNAVAILABLE, "the daemon is stopping");
+    if (!*in->adapter) {
+        submit(job);
+        return API_SUSPENDED;
     }
+    if (api_tasks_submit(app->prep, prepare, job) == 0) return API_SUSPENDED;
+    st = api_problem(r, API_TOO_MANY_REQUESTS, "the generation queue is full (queue_max %d requests waiting)",
+                     app->cfg->queue_max);
+    api_response_header(r, "Retry-After", "1");
+    gen_job_free(job);
     api_request_resume(r);
     return st;
 }

@@ -325,7 +325,8 @@ typedef struct eng_classifier_info {
 } eng_classifier_info;
 
 /* config_json, e.g. {"image_size":32,"in_channels":3,"num_classes":10,
- * "widths":[32,64,128],"norm_num_groups":8}; seeded random weights. */
+ * "widths":[48,96,192],"norm_num_groups":8,"stem_stride":2}; seeded random
+ * weights. */
 int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint64_t seed,
                           eng_classifier **out, eng_error *err);
 int eng_classifier_load(eng_ctx *ctx, const char *dir, eng_classifier **out, eng_error *err);

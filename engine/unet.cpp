@@ -203,15 +203,24 @@ ResnetBlockImpl::ResnetBlockImpl(int in, int out, int temb, int groups, double e
     if (in != out) conv_shortcut = register_module("conv_shortcut", conv(in, out, 1, 1, 0));
 }
 
+/* SiLU of a tensor no one else holds: in place when autograd is off (its
+ * backward would need the input). On the CPU every large activation
+ * allocated is fresh memory the kernel faults in page by page, which costs
+ * as much as the arithmetic at large batch (bench/RESULTS.md), so the
+ * blocks below reuse their own intermediates wherever the math allows. */
+static torch::Tensor silu_fresh(torch::Tensor t) {
+    return torch::GradMode::is_enabled() ? torch::silu(t) : torch::silu_(t);
+}
+
 /* h = conv1(silu(norm1(x))) + proj(silu(temb)); h = conv2(silu(norm2(h)));
- * out = (shortcut(x) + h) / output_scale */
+ * out = (shortcut(x) + h) / output_scale. The sums go in place into the
+ * convolutions' outputs, which their backward does not need. */
 torch::Tensor ResnetBlockImpl::forward(const torch::Tensor &x, const torch::Tensor &temb) {
-    auto h = conv1(torch::silu(norm1(x)));
-    h = h + time_emb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
-    h = conv2(torch::silu(norm2(h)));
-    auto skip = conv_shortcut ? conv_shortcut(x) : x;
-    auto out = skip + h;
-    return output_scale == 1.0 ? out : out / output_scale;
+    auto h = conv1(silu_fresh(norm1(x)));
+    h.add_(time_emb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1));
+    h = conv2(silu_fresh(norm2(h)));
+    h.add_(conv_shortcut ? conv_shortcut(x) : x);
+    return output_scale == 1.0 ? h : h.div_(output_scale);
 }
 
 AttentionImpl::AttentionImpl(int channels, int head_dim, int groups, double eps, double scale)
@@ -233,7 +242,8 @@ AttentionImpl::AttentionImpl(int channels, int head_dim, int groups, double eps,
 torch::Tensor AttentionImpl::forward(const torch::Tensor &x) {
     auto sz = x.sizes();
     int64_t b = sz[0], c = sz[1], hw = sz[2] * sz[3], d = c / heads;
-    auto h = group_norm(x.view({b, c, hw})).transpose(1, 2); /* (b, hw, c) */
+    /* (b, hw, c), made contiguous once rather than by each projection */
+    auto h = group_norm(x.view({b, c, hw})).transpose(1, 2).contiguous();
     auto split = [&](const torch::Tensor &t) {
         return t.view({b, hw, heads, d}).permute({0, 2, 1, 3}).reshape({b * heads, hw, d});
     };
@@ -242,8 +252,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x) {
                                  k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/1.0 / std::sqrt((double)d));
     auto a = torch::bmm(torch::softmax(scores, -1), v);
     a = a.view({b, heads, hw, d}).permute({0, 2, 1, 3}).reshape({b, hw, c});
-    auto out = out_proj(a).transpose(1, 2).reshape(sz) + x;
-    return output_scale == 1.0 ? out : out / output_scale;
+    auto out = out_proj(a).transpose(1, 2).reshape(sz).add_(x);
+    return output_scale == 1.0 ? out : out.div_(output_scale);
 }
 
 static int head_dim_for(const UNetConfig &c, int channels) {
@@ -422,7 +432,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor &x_in, const torch::Tensor &
     h = enc.mid_block(h, emb);
     if (res) h = h + res->mid;
     for (auto &u : ups) h = u(h, emb, skips);
-    return conv_out(torch::silu(conv_norm_out(h)));
+    return conv_out(silu_fresh(conv_norm_out(h)));
 }
 
 /* ---- weights ----------------------------------------------------------- */

@@ -25,6 +25,7 @@
 #include "server/log.h"
 
 struct jobs_system {
+    char data_dir[PATH_MAX];
     int lock_fd;
     jobs_store *st;
     jobs_workers *workers;
@@ -83,44 +84,60 @@ static void remove_temporaries(const char *dir, int depth) {
     closedir(d);
 }
 
-int jobs_system_start(const jobs_system_params *p, jobs_system **out, char *msg, size_t msgsz) {
+int jobs_system_open(const char *data_dir, jobs_system **out, char *msg, size_t msgsz) {
     jobs_system *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(msg, msgsz, "out of memory");
         return -1;
     }
     s->lock_fd = -1;
-    if (lock_data_dir(p->data_dir, &s->lock_fd, msg, msgsz) != 0) goto fail;
+    if (strlen(data_dir) >= sizeof s->data_dir) {
+        snprintf(msg, msgsz, "data directory path too long");
+        goto fail;
+    }
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", data_dir);
+    if (lock_data_dir(data_dir, &s->lock_fd, msg, msgsz) != 0) goto fail;
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", p->data_dir, subdirs[i]);
+        snprintf(path, sizeof path, "%s/%s", data_dir, subdirs[i]);
         if (mkdir(path, 0755) != 0 && errno != EEXIST) {
             snprintf(msg, msgsz, "cannot create %s: %s", path, strerror(errno));
             goto fail;
         }
     }
-    if (jobs_store_open(p->data_dir, 0, &s->st, msg, msgsz) != JOBS_OK) goto fail;
+    if (jobs_store_open(data_dir, 0, &s->st, msg, msgsz) != JOBS_OK) goto fail;
     int n = 0;
     if (jobs_store_requeue_running(s->st, &n, msg, msgsz) != JOBS_OK) goto fail;
     if (n) srv_log(SRV_LOG_INFO, "jobs: %d job%s found running after a crash: queued to resume", n, n == 1 ? "" : "s");
     for (size_t i = 0; i < 2; i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", p->data_dir, subdirs[i]);
+        snprintf(path, sizeof path, "%s/%s", data_dir, subdirs[i]);
         remove_temporaries(path, 0);
     }
     char models[PATH_MAX];
-    snprintf(models, sizeof models, "%s/models", p->data_dir);
+    snprintf(models, sizeof models, "%s/models", data_dir);
     remove_temporaries(models, 1);
-
-    jobs_workers_params wp = {p->data_dir, p->workers, p->train_threads, p->ctx, p->model};
-    if (jobs_workers_start(&wp, &s->workers, msg, msgsz) != 0) goto fail;
-    srv_log(SRV_LOG_INFO, "jobs: %d worker%s, %d intra-op threads each%s", p->workers,
-            p->workers == 1 ? "" : "s", p->train_threads, p->train_threads ? "" : " (torch's default)");
     *out = s;
     return 0;
 fail:
     jobs_system_stop(s);
     return -1;
+}
+
+int jobs_system_start_workers(jobs_system *s, const jobs_system_params *p, char *msg, size_t msgsz) {
+    if (s->workers) {
+        snprintf(msg, msgsz, "the workers run already");
+        return -1;
+    }
+    jobs_workers_params wp = {s->data_dir, p->workers, p->train_threads, p->ctx, p->model};
+    if (jobs_workers_start(&wp, &s->workers, msg, msgsz) != 0) return -1;
+    if (p->train_threads)
+        srv_log(SRV_LOG_INFO, "jobs: %d worker%s, %d intra-op threads each", p->workers,
+                p->workers == 1 ? "" : "s", p->train_threads);
+    else
+        srv_log(SRV_LOG_INFO, "jobs: %d worker%s, torch's default intra-op threads", p->workers,
+                p->workers == 1 ? "" : "s");
+    return 0;
 }
 
 jobs_store *jobs_system_store(jobs_system *s) { return s->st; }
@@ -281,6 +298,7 @@ int jobs_submit(jobs_store *st, const char *json, int64_t *id, char *msg, size_t
                        : JOBS_ERR;
     }
     cJSON_free(canonical);
+    if (rc == JOBS_OK) srv_log(SRV_LOG_INFO, "job %lld: %s queued", (long long)*id, jobs_kind_name(spec.kind));
     jobs_spec_free(&spec);
     return rc;
 }
@@ -327,6 +345,9 @@ int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJS
 int jobs_cancel(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz) {
     jobs_state state;
     int rc = jobs_store_cancel(st, id, &state, msg, msgsz);
+    if (rc == JOBS_OK)
+        srv_log(SRV_LOG_INFO, "job %lld: %s", (long long)id,
+                state == JOBS_CANCELLED ? "cancelled while queued" : "cancel requested: stops after its step");
     if (rc == JOBS_OK && out) rc = jobs_get(st, id, out, msg, msgsz);
     return rc;
 }

@@ -2,11 +2,13 @@
  * jobs.h - the jobs subsystem's door for the daemon, the HTTP handlers and
  * the command line.
  *
- * Start-up and shutdown: jobs_system_start() takes the data directory's
- * lock, opens the store, puts jobs left `running` by a crash back in the
- * queue, removes temporary files a crash left behind, and starts the
- * workers; jobs_system_stop() has the workers checkpoint and requeue their
- * jobs, then closes everything.
+ * Start-up and shutdown, in two steps around the model's loading:
+ * jobs_system_open() takes the data directory's lock, opens the store (so
+ * that HTTP authentication can read keys before the server listens), puts
+ * jobs left `running` by a crash back in the queue and removes temporary
+ * files a crash left behind; jobs_system_start_workers() starts the
+ * training workers once the base model is there. jobs_system_stop() has the
+ * workers checkpoint and requeue their jobs, then closes everything.
  *
  * Operations: each takes a store (jobs_system_store() for the daemon's
  * shared connection, or one from jobs_store_open() for a command-line
@@ -37,16 +39,17 @@
 typedef struct jobs_system jobs_system;
 
 typedef struct jobs_system_params {
-    const char *data_dir; /* must exist */
-    int workers;          /* training threads; 0: this daemon trains nothing */
-    int train_threads;    /* intra-op threads per worker; 0: torch's default */
+    int workers;       /* training threads; 0: this daemon trains nothing */
+    int train_threads; /* intra-op threads per worker; 0: torch's default */
     eng_ctx *ctx;
-    eng_model *model;     /* the served base model */
+    eng_model *model;  /* the served base model */
 } jobs_system_params;
 
-/* 0, or -1 with a message (another daemon holds the data directory, the
- * database is locked, corrupt or too new, a thread cannot start). */
-int jobs_system_start(const jobs_system_params *p, jobs_system **out, char *msg, size_t msgsz);
+/* 0, or -1 with a message (another process holds the data directory, the
+ * database is locked, corrupt or too new). data_dir must exist. */
+int jobs_system_open(const char *data_dir, jobs_system **out, char *msg, size_t msgsz);
+/* 0, or -1 with a message (a bad count, a thread that cannot start). */
+int jobs_system_start_workers(jobs_system *s, const jobs_system_params *p, char *msg, size_t msgsz);
 /* The connection HTTP threads share (its calls are serialised). */
 jobs_store *jobs_system_store(jobs_system *s);
 void jobs_system_stop(jobs_system *s);

@@ -97,6 +97,7 @@ _Static_assert(N_MIGRATIONS == JOBS_SCHEMA_VERSION, "one migration step per sche
     "attempts"
 #define DATASET_COLS "id, name, source, path, count, size, channels, split, labelled, skipped, created_at"
 #define ADAPTER_COLS "id, name, job_id, path, task, kind, base_hash, metadata, created_at"
+#define KEY_COLS "id, prefix, hash, scope, created_at, COALESCE(revoked_at, 0)"
 
 #define STATEMENTS(X)                                                                          \
     X(BEGIN, "BEGIN IMMEDIATE")                                                                \
@@ -113,7 +114,9 @@ _Static_assert(N_MIGRATIONS == JOBS_SCHEMA_VERSION, "one migration step per sche
     X(JOB_STATE, "SELECT status FROM jobs WHERE id = ?1")                                      \
     X(JOB_TRANSITION, "UPDATE jobs SET status = ?2, "                                          \
                       "finished_at = CASE WHEN ?2 IN ('succeeded','failed','cancelled') "      \
-                      "THEN ?3 END, error = COALESCE(?4, error), result = COALESCE(?5, result) " \
+                      "THEN ?3 END, error = COALESCE(?4, error), result = COALESCE(?5, result), " \
+                      "checkpoint = CASE WHEN ?2 IN ('succeeded','failed','cancelled') "       \
+                      "THEN NULL ELSE checkpoint END "                                         \
                       "WHERE id = ?1 AND status = ?6")                                         \
     X(JOB_REQUEST_CANCEL, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running'") \
     X(JOB_CANCEL_REQUESTED, "SELECT cancel_requested FROM jobs WHERE id = ?1")                 \
@@ -121,7 +124,7 @@ _Static_assert(N_MIGRATIONS == JOBS_SCHEMA_VERSION, "one migration step per sche
                     "lr = ?6, it_per_s = ?7, eta_s = ?8 WHERE id = ?1")                        \
     X(JOB_SET_CHECKPOINT, "UPDATE jobs SET checkpoint = ?2 WHERE id = ?1")                     \
     X(JOB_RUNNING_IDS, "SELECT id FROM jobs WHERE status = 'running' ORDER BY id")             \
-    X(JOB_SUCCEED, "UPDATE jobs SET status = 'succeeded', finished_at = ?2, result = "         \
+    X(JOB_SUCCEED, "UPDATE jobs SET status = 'succeeded', finished_at = ?2, checkpoint = NULL, result = " \
                    "CASE WHEN ?4 IS NULL THEN json(?3) ELSE json_set(?3, '$.adapter_id', ?4) END " \
                    "WHERE id = ?1 AND status = 'running'")                                     \
     X(JOB_REFERENCING, "SELECT id FROM jobs WHERE status IN ('queued','running') AND id <> ?4 " \
@@ -148,7 +151,13 @@ _Static_assert(N_MIGRATIONS == JOBS_SCHEMA_VERSION, "one migration step per sche
     X(ADAPTER_GET, "SELECT " ADAPTER_COLS " FROM adapters WHERE (?1 > 0 AND id = ?1) OR "      \
                    "(?1 <= 0 AND name = ?2)")                                                  \
     X(ADAPTER_LIST, "SELECT " ADAPTER_COLS " FROM adapters ORDER BY id")                       \
-    X(ADAPTER_DELETE, "DELETE FROM adapters WHERE id = ?1")
+    X(ADAPTER_DELETE, "DELETE FROM adapters WHERE id = ?1")                                    \
+    X(KEY_INSERT, "INSERT INTO api_keys (prefix, hash, scope, created_at) VALUES (?1, ?2, ?3, ?4)") \
+    X(KEY_FIND, "SELECT " KEY_COLS " FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL")  \
+    X(KEY_COUNT, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")                     \
+    X(KEY_LIST, "SELECT " KEY_COLS " FROM api_keys ORDER BY id")                               \
+    X(KEY_REVOKE, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")  \
+    X(JOB_COUNTS, "SELECT status, count(*) FROM jobs GROUP BY status")
 
 #define AS_ENUM(name, sql) STMT_##name,
 #define AS_TEXT(name, sql) sql,
@@ -1018,16 +1027,10 @@ int jobs_store_succeed(jobs_store *st, int64_t id, jobs_adapter_info *a, const c
     return rc;
 }
 
-/* ==== API keys and counts, for the HTTP API (api/auth.c, api/metrics.c) ==== */
-/* Statements prepared per call: these run a few times per request at most,
- * and keep this section apart from the table above. */
+/* ---- API keys and counts (api/auth.c, api/metrics.c) ------------------------------ */
 
-static int prepare_once(jobs_store *st, const char *sql, sqlite3_stmt **s, char *msg, size_t msgsz) {
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
-    return rc == SQLITE_OK ? JOBS_OK : db_fail(st, rc, "prepare", msg, msgsz);
-}
-
-static void read_key(sqlite3_stmt *s, jobs_api_key *k) {
+static void read_key_v(sqlite3_stmt *s, void *out) {
+    jobs_api_key *k = out;
     memset(k, 0, sizeof *k);
     k->id = sqlite3_column_int64(s, 0);
     col_copy(s, 1, k->prefix, sizeof k->prefix);
@@ -1044,19 +1047,13 @@ int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex,
         (strcmp(scope, "generate") != 0 && strcmp(scope, "admin") != 0))
         return set_msg(msg, msgsz, JOBS_EINVAL, "a key needs a prefix, a SHA-256 and a scope (generate or admin)");
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = NULL;
-    int rc = prepare_once(st,
-                          "INSERT INTO api_keys (prefix, hash, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
-                          &s, msg, msgsz);
-    if (rc == JOBS_OK) {
-        bind_text(s, 1, prefix);
-        bind_text(s, 2, hash_hex);
-        bind_text(s, 3, scope);
-        sqlite3_bind_int64(s, 4, now_ms());
-        rc = run(st, s, "add key", msg, msgsz);
-        if (rc == JOBS_OK && id) *id = sqlite3_last_insert_rowid(st->db);
-    }
-    sqlite3_finalize(s);
+    sqlite3_stmt *s = stmt(st, STMT_KEY_INSERT);
+    bind_text(s, 1, prefix);
+    bind_text(s, 2, hash_hex);
+    bind_text(s, 3, scope);
+    sqlite3_bind_int64(s, 4, now_ms());
+    int rc = run(st, s, "add key", msg, msgsz);
+    if (rc == JOBS_OK && id) *id = sqlite3_last_insert_rowid(st->db);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -1064,51 +1061,25 @@ int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex,
 int jobs_store_key_find(jobs_store *st, const char *prefix, jobs_api_key *out, char *msg,
                         size_t msgsz) {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = NULL;
-    int rc = prepare_once(st,
-                          "SELECT id, prefix, hash, scope, created_at, COALESCE(revoked_at, 0) "
-                          "FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL",
-                          &s, msg, msgsz);
-    if (rc == JOBS_OK) {
-        bind_text(s, 1, prefix);
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) read_key(s, out);
-        else if (step == SQLITE_DONE) rc = set_msg(msg, msgsz, JOBS_ENOTFOUND, "no such key");
-        else rc = db_fail(st, step, "find key", msg, msgsz);
-    }
-    sqlite3_finalize(s);
+    sqlite3_stmt *s = stmt(st, STMT_KEY_FIND);
+    bind_text(s, 1, prefix);
+    int rc = fetch_one(st, s, read_key_v, out, "key", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
 
 int jobs_store_key_count(jobs_store *st, int *n, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = NULL;
-    int rc = prepare_once(st, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL", &s, msg, msgsz);
-    if (rc == JOBS_OK) {
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) *n = sqlite3_column_int(s, 0);
-        else rc = db_fail(st, step, "count keys", msg, msgsz);
-    }
-    sqlite3_finalize(s);
+    int rc = fetch_one(st, stmt(st, STMT_KEY_COUNT), read_int_v, n, "key count", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
 
-static void read_key_v(sqlite3_stmt *s, void *out) { read_key(s, out); }
-
 int jobs_store_key_list(jobs_store *st, jobs_api_key **out, int *n, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = NULL;
     void *items = NULL;
-    *n = 0;
-    int rc = prepare_once(st,
-                          "SELECT id, prefix, hash, scope, created_at, COALESCE(revoked_at, 0) "
-                          "FROM api_keys ORDER BY id",
-                          &s, msg, msgsz);
-    if (rc == JOBS_OK)
-        rc = fetch_all(st, s, sizeof(jobs_api_key), read_key_v, NULL, &items, n, "list keys", msg, msgsz);
-    sqlite3_finalize(s);
+    int rc = fetch_all(st, stmt(st, STMT_KEY_LIST), sizeof(jobs_api_key), read_key_v, NULL, &items, n,
+                       "list keys", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     *out = items;
     return rc;
@@ -1116,17 +1087,12 @@ int jobs_store_key_list(jobs_store *st, jobs_api_key **out, int *n, char *msg, s
 
 int jobs_store_key_revoke(jobs_store *st, int64_t id, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = NULL;
-    int rc = prepare_once(st, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                          &s, msg, msgsz);
-    if (rc == JOBS_OK) {
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, now_ms());
-        rc = run(st, s, "revoke key", msg, msgsz);
-        if (rc == JOBS_OK && sqlite3_changes(st->db) == 0)
-            rc = set_msg(msg, msgsz, JOBS_ENOTFOUND, "no active key %lld", (long long)id);
-    }
-    sqlite3_finalize(s);
+    sqlite3_stmt *s = stmt(st, STMT_KEY_REVOKE);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms());
+    int rc = run(st, s, "revoke key", msg, msgsz);
+    if (rc == JOBS_OK && sqlite3_changes(st->db) == 0)
+        rc = set_msg(msg, msgsz, JOBS_ENOTFOUND, "no active key %lld", (long long)id);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -1134,16 +1100,15 @@ int jobs_store_key_revoke(jobs_store *st, int64_t id, char *msg, size_t msgsz) {
 int jobs_store_job_counts(jobs_store *st, int64_t counts[5], char *msg, size_t msgsz) {
     for (int i = 0; i < 5; i++) counts[i] = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *s = NULL;
-    int rc = prepare_once(st, "SELECT status, count(*) FROM jobs GROUP BY status", &s, msg, msgsz);
-    int step = SQLITE_DONE;
-    while (rc == JOBS_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    sqlite3_stmt *s = stmt(st, STMT_JOB_COUNTS);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         jobs_state state;
         if (jobs_state_from_name((const char *)sqlite3_column_text(s, 0), &state) == 0)
             counts[state] = sqlite3_column_int64(s, 1);
     }
-    if (rc == JOBS_OK && step != SQLITE_DONE) rc = db_fail(st, step, "count jobs", msg, msgsz);
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
+    int rc = step == SQLITE_DONE ? JOBS_OK : db_fail(st, step, "count jobs", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }

@@ -92,7 +92,8 @@ typedef struct jobs_job {
     int64_t created_ms, started_ms, finished_ms;
     char *error;      /* NULL when none */
     char *result;     /* JSON text; NULL when none */
-    char *checkpoint; /* the last checkpoint written; NULL when none */
+    char *checkpoint; /* the last checkpoint written; NULL when none and
+                         once the job has ended */
     jobs_progress progress;
     int cancel_requested;
     int attempts; /* times claimed */

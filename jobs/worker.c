@@ -415,10 +415,13 @@ static void end_job(run *r, outcome out) {
         rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_QUEUED, NULL, NULL, msg, sizeof msg);
         break;
     }
-    if (rc != JOBS_OK)
+    if (rc != JOBS_OK) {
         srv_log(SRV_LOG_ERROR, "job %lld: cannot record its end (%s); it is requeued at the next start",
                 (long long)id, msg);
-    else if (out != OUT_REQUEUED && unlink(r->checkpoint) != 0 && errno != ENOENT)
+        return;
+    }
+    if (out == OUT_REQUEUED) return;
+    if (unlink(r->checkpoint) != 0 && errno != ENOENT)
         srv_log(SRV_LOG_WARN, "job %lld: cannot remove %s: %s", (long long)id, r->checkpoint, strerror(errno));
 }
 

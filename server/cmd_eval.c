@@ -260,7 +260,7 @@ static int widths_json(const char *s, char *out, size_t cap) {
 }
 
 static int cmd_train(int argc, char **argv) {
-    const char *data = NULL, *test = NULL, *out = NULL, *log_path = NULL, *widths = "32,64,128";
+    const char *data = NULL, *test = NULL, *out = NULL, *log_path = NULL, *widths = "48,96,192";
     long threads = 0, groups = 8, log_every = 100, v;
     eng_classifier_train_params p;
     eng_classifier_train_params_init(&p);
@@ -298,7 +298,7 @@ static int cmd_train(int argc, char **argv) {
     if (!data || !test || !out || widths_json(widths, wbuf, sizeof wbuf) != 0) {
         fprintf(stderr, "usage: codid eval train-classifier --data SET --test SET --out DIR [--steps 5000]\n"
                         "         [--batch 128] [--lr 2e-3] [--warmup 200] [--weight-decay 0.05]\n"
-                        "         [--widths 32,64,128] [--groups 8] [--seed 0] [--threads N]\n"
+                        "         [--widths 48,96,192] [--groups 8] [--seed 0] [--threads N]\n"
                         "         [--log LOSS.csv] [--log-every 100]\n");
         return 2;
     }

@@ -39,4 +39,12 @@ int srv_cmd_adapter_eval(int argc, char **argv);
  * without HTTP. */
 int srv_cmd_jobs(int argc, char **argv);
 
+/* codid keys create|list|revoke: the API keys of a data directory (the
+ * key is printed once, at creation; the store keeps its SHA-256). */
+int srv_cmd_keys(int argc, char **argv);
+
+/* codid config [serve flags]: the effective serve settings and their origin
+ * (default, file, env, flag); exit 2 when one is refused. */
+int srv_cmd_config(int argc, char **argv);
+
 #endif

@@ -91,6 +91,7 @@ static const opt opts[] = {
 #undef F
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
+_Static_assert(N_OPTS <= SRV_CONFIG_MAX_KEYS, "raise SRV_CONFIG_MAX_KEYS");
 
 static int fail(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *msg, size_t msgsz, const char *fmt, ...) {
@@ -306,6 +307,7 @@ int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgs
         }
         seen_line[idx] = lineno;
         rc = apply(c, o, value, source, msg, msgsz);
+        c->origin[idx] = SRV_ORIGIN_FILE;
     }
     if (rc == SRV_CONFIG_OK && ferror(f))
         rc = fail(msg, msgsz, "%s: read error: %s", path, strerror(errno));
@@ -364,13 +366,17 @@ int srv_config_load(srv_config *c, int argc, char **argv, char *msg, size_t msgs
         char var[CONFIG_KEY_MAX + 8];
         env_name(&opts[i], var, sizeof var);
         const char *value = getenv(var);
-        if (value) rc = apply(c, &opts[i], value, var, msg, msgsz);
+        if (value) {
+            rc = apply(c, &opts[i], value, var, msg, msgsz);
+            c->origin[i] = SRV_ORIGIN_ENV;
+        }
     }
     for (int i = 0; i < nflags && rc == SRV_CONFIG_OK; i++) {
         char source[CONFIG_KEY_MAX + 8];
         snprintf(source, sizeof source, "--");
         flag_name(flags[i].o, source + 2, sizeof source - 2);
         rc = apply(c, flags[i].o, flags[i].value, source, msg, msgsz);
+        c->origin[flags[i].o - opts] = SRV_ORIGIN_FLAG;
     }
     free(flags);
     return rc;
@@ -387,5 +393,52 @@ void srv_config_print_help(FILE *f) {
         if (*o->def) fprintf(f, ", default %s", o->def);
         if (!o->in_file) fprintf(f, " (not in the file)");
         fputc('\n', f);
+    }
+}
+
+/* A value as the file would take it: sizes with the largest exact suffix. */
+static void format_value(const srv_config *c, const opt *o, char *out, size_t outsz) {
+    const char *field = (const char *)c + o->offset;
+    switch (o->kind) {
+    case OPT_STRING:
+    case OPT_LISTEN: snprintf(out, outsz, "%s", field); return;
+    case OPT_INT: snprintf(out, outsz, "%d", *(const int *)field); return;
+    case OPT_BOOL: snprintf(out, outsz, "%s", *(const int *)field ? "true" : "false"); return;
+    case OPT_LEVEL: snprintf(out, outsz, "%s", srv_log_level_name(*(const srv_log_level *)field)); return;
+    case OPT_INT64: {
+        static const char units[] = "GMK";
+        long long v = (long long)*(const int64_t *)field;
+        for (int k = 0; o->suffixes && v && k < 3; k++) {
+            long long unit = 1LL << (10 * (3 - k));
+            if (v % unit == 0) {
+                snprintf(out, outsz, "%lld%c", v / unit, units[k]);
+                return;
+            }
+        }
+        snprintf(out, outsz, "%lld", v);
+        return;
+    }
+    }
+    snprintf(out, outsz, "?");
+}
+
+void srv_config_print(FILE *f, const srv_config *c) {
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt *o = &opts[i];
+        char value[SRV_PATH_MAX + 16], name[CONFIG_KEY_MAX + 8];
+        format_value(c, o, value, sizeof value);
+        fprintf(f, "%-18s = %-28s # ", o->key, value);
+        switch ((srv_config_origin)c->origin[i]) {
+        case SRV_ORIGIN_DEFAULT: fprintf(f, "default\n"); break;
+        case SRV_ORIGIN_FILE: fprintf(f, "file %s\n", c->config); break;
+        case SRV_ORIGIN_ENV:
+            env_name(o, name, sizeof name);
+            fprintf(f, "env %s\n", name);
+            break;
+        case SRV_ORIGIN_FLAG:
+            flag_name(o, name, sizeof name);
+            fprintf(f, "flag --%s\n", name);
+            break;
+        }
     }
 }

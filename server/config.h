@@ -21,6 +21,15 @@
 #include "server/log.h"
 
 #define SRV_PATH_MAX 1024
+#define SRV_CONFIG_MAX_KEYS 48 /* room in srv_config.origin; config.c asserts it fits */
+
+/* Where a setting's value came from, shown by `codid config`. */
+typedef enum srv_config_origin {
+    SRV_ORIGIN_DEFAULT = 0,
+    SRV_ORIGIN_FILE,
+    SRV_ORIGIN_ENV,
+    SRV_ORIGIN_FLAG
+} srv_config_origin;
 
 typedef struct srv_config {
     char listen[128];            /* "host:port"; IPv6 hosts in brackets */
@@ -48,6 +57,7 @@ typedef struct srv_config {
     int insecure;                /* serve beyond loopback without API keys */
     char cifar10_dir[SRV_PATH_MAX];       /* built-in dataset sources */
     char fashion_mnist_dir[SRV_PATH_MAX];
+    unsigned char origin[SRV_CONFIG_MAX_KEYS]; /* srv_config_origin per setting, --help order */
 } srv_config;
 
 enum {
@@ -78,5 +88,10 @@ int srv_config_listen_split(const char *listen, char *host, size_t hostsz, int *
 
 /* The flag list for --help: flag, variable, default, meaning. */
 void srv_config_print_help(FILE *f);
+
+/* Every setting as "key = value", in --help order, each followed by a
+ * "# origin" column (default, file PATH, env CODID_X, flag --x): a report of
+ * the effective settings for `codid config`, not a file to load back. */
+void srv_config_print(FILE *f, const srv_config *c);
 
 #endif

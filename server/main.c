@@ -26,7 +26,9 @@ static const srv_command commands[] = {
     {"pretrain", srv_cmd_pretrain, "pretrain an unconditional base model on a dataset file"},
     {"adapter", srv_cmd_adapter, "train an adapter from a job spec; score adapters (quality table)"},
     {"sample", srv_cmd_sample, "a PNG grid of unconditional samples from a model"},
+    {"keys", srv_cmd_keys, "create, list and revoke API keys (scopes generate, admin)"},
     {"jobs", srv_cmd_jobs, "queue, list and cancel training jobs; register datasets and adapters"},
+    {"config", srv_cmd_config, "the effective serve settings and where each came from"},
     {"eval", srv_cmd_eval, "quality metrics: classifier, FID-proxy, PSNR, SSIM"},
     {"help", cmd_help, "this text; `codid COMMAND --help` for a command's own"},
 };

@@ -1,10 +1,10 @@
 /*
  * serve.c - "codid serve": start-up and shutdown order.
  *
- * Start-up: settings, data directory, signal mask, engine context, HTTP
- * server (so /healthz answers and a bad address fails fast), model, batcher,
- * jobs (store, crash recovery, training workers), and only then /readyz
- * turns ready. SIGTERM and SIGINT are blocked in every thread and taken by
+ * Start-up: settings, data directory, signal mask, engine context, jobs
+ * store (lock, crash recovery), HTTP server (so /healthz answers and a bad
+ * address fails fast), model, batcher, training workers, and only then
+ * /readyz turns ready. SIGTERM and SIGINT are blocked in every thread and taken by
  * sigwait() here, so no handler runs in a random thread.
  *
  * Shutdown: not ready, stop accepting, stop the batcher (waiting requests
@@ -20,7 +20,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/adapters.h"
 #include "api/api.h"
+#include "api/auth.h"
+#include "api/sse.h"
+#include "api/tasks.h"
 #include "jobs/jobs.h"
 #include "server/config.h"
 #include "server/log.h"
@@ -28,6 +32,9 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define DRAIN_MS 5000
+#define IMPORTS_QUEUE_MAX 4  /* dataset imports waiting (then 429) */
+#define SSE_POLL_MS 250      /* how often event streams look for new events */
+#define SSE_HEARTBEAT_MS 15000
 
 /* The untrained stand-in when no model folder is given or found: small
  * enough to sample in milliseconds on a CPU. */
@@ -150,11 +157,34 @@ int srv_cmd_serve(int argc, char **argv) {
     srv_log(SRV_LOG_INFO, "engine on %s, %d generation threads", eng_ctx_device_name(ctx),
             cfg.threads ? cfg.threads : eng_get_threads());
 
-    api_app app = {.cfg = &cfg, .ctx = ctx};
+    /* before the server listens: authentication reads keys from the store */
+    jobs_system *jobs = NULL;
+    if (jobs_system_open(cfg.data_dir, &jobs, msg, sizeof msg) != 0) {
+        srv_log(SRV_LOG_ERROR, "jobs: %s", msg);
+        eng_ctx_free(ctx);
+        return EXIT_RUNTIME;
+    }
+    api_app app = {.cfg = &cfg, .ctx = ctx, .store = jobs_system_store(jobs)};
     atomic_init(&app.ready, 0);
     char host[128];
     int port = 0;
     srv_config_listen_split(cfg.listen, host, sizeof host, &port);
+    int n_keys = 0;
+    if (jobs_store_key_count(app.store, &n_keys, msg, sizeof msg) != JOBS_OK) {
+        srv_log(SRV_LOG_ERROR, "keys: %s", msg);
+        jobs_system_stop(jobs);
+        eng_ctx_free(ctx);
+        return EXIT_RUNTIME;
+    }
+    if (n_keys == 0 && !api_host_is_loopback(host) && !cfg.insecure) {
+        srv_log(SRV_LOG_ERROR, "no API key is configured, so %s (not loopback) would serve anyone: "
+                "create one (codid keys create --scope admin --data-dir %s) or pass --insecure",
+                host, cfg.data_dir);
+        jobs_system_stop(jobs);
+        eng_ctx_free(ctx);
+        return EXIT_USAGE;
+    }
+    if (n_keys == 0) srv_log(SRV_LOG_INFO, "no API key configured: requests are not authenticated");
     api_server_params hp = {
         .host = host,
         .port = port,
@@ -162,11 +192,15 @@ int srv_cmd_serve(int argc, char **argv) {
         .n_routes = api_routes_count,
         .app = &app,
         .max_body_bytes = (size_t)cfg.max_body_bytes,
+        .max_upload_bytes = (size_t)cfg.max_upload_bytes,
         .timeout_s = (unsigned)cfg.request_timeout_s,
+        .admit = api_admit,
+        .observe = api_metrics_observe,
     };
     api_server *server = NULL;
     if (api_server_start(&hp, &server, msg, sizeof msg) != 0) {
         srv_log(SRV_LOG_ERROR, "%s", msg);
+        jobs_system_stop(jobs);
         eng_ctx_free(ctx);
         return EXIT_USAGE;
     }
@@ -193,11 +227,22 @@ int srv_cmd_serve(int argc, char **argv) {
             exit_code = EXIT_RUNTIME;
         }
     }
-    jobs_system *jobs = NULL;
     if (exit_code == 0) {
-        jobs_system_params jp = {cfg.data_dir, cfg.workers, cfg.train_threads, ctx, model};
-        if (jobs_system_start(&jp, &jobs, msg, sizeof msg) != 0) {
+        jobs_system_params jp = {cfg.workers, cfg.train_threads, ctx, model};
+        if (jobs_system_start_workers(jobs, &jp, msg, sizeof msg) != 0) {
             srv_log(SRV_LOG_ERROR, "jobs: %s", msg);
+            exit_code = EXIT_RUNTIME;
+        }
+    }
+
+    if (exit_code == 0) {
+        int heartbeat = cfg.request_timeout_s * 1000 / 2;
+        if (heartbeat > SSE_HEARTBEAT_MS) heartbeat = SSE_HEARTBEAT_MS;
+        if (api_adapters_start(model, cfg.adapter_cache, &app.adapters, msg, sizeof msg) != 0 ||
+            api_tasks_start("prepare", 1, cfg.queue_max, cfg.threads, &app.prep, msg, sizeof msg) != 0 ||
+            api_tasks_start("import", 1, IMPORTS_QUEUE_MAX, 0, &app.imports, msg, sizeof msg) != 0 ||
+            api_sse_start(app.store, cfg.max_streams, SSE_POLL_MS, heartbeat, &app.sse, msg, sizeof msg) != 0) {
+            srv_log(SRV_LOG_ERROR, "%s", msg);
             exit_code = EXIT_RUNTIME;
         }
     }
@@ -215,12 +260,16 @@ int srv_cmd_serve(int argc, char **argv) {
     }
 
     api_server_quiesce(server);
+    api_tasks_stop(app.prep); /* what it holds still joins the batcher's queue */
     if (batcher) srv_batcher_stop(batcher, cfg.request_timeout_s * 1000);
+    api_tasks_stop(app.imports);
+    api_sse_stop(app.sse);
     if (api_server_drain(server, DRAIN_MS) != 0)
         srv_log(SRV_LOG_WARN, "requests still open after %d ms: closing them", DRAIN_MS);
     api_server_stop(server);
     jobs_system_stop(jobs);
     srv_batcher_free(batcher);
+    api_adapters_stop(app.adapters);
     eng_model_free(model);
     eng_ctx_free(ctx);
     if (exit_code == 0) srv_log(SRV_LOG_INFO, "stopped");

@@ -556,6 +556,59 @@ TEST(events_resume_after_an_id) {
     CHECK_EQ_INT(rc_missing, JOBS_ENOTFOUND);
 }
 
+TEST(api_keys_and_job_counts) {
+    char dir[64], msg[512];
+    CHECK(make_tmpdir(dir, sizeof dir) == 0);
+    jobs_store *st = NULL;
+    CHECK(jobs_store_open(dir, 0, &st, msg, sizeof msg) == JOBS_OK);
+    char hash[JOBS_KEY_HASH_HEX + 1];
+    memset(hash, 'a', JOBS_KEY_HASH_HEX);
+    hash[JOBS_KEY_HASH_HEX] = '\0';
+    int64_t k1 = 0, k2 = 0, k3 = 0;
+    int rc1 = jobs_store_key_add(st, "p1", hash, "admin", &k1, msg, sizeof msg);
+    int rc2 = jobs_store_key_add(st, "p2", hash, "generate", &k2, msg, sizeof msg);
+    int rc_dup = jobs_store_key_add(st, "p1", hash, "admin", &k3, msg, sizeof msg);
+    int rc_scope = jobs_store_key_add(st, "p3", hash, "root", &k3, msg, sizeof msg);
+    int before = 0, after = 0;
+    jobs_store_key_count(st, &before, msg, sizeof msg);
+    jobs_api_key key;
+    int rc_find = jobs_store_key_find(st, "p2", &key, msg, sizeof msg);
+    int rc_revoke = jobs_store_key_revoke(st, k2, msg, sizeof msg);
+    int rc_revoke2 = jobs_store_key_revoke(st, k2, msg, sizeof msg);
+    int rc_gone = jobs_store_key_find(st, "p2", &key, msg, sizeof msg);
+    jobs_store_key_count(st, &after, msg, sizeof msg);
+    jobs_api_key *keys = NULL;
+    int n_keys = 0;
+    jobs_store_key_list(st, &keys, &n_keys, msg, sizeof msg);
+    int revoked_listed = n_keys == 2 && keys[1].revoked_ms > 0 && keys[0].revoked_ms == 0;
+    free(keys);
+    add_job(st, "{}");
+    add_job(st, "{}");
+    jobs_job j;
+    jobs_store_claim(st, &j, msg, sizeof msg);
+    jobs_job_clear(&j);
+    int64_t counts[5];
+    int rc_counts = jobs_store_job_counts(st, counts, msg, sizeof msg);
+    jobs_store_close(st);
+    rm_tree(dir);
+    CHECK_EQ_INT(rc1, JOBS_OK);
+    CHECK_EQ_INT(rc2, JOBS_OK);
+    CHECK(k2 > k1);
+    CHECK_EQ_INT(rc_dup, JOBS_EEXIST);
+    CHECK_EQ_INT(rc_scope, JOBS_EINVAL);
+    CHECK_EQ_INT(before, 2);
+    CHECK_EQ_INT(rc_find, JOBS_OK);
+    CHECK_EQ_INT(rc_revoke, JOBS_OK);
+    CHECK_EQ_INT(rc_revoke2, JOBS_ENOTFOUND);
+    CHECK_EQ_INT(rc_gone, JOBS_ENOTFOUND);
+    CHECK_EQ_INT(after, 1);
+    CHECK(revoked_listed);
+    CHECK_EQ_INT(rc_counts, JOBS_OK);
+    CHECK_EQ_INT(counts[JOBS_QUEUED], 1);
+    CHECK_EQ_INT(counts[JOBS_RUNNING], 1);
+    CHECK_EQ_INT(counts[JOBS_SUCCEEDED], 0);
+}
+
 /* ---- job specs ------------------------------------------------------------------------- */
 
 TEST(spec_maps_fields_to_engine_params) {
@@ -745,12 +798,11 @@ TEST(start_up_requeues_cleans_and_locks) {
     fclose(fopen(tmp2, "w"));
     fclose(fopen(keep, "w"));
 
-    jobs_system_params p = {dir, 0, 0, NULL, NULL};
     jobs_system *sys = NULL, *second = NULL;
-    int rc = jobs_system_start(&p, &sys, msg, sizeof msg);
+    int rc = jobs_system_open(dir, &sys, msg, sizeof msg);
     char start_msg[512];
     snprintf(start_msg, sizeof start_msg, "%s", msg);
-    int rc2 = jobs_system_start(&p, &second, msg, sizeof msg);
+    int rc2 = jobs_system_open(dir, &second, msg, sizeof msg);
     char second_msg[512];
     snprintf(second_msg, sizeof second_msg, "%s", msg);
     jobs_state s = sys ? state_of(jobs_system_store(sys), a) : (jobs_state)-1;
@@ -794,8 +846,9 @@ static int env_start(env *e, int workers) {
     if (make_tmpdir(e->dir, sizeof e->dir) != 0) return -1;
     snprintf(set, sizeof set, "%s/tiny.cds", e->dir);
     if (write_dataset(set, 8, 16, 3) != 0) return -1;
-    jobs_system_params p = {e->dir, workers, 1, ctx, model};
-    if (jobs_system_start(&p, &e->sys, msg, sizeof msg) != 0) {
+    jobs_system_params p = {workers, 1, ctx, model};
+    if (jobs_system_open(e->dir, &e->sys, msg, sizeof msg) != 0 ||
+        jobs_system_start_workers(e->sys, &p, msg, sizeof msg) != 0) {
         printf("  start: %s\n", msg);
         return -1;
     }
@@ -806,9 +859,11 @@ static int env_start(env *e, int workers) {
 static void env_restart(env *e, int workers) {
     char msg[512];
     jobs_system_stop(e->sys);
-    jobs_system_params p = {e->dir, workers, 1, ctx, model};
+    jobs_system_params p = {workers, 1, ctx, model};
     e->sys = NULL;
-    if (jobs_system_start(&p, &e->sys, msg, sizeof msg) != 0) printf("  restart: %s\n", msg);
+    if (jobs_system_open(e->dir, &e->sys, msg, sizeof msg) != 0 ||
+        jobs_system_start_workers(e->sys, &p, msg, sizeof msg) != 0)
+        printf("  restart: %s\n", msg);
     e->st = e->sys ? jobs_system_store(e->sys) : NULL;
 }
 
@@ -876,6 +931,7 @@ TEST(worker_trains_exports_and_registers) {
     printf("  (%.1f it/s, smoothed loss %.4f)\n", j.progress.it_per_s, j.progress.loss_smooth);
     CHECK_EQ_INT(j.attempts, 1);
     CHECK(j.result && strstr(j.result, "\"adapter_id\":1"));
+    CHECK(j.checkpoint == NULL);
     jobs_job_clear(&j);
     CHECK(adapter_file);
     CHECK(!ckpt_left);
@@ -1000,6 +1056,42 @@ TEST(cancel_running_job_then_evaluate) {
     printf("  (evaluate: PSNR %.2f dB, SSIM %.4f on 5 images)\n", psnr, ssim);
 }
 
+TEST(pretrain_and_cm2_jobs) {
+    CHECK_MSG(*reference_adapter, "needs worker_trains_exports_and_registers");
+    env e;
+    CHECK(env_start(&e, 1) == 0);
+    char msg[512], folder[256], config[300], weights[300];
+    CHECK(jobs_adapter_register(e.st, "teacher-ref", reference_adapter, NULL, msg, sizeof msg) == JOBS_OK);
+    int64_t pre = 0, cm2 = 0;
+    CHECK_MSG(jobs_submit(e.st, "{\"kind\":\"pretrain\",\"dataset\":\"tiny\",\"steps\":3,\"batch_size\":2,"
+                                "\"name\":\"base\"}", &pre, msg, sizeof msg) == JOBS_OK, "%s", msg);
+    CHECK_MSG(jobs_submit(e.st, "{\"kind\":\"cm2\",\"dataset\":\"tiny\",\"teacher\":\"teacher-ref\","
+                                "\"task\":{\"name\":\"sr\",\"factor\":2},\"adapter_kind\":\"lite\",\"steps\":3,"
+                                "\"batch_size\":2,\"n_grid\":8}", &cm2, msg, sizeof msg) == JOBS_OK, "%s", msg);
+    jobs_job p = wait_job(e.st, pre, 0), c = wait_job(e.st, cm2, 0);
+    snprintf(folder, sizeof folder, "%s/models/base-%lld", e.dir, (long long)pre);
+    snprintf(config, sizeof config, "%s/config.json", folder);
+    snprintf(weights, sizeof weights, "%s/diffusion_pytorch_model.safetensors", folder);
+    int exported = file_exists(config) && file_exists(weights);
+    /* the exported model loads */
+    eng_model *m = NULL;
+    eng_error err;
+    int loads = eng_model_load(ctx, folder, &m, &err) == ENG_OK;
+    eng_model_free(m);
+    jobs_adapter_info a;
+    int cm2_registered = jobs_store_adapter_get(e.st, 0, "cm2-sr-2", &a, msg, sizeof msg) == JOBS_OK;
+    if (cm2_registered) jobs_adapter_info_clear(&a);
+    env_end(&e);
+    CHECK_MSG(p.state == JOBS_SUCCEEDED, "pretrain: %s %s", jobs_state_name(p.state), p.error ? p.error : "");
+    CHECK(p.result && strstr(p.result, "model_path") && !strstr(p.result, "adapter_id"));
+    jobs_job_clear(&p);
+    CHECK(exported);
+    CHECK(loads);
+    CHECK_MSG(c.state == JOBS_SUCCEEDED, "cm2: %s %s", jobs_state_name(c.state), c.error ? c.error : "");
+    jobs_job_clear(&c);
+    CHECK(cm2_registered);
+}
+
 TEST(bad_job_fails_with_a_message) {
     env e;
     CHECK(env_start(&e, 1) == 0);
@@ -1034,6 +1126,7 @@ int main(void) {
     RUN(success_registers_adapter_once);
     RUN(list_pages_newest_first);
     RUN(events_resume_after_an_id);
+    RUN(api_keys_and_job_counts);
     RUN(spec_maps_fields_to_engine_params);
     RUN(spec_errors_name_the_field);
     RUN(submit_checks_references_and_names);
@@ -1051,6 +1144,7 @@ int main(void) {
         RUN(worker_trains_exports_and_registers);
         RUN(stopped_job_resumes_to_identical_adapter);
         RUN(cancel_running_job_then_evaluate);
+        RUN(pretrain_and_cm2_jobs);
         RUN(bad_job_fails_with_a_message);
     }
     if (*reference_adapter) unlink(reference_adapter);
