@@ -58,9 +58,9 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread libcjson-dev \
             libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch npm nginx-light \
-            dataset-fashion-mnist wrk openssl systemd
+            dataset-fashion-mnist wrk openssl systemd python3-yaml
 
-.PHONY: all deps run test asan check clean data bench bench-quick base-model eval-adapters eval-adapters-quick
+.PHONY: all deps run test asan check clean data redocly bench bench-quick base-model eval-adapters eval-adapters-quick
 
 all: $(BUILD)/codid
 
@@ -112,12 +112,22 @@ $(CIFAR_DIR)/.done:
 
 data: $(CIFAR_DIR)/.done
 
+# The OpenAPI linter (tests/openapi_lint.test.sh), pinned, from the npm registry.
+REDOCLY_VERSION := 2.37.0
+REDOCLY_STAMP := .cache/redocly/.installed-$(REDOCLY_VERSION)
+$(REDOCLY_STAMP):
+	@mkdir -p .cache/redocly
+	npm install --silent --no-audit --no-fund --save-exact --prefix .cache/redocly @redocly/cli@$(REDOCLY_VERSION) >/dev/null
+	touch $@
+
+redocly: $(REDOCLY_STAMP)
+
 run: deps all
 	$(BUILD)/codid serve --listen 127.0.0.1:8080 --data-dir ./var
 
 test: deps
 	$(MAKE) -j$(JOBS) all $(TEST_BIN) $(TOOL_BIN)
-	$(MAKE) data
+	$(MAKE) data redocly
 	BUILD=$(BUILD) bash tests/run.sh
 
 asan:

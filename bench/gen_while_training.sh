@@ -33,7 +33,7 @@ pix = bytes((x * 12 + y * 7 + c * 60 + i * 29) & 255
             for i in range(n) for y in range(side) for x in range(side) for c in range(ch))
 open(sys.argv[1], "wb").write(head + b"\0" * (64 - len(head)) + pix)
 EOF
-"$BIN" jobs add-dataset --data-dir "$tmp/var" --name bench --file "$tmp/set.cds" >/dev/null || exit 1
+"$BIN" jobs add-dataset --data-dir "$tmp/var" --name bench --file "$tmp/set.cds" >/dev/null 2>&1 || exit 1
 
 (cd "$tmp" && exec "$BIN" serve --listen 127.0.0.1:0 --data-dir "$tmp/var" --model random-tiny \
     --workers 1 --threads "$THREADS" --train-threads "$TRAIN_THREADS") 2>"$tmp/log" &
@@ -55,21 +55,23 @@ latencies() {
 }
 # stats FILE: median, p90 and max
 stats() { sort -n "$1" | awk '{v[NR] = $1} END {printf "%8.1f %8.1f %8.1f", v[int(NR * 0.5 + 0.5)], v[int(NR * 0.9 + 0.5)], v[NR]}'; }
+# job_field COLUMN: step or it_per_s of the training job
 job_field() {
     python3 - "$tmp/var/codid.db" "$1" <<'EOF'
 import sqlite3, sys
 db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
-print(db.execute("SELECT %s FROM jobs WHERE id = 1" % {"status": "status", "it_per_s": "it_per_s", "step": "step"}[sys.argv[2]]).fetchone()[0])
+step, rate = db.execute("SELECT step, it_per_s FROM jobs WHERE id = 1").fetchone()
+print({"step": step, "it_per_s": rate}[sys.argv[2]])
 EOF
 }
 
 latencies "$tmp/idle"
 "$BIN" jobs submit --data-dir "$tmp/var" --json '{"kind":"distill","dataset":"bench","task":{"name":"sr","factor":2},
-    "adapter_kind":"controlnet","steps":1000000,"batch_size":16,"n_grid":50,"checkpoint_every":100000}' >/dev/null
+    "adapter_kind":"controlnet","steps":1000000,"batch_size":16,"n_grid":50,"checkpoint_every":100000}' >/dev/null 2>&1
 for _ in $(seq 600); do [ "$(job_field step)" -ge 10 ] 2>/dev/null && break; sleep 0.2; done
 latencies "$tmp/busy"
 rate=$(job_field it_per_s)
-"$BIN" jobs cancel 1 --data-dir "$tmp/var" >/dev/null
+"$BIN" jobs cancel 1 --data-dir "$tmp/var" >/dev/null 2>&1
 
 echo "generate: 1 image 16x16, $STEPS DDIM steps, $REQUESTS sequential requests;"
 echo "threads: generation $THREADS, training $TRAIN_THREADS; $(nproc) cores"

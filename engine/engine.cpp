@@ -31,6 +31,11 @@ int fail(eng_error *err, int code, const char *fmt, ...) {
     return code;
 }
 
+std::mutex &init_mutex() {
+    static std::mutex m;
+    return m;
+}
+
 void raise(int code, const char *fmt, ...) {
     char buf[512];
     va_list ap;
@@ -343,8 +348,11 @@ extern "C" int eng_model_load(eng_ctx *ctx, const char *dir, eng_model **out, en
 extern "C" int eng_model_create(eng_ctx *ctx, const char *config_json, const char *scheduler_json,
                                 uint64_t seed, eng_model **out, eng_error *err) {
     ENG_GUARD(err, {
-        torch::manual_seed(seed);
-        std::unique_ptr<eng_model> m(new_model(ctx, config_json, scheduler_json ? scheduler_json : ""));
+        std::unique_ptr<eng_model> m;
+        {
+            SeededInit seeded(seed);
+            m.reset(new_model(ctx, config_json, scheduler_json ? scheduler_json : ""));
+        }
         m->name = "random";
         m->trained = false;
         freeze(m.get());

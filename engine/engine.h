@@ -92,7 +92,7 @@ typedef struct eng_model_info {
     eng_prediction prediction; /* from scheduler_config.json */
     int train_timesteps;
     char hash[17];             /* content hash of the weights, hex */
-    char name[64];             /* the folder's base name or "random-tiny" */
+    char name[64];             /* the folder's base name, or "random" when created */
 } eng_model_info;
 
 /* Load a diffusers folder: config.json, diffusion_pytorch_model.safetensors,

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdarg>
+#include <mutex>
 #include <string>
 
 #include "engine/engine.h"
@@ -35,6 +36,16 @@ struct Error {
     std::string msg;
 };
 [[noreturn]] void raise(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Module constructors draw their initial weights from torch's one global
+ * generator; a seeded construction holds this lock from the seeding to the
+ * last constructor, so that two threads building models at once (two
+ * workers, say) each get the weights their seed promises. */
+std::mutex &init_mutex();
+struct SeededInit {
+    std::lock_guard<std::mutex> lock;
+    explicit SeededInit(uint64_t seed) : lock(init_mutex()) { torch::manual_seed(seed); }
+};
 
 } // namespace eng
 

@@ -294,10 +294,12 @@ extern "C" int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint
     ENG_GUARD(err, {
         if (!config_json) return fail(err, ENG_EINVAL, "no classifier config");
         auto cfg = ClassifierConfig::parse(config_json);
-        torch::manual_seed(seed);
         auto c = std::make_unique<eng_classifier>();
         c->ctx = ctx;
-        c->net = ClassifierNet(cfg);
+        {
+            SeededInit seeded(seed);
+            c->net = ClassifierNet(cfg);
+        }
         c->net->to(ctx->device);
         c->parameters = count_params(*c->net);
         *out = c.release();

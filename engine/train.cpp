@@ -237,8 +237,10 @@ extern "C" int eng_trainer_create_pretrain(eng_ctx *ctx, const char *config_json
         t->data = *data;
         t->gen = at::detail::createCPUGenerator(p->seed);
         std::string sched = scheduler_json ? scheduler_json : "";
-        torch::manual_seed(p->seed);
-        t->online_model.reset(new_model(ctx, config_json, sched));
+        {
+            SeededInit seeded(p->seed);
+            t->online_model.reset(new_model(ctx, config_json, sched));
+        }
         if (!scheduler_json) {
             /* our own default: v-prediction (CODI.md 'Parameterization'),
              * trailing DDIM spacing so that few-step sampling starts at T-1 */
@@ -281,10 +283,12 @@ extern "C" int eng_trainer_create_adapter(eng_model *m, const eng_train_params *
         t->data = *data;
         t->base = m;
         t->gen = at::detail::createCPUGenerator(p->seed);
-        torch::manual_seed(p->seed);
         int ch = m->unet->cfg.in_channels;
-        t->online = new_adapter(m, p->adapter_kind, p->task, ch);
-        t->ema = new_adapter(m, p->adapter_kind, p->task, ch);
+        {
+            SeededInit seeded(p->seed);
+            t->online = new_adapter(m, p->adapter_kind, p->task, ch);
+            t->ema = new_adapter(m, p->adapter_kind, p->task, ch);
+        }
         if (p->kind == ENG_TRAIN_CM2) {
             if (!p->teacher_path)
                 return fail(err, ENG_EINVAL, "cm2 needs a teacher adapter (teacher_path)");
@@ -392,9 +396,11 @@ static std::vector<uint8_t> unhex(const std::string &s) {
 
 static std::string fingerprint(const eng_trainer *t) {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%s/%s/%s/%d/%zu", eng_train_kind_name(t->p.kind),
+    /* an adapter's checkpoint belongs to its base: resuming on another base
+     * of the same shape would silently train something else */
+    std::snprintf(buf, sizeof buf, "%s/%s/%s/%d/%zu/%s", eng_train_kind_name(t->p.kind),
                   eng_adapter_kind_name(t->p.adapter_kind), eng_task_name(t->p.task.kind),
-                  t->p.batch_size, t->params.size());
+                  t->p.batch_size, t->params.size(), t->base ? t->base->hash.c_str() : "");
     return buf;
 }
 

@@ -5,7 +5,6 @@
  */
 #include "jobs/store.h"
 
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>

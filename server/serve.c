@@ -44,6 +44,11 @@ static const char tiny_unet_config[] =
     "\"down_block_types\": [\"DownBlock2D\", \"AttnDownBlock2D\"], "
     "\"up_block_types\": [\"AttnUpBlock2D\", \"UpBlock2D\"], \"norm_num_groups\": 8}";
 
+/* v-prediction, as the default model: an epsilon base makes CoDi's x-space
+ * loss ill-conditioned at large t (CODI.md, 'Parameterization'). */
+static const char tiny_scheduler_config[] =
+    "{\"prediction_type\": \"v_prediction\", \"timestep_spacing\": \"trailing\"}";
+
 static const char default_model[] = "models/cifar10-base";
 
 static int is_dir(const char *path) {
@@ -95,7 +100,7 @@ static int load_model(const srv_config *cfg, eng_ctx *ctx, eng_model **out) {
     const char *which = pick_model(cfg, buf, sizeof buf);
     eng_error err = {0};
     int rc = strcmp(which, SRV_MODEL_RANDOM_TINY) == 0
-                 ? eng_model_create(ctx, tiny_unet_config, NULL, 0, out, &err)
+                 ? eng_model_create(ctx, tiny_unet_config, tiny_scheduler_config, 0, out, &err)
                  : eng_model_load(ctx, which, out, &err);
     if (rc != ENG_OK) {
         srv_log(SRV_LOG_ERROR, "cannot load model %s: %s: %s", which, eng_strerror(rc), err.msg);

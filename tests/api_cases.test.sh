@@ -85,8 +85,11 @@ while IFS= read -r line || [ -n "$line" ]; do
     body=$(trim "$body") want=$(trim "$want") detail=$(trim "$detail")
     args=(--path-as-is)
     if [ "$headers" != - ]; then
-        IFS=';' read -ra hs <<<"$headers"
-        for h in "${hs[@]}"; do args+=(-H "$(trim "$h")"); done
+        while [ -n "$headers" ]; do
+            h=${headers%%&&*}
+            args+=(-H "$(trim "$h")")
+            [[ $headers == *'&&'* ]] && headers=${headers#*&&} || headers=
+        done
     fi
     case $body in
     -) ;;

@@ -8,8 +8,11 @@
 # codid, X-Request-Id reaching the client and both logs, and a job's
 # Server-Sent Events arriving while the stream is still open (a buffering
 # proxy would hold them until the stream ends, as nginx does when it
-# compresses a buffered response). codid runs with no training
-# worker, so the job stays queued and its stream open until it is cancelled.
+# compresses a buffered response). codid first runs with no training
+# worker, so that job stays queued and its stream open until it is
+# cancelled; then it restarts on the same port and data with one worker,
+# and a short job streams to its end. The daemon's log must hold a line per
+# request (with the id the client got) and per job transition.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -218,6 +221,35 @@ else bad log_job_cancelled "no 'job $job: cancelled' line"; fi
 if grep -q "GET /v1/jobs/$job/events 200 " "$tmp/codid.log"; then ok log_line_for_stream
 else bad log_line_for_stream "no log line for the event stream"; fi
 
+# ---- a job that runs, after a restart on the same data and port ------------------
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+if [ $rc = 0 ]; then ok codid_sigterm_exit_0; else bad codid_sigterm_exit_0 "exit $rc"; fi
+(cd "$tmp" && exec "$BIN" serve --listen "127.0.0.1:$dport" --data-dir "$tmp/var" --model random-tiny \
+    --workers 1 --log-level info) 2>"$tmp/codid2.log" &
+pid=$!
+for _ in $(seq 600); do
+    call GET /readyz
+    [ "$code" = 200 ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+done
+call POST /v1/jobs -H 'Content-Type: application/json' \
+    -d '{"kind":"distill","dataset":"proxied","task":{"name":"sr","factor":2},"adapter_kind":"lite","steps":3,"batch_size":2}'
+job2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/body" 2>/dev/null)
+if [ "$code" = 202 ] && [[ $job2 =~ ^[0-9]+$ ]]; then ok restarted_job_queued
+else bad restarted_job_queued "$code $(head -c 300 "$tmp/body")"; fi
+# The stream ends after the final state (--max-time only guards against a hang).
+curl -s -N --compressed --max-time 900 "${tls[@]}" -H 'Accept: text/event-stream' \
+    "$base/v1/jobs/$job2/events" >"$tmp/events2" 2>/dev/null
+if grep -q '^event: state' "$tmp/events2" && grep -q '"succeeded"' "$tmp/events2"; then ok job_streamed_to_success
+else bad job_streamed_to_success "events: $(tail -c 400 "$tmp/events2")"; fi
+for line in "job $job2: distill queued" "job $job2: distill started" "job $job2: succeeded"; do
+    if grep -q "$line" "$tmp/codid2.log"; then ok "log '$line'"; else bad "log '$line'" "not in the log"; fi
+done
+
 # ---- shutdown ---------------------------------------------------------------------
 kill -QUIT "$nginx_pid" 2>/dev/null
 wait "$nginx_pid" 2>/dev/null
@@ -226,6 +258,6 @@ kill -TERM "$pid"
 wait "$pid"
 rc=$?
 pid=
-if [ $rc = 0 ]; then ok codid_sigterm_exit_0; else bad codid_sigterm_exit_0 "exit $rc"; fi
+if [ $rc = 0 ]; then ok codid_restarted_sigterm_exit_0; else bad codid_restarted_sigterm_exit_0 "exit $rc"; fi
 
 finish

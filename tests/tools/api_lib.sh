@@ -25,7 +25,10 @@ tmp=$(mktemp -d)
 daemon_pids=()
 cleanup() {
     local p
-    for p in "${daemon_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${daemon_pids[@]}"; do
+        kill -9 "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
