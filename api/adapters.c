@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/tasks.h"
 #include "jobs/jobs.h"
 
 typedef struct cached {
@@ -167,6 +168,15 @@ void api_adapters_forget(api_adapters *c, int64_t id) {
     pthread_mutex_unlock(&c->lock);
 }
 
+void api_adapters_sweep(api_adapters *c) {
+    pthread_mutex_lock(&c->lock);
+    eng_adapter **freed = malloc(sizeof *freed * (size_t)(c->n + 1));
+    int n_freed = 0;
+    if (freed) sweep(c, freed, &n_freed);
+    pthread_mutex_unlock(&c->lock);
+    if (freed) free_all(freed, n_freed);
+}
+
 int api_adapters_loaded(api_adapters *c, int64_t id) {
     pthread_mutex_lock(&c->lock);
     int yes = find(c, id) >= 0;
@@ -184,6 +194,8 @@ int64_t api_adapters_memory(api_adapters *c, int *count) {
 }
 
 /* ---- endpoints -------------------------------------------------------- */
+
+static void sweep_task(void *arg) { api_adapters_sweep(arg); }
 
 /* Adds "loaded" (whether generation has it in memory) to an adapter. */
 static void add_loaded(api_app *app, cJSON *a) {
@@ -238,5 +250,7 @@ api_status api_adapters_delete(api_request *r) {
     rc = jobs_adapter_delete(app->store, idtext, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
     api_adapters_forget(app->adapters, id);
+    /* freed on a prepare thread; if its queue is full, the next acquire does it */
+    api_tasks_submit(app->prep, sweep_task, app->adapters);
     return api_respond(r, API_NO_CONTENT, "application/json", NULL, 0);
 }

@@ -29,8 +29,11 @@ void api_adapters_stop(api_adapters *c);
 int api_adapters_acquire(api_adapters *c, int64_t id, const char *path, eng_adapter **out,
                          char *msg, size_t msgsz);
 void api_adapters_release(api_adapters *c, eng_adapter *a);
-/* The row is gone: the adapter is freed once unused (event-loop safe). */
+/* The row is gone: the adapter is freed once unused, by the next sweep or
+ * acquire (event-loop safe). */
 void api_adapters_forget(api_adapters *c, int64_t id);
+/* Frees forgotten adapters nobody uses (torch: not on the event loop). */
+void api_adapters_sweep(api_adapters *c);
 /* Whether id is loaded now (event-loop safe). */
 int api_adapters_loaded(api_adapters *c, int64_t id);
 /* Bytes of the loaded adapters and their count (event-loop safe). */

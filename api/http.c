@@ -71,7 +71,7 @@
 #define API_MAX_HEADERS 4
 #define API_MAX_KEPT 6    /* headers kept across responses (CORS) */
 #define API_MAX_ALLOWED 8 /* methods listed in one Allow header */
-#define API_HEADER_NAME_MAX 32
+#define API_HEADER_NAME_MAX 48
 #define API_HEADER_VALUE_MAX 128
 #define PROBLEM_DETAIL_MAX 512
 #define LOG_PATH_MAX 200

@@ -25,6 +25,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -39,6 +40,18 @@ MODELS = [
     ("ddpm-cifar10-32", "bench/configs/ddpm-cifar10-32.json", "var/bench/models/ddpm-cifar10-32"),
 ]
 TRAIN_MODEL, TRAIN_BATCH = "cifar10-base", 64
+# glibc malloc keeping freed memory for reuse instead of handing it back to
+# the kernel (which then faults it in again, page by page, at the next use)
+MALLOC_ENV = {"MALLOC_TOP_PAD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+ALLOCATOR_SIDES = ("codid", "codid+malloc", "eager", "eager+malloc")
+# the oneDNN reference: batch, channels in = out, side of a 3x3 convolution
+CONV_PEAK = (8, 256, 32)
+CONV_PEAK_SHAPE = "batch {0}, {1} -> {1} channels, {2}x{2}".format(*CONV_PEAK)
+
+
+def conv_peak_macs():
+    b, c, side = CONV_PEAK
+    return b * c * side * side * c * 9
 
 
 # ---- the eager worker -------------------------------------------------------
@@ -93,6 +106,14 @@ def worker(model_dir, threads):
                 t0 = time.perf_counter()
                 trainer.step()
                 ms.append((time.perf_counter() - t0) * 1e3)
+        elif cmd == "conv":
+            b, c, side = CONV_PEAK
+            inp, w = torch.rand(b, c, side, side), torch.rand(c, c, 3, 3)
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    F.conv2d(inp, w, padding=1)
+                ms.append((time.perf_counter() - t0) * 1e3)
         elif cmd == "sgemm":
             a, b = torch.rand(x, x), torch.rand(x, x)
             for _ in range(reps):
@@ -111,10 +132,10 @@ def worker(model_dir, threads):
 class Side:
     """One worker process spoken to line by line."""
 
-    def __init__(self, name, argv):
+    def __init__(self, name, argv, env=None):
         self.name = name
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, env=dict(os.environ, **(env or {})))
         self.banner = self.proc.stdout.readline().strip()
         if not self.banner.startswith("ready"):
             raise RuntimeError(f"{name} worker did not start: {self.banner!r}")
@@ -135,41 +156,57 @@ class Side:
         self.proc.wait(timeout=60)
 
 
-def start_sides(model_dir, threads):
-    engine = Side("codid", ["build/tools/bench_engine", "serve", "--model", model_dir,
-                            "--threads", str(threads)])
-    eager = Side("eager", [sys.executable, os.path.join(HERE, "speed.py"), "--worker",
-                           "--model", model_dir, "--threads", str(threads)])
-    return engine, eager
+def start_sides(build, model_dir, threads, variants=("codid", "eager")):
+    """Workers by name: codid, eager, and each with '+malloc' (MALLOC_ENV)."""
+    sides = {}
+    for name in variants:
+        kind, _, tuned = name.partition("+")
+        argv = ([os.path.join(build, "tools", "bench_engine"), "serve", "--model", model_dir,
+                 "--threads", str(threads)] if kind == "codid" else
+                [sys.executable, os.path.join(HERE, "speed.py"), "--worker", "--model", model_dir,
+                 "--threads", str(threads)])
+        sides[name] = Side(name, argv, MALLOC_ENV if tuned else None)
+    return sides
 
 
-def interleaved(engine, eager, command, rounds, target_ms, warm=2):
+def close_sides(sides):
+    for side in sides.values():
+        side.close()
+
+
+def interleaved(sides, command, rounds, target_ms, warm=2):
     """Per-repetition means of `command` (a 'forward N' or 'train B'), one
-    sample per round and side, the sides' order alternating by round."""
+    sample per round and side, the sides' order reversing every round;
+    ratios are each side's over the plain eager side's of the same round."""
     warm_ms = 0.0
     for _ in range(warm):
-        warm_ms = max(engine.ask(f"{command} 1")[0], eager.ask(f"{command} 1")[0])
+        warm_ms = max(side.ask(f"{command} 1")[0] for side in sides.values())
     reps = max(1, min(50, round(target_ms / max(warm_ms, 1e-3))))
-    samples = {"codid": [], "eager": []}
+    samples = {name: [] for name in sides}
+    order = list(sides.values())
     for r in range(rounds):
-        for side in ((engine, eager) if r % 2 == 0 else (eager, engine)):
+        for side in (order if r % 2 == 0 else order[::-1]):
             samples[side.name].append(statistics.fmean(side.ask(f"{command} {reps}")))
-    ratios = [c / e for c, e in zip(samples["codid"], samples["eager"])]
-    return {"reps_per_round": reps, "rounds": rounds, **samples, "ratios": ratios,
-            "codid_ms": statistics.median(samples["codid"]),
-            "eager_ms": statistics.median(samples["eager"]),
-            "ratio": statistics.median(ratios), "ratio_min": min(ratios),
-            "ratio_max": max(ratios)}
+    out = {"reps_per_round": reps, "rounds": rounds, "samples": samples}
+    for name, v in samples.items():
+        ratios = [a / e for a, e in zip(v, samples["eager"])]
+        out[name] = {"median_ms": statistics.median(v), "min_ms": min(v),
+                     "ratio": statistics.median(ratios), "ratio_min": min(ratios),
+                     "ratio_max": max(ratios)}
+    return out
 
 
-def sgemm_figures(engine, eager, size, reps):
+def sgemm_figures(sides, size, reps):
     """Best-of-reps SGEMM time in each process with 1 and 2 OpenBLAS threads."""
     out = {}
+    engine, eager = sides["codid"], sides["eager"]
     for name, side in (("codid", engine), ("eager", eager)):
         for n in (1, 2):
             side.ask(f"blas_threads {n}")
             side.ask(f"sgemm {size} 1")
             out[f"{name}_blas{n}_ms"] = min(side.ask(f"sgemm {size} {reps}"))
+    eager.ask("conv 1 1")
+    out["eager_conv_ms"] = min(eager.ask(f"conv 1 {reps}"))
     engine.ask("blas_threads 1")  # codid's own setting (eng_ctx_create)
     eager.ask(f"blas_threads {eager_default_blas_threads(eager)}")
     return out
@@ -179,16 +216,17 @@ def eager_default_blas_threads(eager):
     return int(eager.banner.rsplit(" ", 1)[1])
 
 
-def ensure_models():
+def ensure_models(build):
     for _, config, folder in MODELS:
         if not os.path.exists(os.path.join(ROOT, folder, "diffusion_pytorch_model.safetensors")):
-            subprocess.run(["build/tools/bench_engine", "create", "--config", config, "--out",
+            subprocess.run([os.path.join(build, "tools", "bench_engine"), "create", "--config", config, "--out",
                             folder, "--seed", "1"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
-def check_outputs(folder, threads):
+def check_outputs(build, folder, threads):
     out = subprocess.run([sys.executable, os.path.join(HERE, "eager_unet.py"), "check",
-                          "--model", folder, "--threads", str(threads)], cwd=ROOT,
+                          "--codid", os.path.join(build, "codid"), "--model", folder,
+                          "--threads", str(threads)], cwd=ROOT,
                          capture_output=True, text=True)
     last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr.strip()
     return float(last.split()[1]) if last.startswith("max_abs_diff") else float("nan")
@@ -214,60 +252,82 @@ def gflops(macs, ms):
     return 2 * macs / (ms * 1e-3) / 1e9
 
 
+def fmt_ratio(r):
+    return f"**{r['ratio']:.2f}** [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}]"
+
+
 def markdown(res):
-    lines = ["## Speed: codid engine vs PyTorch eager", ""]
-    lines += [
-        f"Both sides load the same safetensors file (random weights, seed 1) and run with "
-        f"{res['threads']} intra-op threads; codid's eng_ctx_create sets OpenBLAS to 1 thread, "
-        f"the eager side leaves OpenBLAS at its default ({res['eager_blas_default']}). "
-        f"Times are medians over {res['rounds']} interleaved rounds (each round the mean of "
-        f"several repetitions); the ratio is the median of the per-round ratios codid/eager "
-        f"(range in brackets). Goals: forward <= 0.9, training step <= 1.0.", ""]
-    lines += ["### Same outputs", "", "| model | max abs diff eager vs `codid forward` |",
-              "|---|---|"]
-    for name, diff in res["check"].items():
-        lines.append(f"| {name} | {diff:.2g} |")
-    lines += ["", "### Forward (one UNet evaluation)", "",
+    n, macs_of = res["sgemm_size"], res["models"]
+    lines = ["## Speed: codid engine vs PyTorch eager", "",
+             f"Both sides load the same safetensors file (random weights, seed 1) and run with "
+             f"{res['threads']} torch intra-op threads; codid's eng_ctx_create sets OpenBLAS to 1 "
+             f"thread, the eager side leaves it at its default ({res['eager_blas_default']}). "
+             f"Each side is a long-lived worker (build/tools/bench_engine, bench/speed.py "
+             f"--worker); the driver interleaves them for {res['rounds']} rounds, each the mean "
+             f"of a few repetitions after 2 warm-up calls. ms: median over rounds (best round in "
+             f"brackets); codid/eager: median of the per-round ratios [range]. "
+             f"Goals: forward <= 0.9, training step <= 1.0.", "",
+             "### Same outputs", "",
+             "`bench/eager_unet.py check`: batch 2, t = 0, 500, 999, against `codid forward`.", "",
+             "| model | max abs diff | ", "|---|---|"]
+    lines += [f"| {name} | {diff:.2g} |" for name, diff in res["check"].items()]
+    lines += ["", "### Forward (one UNet evaluation, t = 500)", "",
               "| model | params | batch | codid ms | eager ms | codid/eager | codid GFLOP/s | "
               "eager GFLOP/s |", "|---|---|---|---|---|---|---|---|"]
     for f in res["forward"]:
-        m = res["models"][f["model"]]
+        m = macs_of[f["model"]]
         macs = m["macs"]["forward"] * f["batch"]
+        c, e = f["codid"], f["eager"]
         lines.append(
-            f"| {f['model']} | {m['params'] / 1e6:.2f}M | {f['batch']} | {f['codid_ms']:.1f} | "
-            f"{f['eager_ms']:.1f} | **{f['ratio']:.2f}** [{f['ratio_min']:.2f}-{f['ratio_max']:.2f}] "
-            f"| {gflops(macs, f['codid_ms']):.1f} | {gflops(macs, f['eager_ms']):.1f} |")
-    t = res["train"]
-    tm = res["train_macs"]
-    lines += ["", "### One CoDi training step", "",
-              f"{TRAIN_MODEL}, batch {TRAIN_BATCH}, controlnet adapter, sr x4 "
-              f"(eng_trainer_step of a `distill` trainer vs bench/eager_codi.py: the same math "
-              f"with torch.optim.AdamW, clip_grad_norm_, an EMA loop). "
-              f"MACs counted per step: {tm['forward'] / 1e9:.1f} G forward + "
-              f"{tm['backward'] / 1e9:.1f} G backward.", "",
-              "| codid ms | eager ms | codid/eager | codid GFLOP/s | eager GFLOP/s |",
-              "|---|---|---|---|---|",
-              f"| {t['codid_ms']:.0f} | {t['eager_ms']:.0f} | **{t['ratio']:.2f}** "
-              f"[{t['ratio_min']:.2f}-{t['ratio_max']:.2f}] | "
-              f"{gflops(tm['forward'] + tm['backward'], t['codid_ms']):.1f} | "
-              f"{gflops(tm['forward'] + tm['backward'], t['eager_ms']):.1f} |"]
+            f"| {f['model']} | {m['params'] / 1e6:.2f}M | {f['batch']} | "
+            f"{c['median_ms']:.1f} ({c['min_ms']:.1f}) | {e['median_ms']:.1f} ({e['min_ms']:.1f}) "
+            f"| {fmt_ratio(c)} | {gflops(macs, c['median_ms']):.1f} | "
+            f"{gflops(macs, e['median_ms']):.1f} |")
+    if "train" in res:
+        t, tm = res["train"], res["train_macs"]
+        total = tm["forward"] + tm["backward"]
+        lines += ["", "### One CoDi training step", "",
+                  f"{TRAIN_MODEL}, batch {TRAIN_BATCH}, controlnet adapter, sr x4: "
+                  f"eng_trainer_step of a `distill` trainer against bench/eager_codi.py, the same "
+                  f"math in eager PyTorch (torch.optim.AdamW, clip_grad_norm_, an EMA loop). "
+                  f"Counted per step: {tm['forward'] / 1e9:.1f} GMAC forward (three base "
+                  f"UNets, two adapters) + {tm['backward'] / 1e9:.1f} GMAC backward.", "",
+                  "| codid ms | eager ms | codid/eager | codid GFLOP/s | eager GFLOP/s |",
+                  "|---|---|---|---|---|",
+                  f"| {t['codid']['median_ms']:.0f} ({t['codid']['min_ms']:.0f}) | "
+                  f"{t['eager']['median_ms']:.0f} ({t['eager']['min_ms']:.0f}) | "
+                  f"{fmt_ratio(t['codid'])} | {gflops(total, t['codid']['median_ms']):.1f} | "
+                  f"{gflops(total, t['eager']['median_ms']):.1f} |"]
+    if res["allocator"]:
+        lines += ["", "### The memory allocator", "",
+                  "The same workloads with glibc malloc told to keep freed memory "
+                  f"(`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}`) on either side. "
+                  "ms: median; in brackets, the median per-round ratio to plain eager.", "",
+                  "| workload | codid | codid+malloc | eager | eager+malloc |",
+                  "|---|---|---|---|---|"]
+        for a in res["allocator"]:
+            lines.append(f"| {a['what']} | " + " | ".join(
+                f"{a[v]['median_ms']:.0f} ({a[v]['ratio']:.2f})" for v in ALLOCATOR_SIDES) + " |")
     s = res["sgemm"]
-    n = res["sgemm_size"]
-    lines += ["", "### Arithmetic limit", "",
+    lines += ["", "### Arithmetic", "",
               "MACs per image of one forward, counted from the architecture (convolutions, "
-              "linear layers, the two attention matmuls; norms and activations not counted):", "",
+              "linear layers, the two attention matmuls; norms, activations and softmax are not "
+              "counted). GFLOP/s above = 2 x MACs / time.", "",
               "| model | conv | linear | attention | total GMAC |", "|---|---|---|---|---|"]
-    for name, m in res["models"].items():
+    for name, m in macs_of.items():
         c = m["macs"]
         lines.append(f"| {name} | {c['conv'] / 1e6:.1f}M | {c['linear'] / 1e6:.1f}M | "
                      f"{c['attention'] / 1e6:.1f}M | {c['forward'] / 1e9:.3f} |")
-    lines += ["", f"Peak reference: a {n}x{n}x{n} SGEMM (best of {res['sgemm_reps']}) through "
-              f"OpenBLAS in each worker process, {res['threads']} torch threads:", "",
-              "| process | OpenBLAS 1 thread | OpenBLAS 2 threads |", "|---|---|---|"]
+    lines += ["", f"Peak reference: a {n}x{n}x{n} SGEMM (OpenBLAS, best of {res['sgemm_reps']}) "
+              f"in each worker process, and the best 3x3 convolution oneDNN runs in the eager "
+              f"process ({CONV_PEAK_SHAPE}), all with {res['threads']} torch threads:", "",
+              "| process | SGEMM, OpenBLAS 1 thread | SGEMM, OpenBLAS 2 threads |",
+              "|---|---|---|"]
     for side in ("codid", "eager"):
         lines.append(f"| {side} | {gflops(n ** 3, s[f'{side}_blas1_ms']):.1f} GFLOP/s | "
                      f"{gflops(n ** 3, s[f'{side}_blas2_ms']):.1f} GFLOP/s |")
-    lines.append("")
+    lines += ["", f"3x3 convolution ({CONV_PEAK_SHAPE}): "
+              f"{gflops(conv_peak_macs(), s['eager_conv_ms']):.1f} GFLOP/s.", ""]
     return "\n".join(lines)
 
 
@@ -275,6 +335,7 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer batches and rounds")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--build", default="build", help="the build folder (codid, tools/)")
     ap.add_argument("--out", help="append the markdown section to this file")
     ap.add_argument("--json", help="write the raw figures here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -285,33 +346,51 @@ def main(argv):
         return 0
 
     os.chdir(ROOT)
-    ensure_models()
+    build = args.build
+    ensure_models(build)
     rounds = 3 if args.quick else 7
+    target = 1500 if args.quick else 3000
     batches = {"cifar10-base": [1, 8, 32], "ddpm-cifar10-32": [1, 8] if args.quick else [1, 8, 32]}
-    res = {"threads": args.threads, "rounds": rounds, "check": {}, "models": {}, "forward": [],
-           "sgemm_size": 2048, "sgemm_reps": 3 if args.quick else 5}
+    res = {"threads": args.threads, "rounds": rounds, "quick": args.quick, "check": {},
+           "models": {}, "forward": [], "allocator": [], "sgemm_size": 2048,
+           "sgemm_reps": 3 if args.quick else 5}
     for name, _, folder in MODELS:
-        print(f"speed: {name}: checking outputs", file=sys.stderr)
-        res["check"][name] = check_outputs(folder, args.threads)
+        log(f"{name}: checking outputs against codid forward")
+        res["check"][name] = check_outputs(build, folder, args.threads)
         macs, model = forward_macs(folder)
         res["models"][name] = {"macs": macs, "params": sum(p.numel() for p in model.parameters())}
         if name == TRAIN_MODEL:
             res["train_macs"] = train_macs(model, folder, TRAIN_BATCH)
-        engine, eager = start_sides(folder, args.threads)
-        res["eager_blas_default"] = eager_default_blas_threads(eager)
+        sides = start_sides(build, folder, args.threads)
+        res["eager_blas_default"] = eager_default_blas_threads(sides["eager"])
         try:
             for b in batches[name]:
-                print(f"speed: {name}: forward batch {b}", file=sys.stderr)
-                r = interleaved(engine, eager, f"forward {b}", rounds, 1500 if args.quick else 3000)
-                res["forward"].append({"model": name, "batch": b, **r})
+                log(f"{name}: forward, batch {b}")
+                res["forward"].append({"model": name, "batch": b,
+                                       **interleaved(sides, f"forward {b}", rounds, target)})
             if name == TRAIN_MODEL:
-                print(f"speed: {name}: CoDi training step, batch {TRAIN_BATCH}", file=sys.stderr)
-                res["train"] = interleaved(engine, eager, f"train {TRAIN_BATCH}", rounds, 1)
-                print(f"speed: SGEMM {res['sgemm_size']}", file=sys.stderr)
-                res["sgemm"] = sgemm_figures(engine, eager, res["sgemm_size"], res["sgemm_reps"])
+                log(f"{name}: CoDi training step, batch {TRAIN_BATCH}")
+                res["train"] = interleaved(sides, f"train {TRAIN_BATCH}", rounds, 1)
+                log(f"SGEMM {res['sgemm_size']} and convolution peak")
+                res["sgemm"] = sgemm_figures(sides, res["sgemm_size"], res["sgemm_reps"])
         finally:
-            engine.close()
-            eager.close()
+            close_sides(sides)
+    # the allocator's share: the largest forward of each model, and the training step
+    for name, _, folder in MODELS:
+        if args.quick and name != TRAIN_MODEL:
+            continue
+        sides = start_sides(build, folder, args.threads, ALLOCATOR_SIDES)
+        try:
+            b = batches[name][-1]
+            log(f"{name}: allocator variants, forward batch {b}")
+            res["allocator"].append({"what": f"{name} forward, batch {b}",
+                                     **interleaved(sides, f"forward {b}", rounds, target)})
+            if name == TRAIN_MODEL and not args.quick:
+                log(f"{name}: allocator variants, CoDi training step")
+                res["allocator"].append({"what": f"{name} CoDi step, batch {TRAIN_BATCH}",
+                                         **interleaved(sides, f"train {TRAIN_BATCH}", rounds, 1)})
+        finally:
+            close_sides(sides)
     text = markdown(res)
     if args.out:
         with open(args.out, "a") as f:
@@ -322,6 +401,10 @@ def main(argv):
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
     return 0
+
+
+def log(msg):
+    print(f"speed: {msg}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

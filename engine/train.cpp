@@ -398,10 +398,10 @@ static std::string fingerprint(const eng_trainer *t) {
     char buf[256];
     /* an adapter's checkpoint belongs to its base: resuming on another base
      * of the same shape would silently train something else */
-    std::snprintf(buf, sizeof buf, "%s/%s/%s/%d/%zu/%s", eng_train_kind_name(t->p.kind),
+    std::snprintf(buf, sizeof buf, "%s/%s/%s/%d/%zu", eng_train_kind_name(t->p.kind),
                   eng_adapter_kind_name(t->p.adapter_kind), eng_task_name(t->p.task.kind),
-                  t->p.batch_size, t->params.size(), t->base ? t->base->hash.c_str() : "");
-    return buf;
+                  t->p.batch_size, t->params.size());
+    return t->base ? std::string(buf) + "/" + t->base->hash : std::string(buf);
 }
 
 extern "C" int eng_trainer_save_checkpoint(eng_trainer *t, const char *path, eng_error *err) {

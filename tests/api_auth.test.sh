@@ -34,7 +34,7 @@ if [[ $admin =~ ^codid_[0-9a-f]{12}_[0-9a-f]{48}$ ]] && [[ $gen =~ ^codid_[0-9a-
 else bad keys_created "'$admin' '$gen' $(cat "$tmp/kerr")"; fi
 if ! grep -rqa "${admin#codid_????????????_}" "$data" &&
     /usr/bin/python3 -c 'import sqlite3,sys; print("\n".join(r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT hash FROM api_keys")))' \
-        "$data/codid.db" | grep -qx "$(printf '%s' "$admin" | sha256sum | cut -d' ' -f1)"; then
+        "$data/codid.db" 2>/dev/null | grep -qx "$(printf '%s' "$admin" | sha256sum | cut -d' ' -f1)"; then
     ok key_stored_as_sha256_only
 else bad key_stored_as_sha256_only "secret found in the data dir, or no matching hash"; fi
 "$BIN" keys create --scope root --data-dir "$data" >/dev/null 2>&1

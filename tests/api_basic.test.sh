@@ -114,7 +114,7 @@ if pycheck '[m for m in d["models"]
  if m["trained"] is False and "random" in m["note"] and m["sample_size"] == 16
  and m["config"]["sample_size"] == 16 and m["config"]["block_out_channels"] == [32, 64]
  and m["parameters"] > 0 and m["memory_bytes"] > 0 and m["device"] == "cpu"
- and m["prediction_type"] == "epsilon" and len(m["hash"]) == 16]'; then
+ and m["prediction_type"] == "v_prediction" and len(m["hash"]) == 16]'; then
     ok models_untrained_tiny
 else bad models_untrained_tiny "$(cat "$tmp/body")"; fi
 
