@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/plot.h"
 #include "api/png.h"
 #include "engine/engine.h"
 #include "engine/safetensors.h"
@@ -325,5 +326,75 @@ done:
     free(imgs);
     eng_model_free(m);
     eng_ctx_free(ctx);
+    return status;
+}
+
+/* ---- plot --------------------------------------------------------------- */
+
+/* codid plot --csv LOSS.csv --out PLOT.png: the loss column (second) of a
+ * training log against its step column, raw and smoothed (EMA 0.98). */
+int srv_cmd_plot(int argc, char **argv) {
+    const char *csv = NULL, *out = NULL;
+    static const struct option opts[] = {{"csv", required_argument, 0, 'c'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'c') csv = optarg;
+        else if (c == 'o') out = optarg;
+        else return 2;
+    }
+    if (!csv || !out) {
+        fprintf(stderr, "usage: codid plot --csv LOSS.csv --out PLOT.png\n");
+        return 2;
+    }
+    FILE *f = fopen(csv, "r");
+    if (!f) {
+        fprintf(stderr, "codid: cannot read %s: %s\n", csv, strerror(errno));
+        return 1;
+    }
+    enum { MAX_ROWS = 10000000 };
+    size_t cap = 1024, n = 0;
+    double *x = malloc(cap * sizeof *x), *y = malloc(cap * sizeof *y);
+    char line[256];
+    double last_step = -1;
+    while (x && y && fgets(line, sizeof line, f) && n < MAX_ROWS) {
+        double step, loss;
+        /* a resumed run appends to the log: keep the steps increasing */
+        if (sscanf(line, "%lf,%lf", &step, &loss) != 2 || step <= last_step) continue;
+        if (n == cap) {
+            cap *= 2;
+            double *nx = realloc(x, cap * sizeof *x), *ny = realloc(y, cap * sizeof *y);
+            if (nx) x = nx;
+            if (ny) y = ny;
+            if (!nx || !ny) break;
+        }
+        x[n] = last_step = step;
+        y[n++] = loss;
+    }
+    fclose(f);
+    int status = 1;
+    double *smooth = n ? malloc(n * sizeof *smooth) : NULL;
+    if (smooth) {
+        for (size_t i = 0; i < n; i++) smooth[i] = i ? 0.98 * smooth[i - 1] + 0.02 * y[i] : y[i];
+        api_series s[2] = {{y, {180, 200, 235}}, {smooth, {200, 40, 40}}};
+        uint8_t *png = NULL;
+        size_t len = 0;
+        char msg[256];
+        if (api_plot_png(x, (int)n, s, 2, 640, 360, &png, &len, msg, sizeof msg) == 0) {
+            FILE *o = fopen(out, "wb");
+            if (o && fwrite(png, 1, len, o) == len && fclose(o) == 0) status = 0;
+            else fprintf(stderr, "codid: cannot write %s\n", out);
+        } else {
+            fprintf(stderr, "codid: %s\n", msg);
+        }
+        free(png);
+    } else {
+        fprintf(stderr, "codid: %s holds no step,loss rows\n", csv);
+    }
+    free(smooth);
+    free(x);
+    free(y);
     return status;
 }

@@ -22,6 +22,9 @@ int srv_cmd_forward(int argc, char **argv);
  * file, with checkpoints, exact resume and a loss log. */
 int srv_cmd_pretrain(int argc, char **argv);
 
+/* codid plot: a PNG of a training loss log (raw and smoothed). */
+int srv_cmd_plot(int argc, char **argv);
+
 /* codid sample: a PNG grid of unconditional DDIM samples of a model. */
 int srv_cmd_sample(int argc, char **argv);
 

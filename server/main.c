@@ -25,6 +25,7 @@ static const srv_command commands[] = {
     {"forward", srv_cmd_forward, "one UNet evaluation of a safetensors tensor (checkpoint checks)"},
     {"pretrain", srv_cmd_pretrain, "pretrain an unconditional base model on a dataset file"},
     {"adapter", srv_cmd_adapter, "train an adapter from a job spec; score adapters (quality table)"},
+    {"plot", srv_cmd_plot, "a PNG plot of a training loss log"},
     {"sample", srv_cmd_sample, "a PNG grid of unconditional samples from a model"},
     {"keys", srv_cmd_keys, "create, list and revoke API keys (scopes generate, admin)"},
     {"jobs", srv_cmd_jobs, "queue, list and cancel training jobs; register datasets and adapters"},
