@@ -161,6 +161,15 @@ eval-adapters: all data
 eval-adapters-quick: all data
 	bash bench/eval_adapters.sh --quick
 
+# Benchmarks: bench/run.sh writes bench/RESULTS.md, one section per script
+# in bench/sections/; bench-quick runs a cheaper subset in a few minutes.
+bench: deps
+	$(MAKE) -j$(JOBS) all $(BUILD)/tools/bench_engine
+	BUILD=$(BUILD) bash bench/run.sh
+bench-quick: deps
+	$(MAKE) -j$(JOBS) all $(BUILD)/tools/bench_engine
+	BUILD=$(BUILD) bash bench/run.sh --quick
+
 # ---- install (deploy/README.md) ----------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=/staging/root]: the binary; each
 # folder of models/ that holds weights (*.safetensors), without its training/

@@ -20,16 +20,18 @@ command -v wrk >/dev/null || { echo "wrk is missing (make deps installs it)"; ex
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-(cd "$tmp" && exec "$BIN" serve --listen 127.0.0.1:0 --data-dir "$tmp/var" --model random-tiny \
+# a free port, so that the daemon can log at warn (no line per request)
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+(cd "$tmp" && exec "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$tmp/var" --model random-tiny \
     --threads "$threads" --workers 0 --max-batch 16 --batch-wait-ms 5 --queue-max 256 \
     --log-level warn) 2>"$tmp/log" &
 pid=$!
+up=0
 for _ in $(seq 600); do
-    port=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$tmp/log")
-    [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && up=1 && break
     sleep 0.1
 done
-[ -n "${port:-}" ] || { echo "the daemon did not start:"; cat "$tmp/log"; exit 1; }
+[ $up = 1 ] || { echo "the daemon did not start:"; cat "$tmp/log"; exit 1; }
 url=http://127.0.0.1:$port/v1/generate
 
 cat >"$tmp/post.lua" <<LUA
@@ -54,8 +56,23 @@ read -r r1 l1 e1 <<<"$(run 1)"
 read -r r16 l16 e16 <<<"$(run 16)"
 batches=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^codid_generate_batch_images_(sum|count) / {v[$1] = $2} END {if (v["codid_generate_batch_images_count"]) printf "%.1f", v["codid_generate_batch_images_sum"] / v["codid_generate_batch_images_count"]}')
 
+# the engine alone: milliseconds per image of one call of n = 1 and of n = 16
+# (alternated, medians of 5), to tell batching's compute gain from HTTP's share
+per_image() {
+    curl -s -X POST "$url" -H 'Content-Type: application/json' -d "{\"steps\":$steps,\"n\":$1}" |
+        /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['timings']['inference_ms'] / $1)"
+}
+: >"$tmp/e1"
+: >"$tmp/e16"
+for _ in 1 2 3 4 5; do
+    per_image 1 >>"$tmp/e1"
+    per_image 16 >>"$tmp/e16"
+done
+median() { sort -g "$1" | awk '{v[NR] = $1} END {printf "%.1f", v[int((NR + 1) / 2)]}'; }
+
 printf '\ngenerate throughput, tiny random model (16x16), %d steps, %d s per run, %d generation thread(s)\n' "$steps" "$secs" "$threads"
 printf '%-10s %12s %14s %8s\n' clients 'requests/s' 'mean latency' errors
 printf '%-10s %12s %11s ms %8s\n' 1 "$r1" "$l1" "$e1" 16 "$r16" "$l16" "$e16"
+printf 'engine, ms per image: %s alone, %s in a call of 16\n' "$(median "$tmp/e1")" "$(median "$tmp/e16")"
 printf 'batching gain (16 clients / 1 client): %sx; mean images per engine call seen by requests: %s\n' \
-    "$(awk -v a="$r16" -v b="$r1" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')" "${batches:-?}"
+    "$(awk -v a="$r16" -v b="$r1" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" "${batches:-?}"

@@ -230,6 +230,14 @@ for _ in $(seq 100); do
 done
 expect adapter_freed_after_delete grep -q '^codid_adapters_loaded 0' "$tmp/body"
 
+# ---- shutdown with a stream open: it is ended, not left suspended ----------------
+job endless 100000
+j4=$(jget 'd["id"]')
+curl -sN "$base/v1/jobs/$j4/events" -o "$tmp/sse_open" --max-time 300 &
+curl_pid=$!
+for _ in $(seq 100); do grep -q '^event: job' "$tmp/sse_open" 2>/dev/null && break; sleep 0.1; done
 stop_daemon
 expect sigterm_clean_exit test "$stop_rc" = 0
+wait "$curl_pid"
+expect open_stream_ended_at_shutdown grep -q '^event: shutdown' "$tmp/sse_open"
 finish
