@@ -132,7 +132,6 @@ struct api_request {
     int n_kept;
     api_stream *stream; /* the connection's reference, until MHD takes it */
     char allow[API_HEADER_VALUE_MAX];
-    int from_loopback;
     /* for the log line */
     unsigned sent_status;
     size_t sent_bytes;
@@ -452,16 +451,6 @@ const char *api_request_query(api_request *r, const char *name) {
 
 const api_route *api_request_route(const api_request *r) { return r->route; }
 const char *api_request_allow(const api_request *r) { return r->allow; }
-int api_request_from_loopback(const api_request *r) { return r->from_loopback; }
-
-static int is_loopback(const struct sockaddr *sa) {
-    if (!sa) return 0;
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family != AF_INET6) return 0;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-}
 
 const char *api_request_param(const api_request *r, const char *name) {
     size_t len = strlen(name);
@@ -559,8 +548,6 @@ static api_request *request_new(api_server *s, struct MHD_Connection *conn, cons
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = info ? info->connect_fd : -1;
-    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    r->from_loopback = info && is_loopback(info->client_addr);
     uint64_t id = mix64(s->id_base + atomic_fetch_add(&s->id_counter, 1));
     snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)id);
     api_buf_init(&r->body, s->params.max_body_bytes);

@@ -110,8 +110,6 @@ const api_route *api_request_route(const api_request *r);
 /* For a request to a known path: its methods as an Allow header value
  * ("GET, DELETE"); "" otherwise. */
 const char *api_request_allow(const api_request *r);
-/* 1 when the client connected over the loopback interface. */
-int api_request_from_loopback(const api_request *r);
 /* A "{name}" segment of the matched route, or NULL. */
 const char *api_request_param(const api_request *r, const char *name);
 /* The body received so far; complete when the handler runs. */

@@ -40,10 +40,11 @@ MODELS = [
     ("ddpm-cifar10-32", "bench/configs/ddpm-cifar10-32.json", "var/bench/models/ddpm-cifar10-32"),
 ]
 TRAIN_MODEL, TRAIN_BATCH = "cifar10-base", 64
-# glibc malloc keeping freed memory for reuse instead of handing it back to
-# the kernel (which then faults it in again, page by page, at the next use)
-MALLOC_ENV = {"MALLOC_TOP_PAD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
-ALLOCATOR_SIDES = ("codid", "codid+malloc", "eager", "eager+malloc")
+# glibc malloc backing its large blocks with transparent huge pages: every
+# fresh activation tensor is otherwise faulted in 4 KiB at a time, which
+# costs as much as the arithmetic on this VM at large batch
+THP_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+ALLOCATOR_SIDES = ("codid", "codid+thp", "eager", "eager+thp")
 # the oneDNN reference: batch, channels in = out, side of a 3x3 convolution
 CONV_PEAK = (8, 256, 32)
 CONV_PEAK_SHAPE = "batch {0}, {1} -> {1} channels, {2}x{2}".format(*CONV_PEAK)
@@ -85,16 +86,14 @@ def worker(model_dir, threads):
             print("ok" if blas else "error no OpenBLAS", flush=True)
             continue
         cmd, x, reps = words[0], int(words[1]), int(words[2])
-        ms = []
         if cmd == "forward":
             gen = torch.Generator().manual_seed(1)
             inp = torch.rand(x, cfg["in_channels"], cfg["sample_size"], cfg["sample_size"],
                              generator=gen) * 2 - 1
-            for _ in range(reps):
-                t0 = time.perf_counter()
+
+            def run():
                 with torch.inference_mode():
                     model(inp, 500.0)
-                ms.append((time.perf_counter() - t0) * 1e3)
         elif cmd == "train":
             if trainer is None or trainer.batch != x:
                 gen = torch.Generator().manual_seed(2)
@@ -102,28 +101,30 @@ def worker(model_dir, threads):
                                                 cfg["sample_size"]), dtype=torch.uint8,
                                        generator=gen)
                 trainer = eager_codi.CoDiTrainer(model, model_dir, images, x)
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                trainer.step()
-                ms.append((time.perf_counter() - t0) * 1e3)
+            run = trainer.step
         elif cmd == "conv":
             b, c, side = CONV_PEAK
             inp, w = torch.rand(b, c, side, side), torch.rand(c, c, 3, 3)
-            for _ in range(reps):
-                t0 = time.perf_counter()
+
+            def run():
                 with torch.inference_mode():
                     F.conv2d(inp, w, padding=1)
-                ms.append((time.perf_counter() - t0) * 1e3)
         elif cmd == "sgemm":
             a, b = torch.rand(x, x), torch.rand(x, x)
-            for _ in range(reps):
-                t0 = time.perf_counter()
+
+            def run():
                 torch.mm(a, b)
-                ms.append((time.perf_counter() - t0) * 1e3)
         else:
             print(f"error unknown command {cmd}", flush=True)
             continue
-        print("ms " + " ".join(f"{v:.3f}" for v in ms), flush=True)
+        wall, cpu = [], []
+        for _ in range(reps):
+            w0, c0 = time.perf_counter(), time.process_time()
+            run()
+            wall.append((time.perf_counter() - w0) * 1e3)
+            cpu.append((time.process_time() - c0) * 1e3)
+        print("ms " + " ".join(f"{v:.3f}" for v in wall) + " cpu " +
+              " ".join(f"{v:.3f}" for v in cpu), flush=True)
 
 
 # ---- the driver ---------------------------------------------------------------
@@ -141,14 +142,16 @@ class Side:
             raise RuntimeError(f"{name} worker did not start: {self.banner!r}")
 
     def ask(self, line):
+        """Wall-clock and CPU milliseconds of each repetition ([] for 'ok')."""
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         answer = self.proc.stdout.readline().strip()
         if answer == "ok":
-            return []
-        if not answer.startswith("ms "):
+            return [], []
+        if not answer.startswith("ms ") or " cpu " not in answer:
             raise RuntimeError(f"{self.name}: {line!r} -> {answer!r}")
-        return [float(v) for v in answer.split()[1:]]
+        wall, cpu = answer[3:].split(" cpu ")
+        return [float(v) for v in wall.split()], [float(v) for v in cpu.split()]
 
     def close(self):
         self.proc.stdin.write("quit\n")
@@ -156,16 +159,17 @@ class Side:
         self.proc.wait(timeout=60)
 
 
-def start_sides(build, model_dir, threads, variants=("codid", "eager")):
-    """Workers by name: codid, eager, and each with '+malloc' (MALLOC_ENV)."""
+def start_sides(build, model_dir, threads, omp_policy, variants=("codid", "eager")):
+    """Workers by name: codid, eager, and each with '+thp' (THP_ENV)."""
     sides = {}
+    env = {"OMP_WAIT_POLICY": omp_policy} if omp_policy != "default" else {}
     for name in variants:
         kind, _, tuned = name.partition("+")
         argv = ([os.path.join(build, "tools", "bench_engine"), "serve", "--model", model_dir,
                  "--threads", str(threads)] if kind == "codid" else
                 [sys.executable, os.path.join(HERE, "speed.py"), "--worker", "--model", model_dir,
                  "--threads", str(threads)])
-        sides[name] = Side(name, argv, MALLOC_ENV if tuned else None)
+        sides[name] = Side(name, argv, dict(env, **(THP_ENV if tuned else {})))
     return sides
 
 
@@ -177,22 +181,28 @@ def close_sides(sides):
 def interleaved(sides, command, rounds, target_ms, warm=2):
     """Per-repetition means of `command` (a 'forward N' or 'train B'), one
     sample per round and side, the sides' order reversing every round;
-    ratios are each side's over the plain eager side's of the same round."""
+    ratios are each side's over the plain eager side's of the same round,
+    of wall-clock time and of CPU time."""
     warm_ms = 0.0
     for _ in range(warm):
-        warm_ms = max(side.ask(f"{command} 1")[0] for side in sides.values())
+        warm_ms = max(side.ask(f"{command} 1")[0][0] for side in sides.values())
     reps = max(1, min(50, round(target_ms / max(warm_ms, 1e-3))))
-    samples = {name: [] for name in sides}
+    wall = {name: [] for name in sides}
+    cpu = {name: [] for name in sides}
     order = list(sides.values())
     for r in range(rounds):
         for side in (order if r % 2 == 0 else order[::-1]):
-            samples[side.name].append(statistics.fmean(side.ask(f"{command} {reps}")))
-    out = {"reps_per_round": reps, "rounds": rounds, "samples": samples}
-    for name, v in samples.items():
-        ratios = [a / e for a, e in zip(v, samples["eager"])]
-        out[name] = {"median_ms": statistics.median(v), "min_ms": min(v),
+            w, c = side.ask(f"{command} {reps}")
+            wall[side.name].append(statistics.fmean(w))
+            cpu[side.name].append(statistics.fmean(c))
+    out = {"reps_per_round": reps, "rounds": rounds, "wall": wall, "cpu": cpu}
+    for name in sides:
+        ratios = [a / e for a, e in zip(wall[name], wall["eager"])]
+        cpu_ratios = [a / e for a, e in zip(cpu[name], cpu["eager"])]
+        out[name] = {"median_ms": statistics.median(wall[name]), "min_ms": min(wall[name]),
+                     "cpu_ms": statistics.median(cpu[name]),
                      "ratio": statistics.median(ratios), "ratio_min": min(ratios),
-                     "ratio_max": max(ratios)}
+                     "ratio_max": max(ratios), "cpu_ratio": statistics.median(cpu_ratios)}
     return out
 
 
@@ -204,9 +214,9 @@ def sgemm_figures(sides, size, reps):
         for n in (1, 2):
             side.ask(f"blas_threads {n}")
             side.ask(f"sgemm {size} 1")
-            out[f"{name}_blas{n}_ms"] = min(side.ask(f"sgemm {size} {reps}"))
+            out[f"{name}_blas{n}_ms"] = min(side.ask(f"sgemm {size} {reps}")[0])
     eager.ask("conv 1 1")
-    out["eager_conv_ms"] = min(eager.ask(f"conv 1 {reps}"))
+    out["eager_conv_ms"] = min(eager.ask(f"conv 1 {reps}")[0])
     engine.ask("blas_threads 1")  # codid's own setting (eng_ctx_create)
     eager.ask(f"blas_threads {eager_default_blas_threads(eager)}")
     return out
@@ -253,35 +263,43 @@ def gflops(macs, ms):
 
 
 def fmt_ratio(r):
-    return f"**{r['ratio']:.2f}** [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}]"
+    return (f"**{r['ratio']:.2f}** [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
+            f"{r['cpu_ratio']:.2f}")
+
+
+def fmt_ms(r, digits=1):
+    return f"{r['median_ms']:.{digits}f} ({r['min_ms']:.{digits}f})"
 
 
 def markdown(res):
     n, macs_of = res["sgemm_size"], res["models"]
+    policy = ("left unset (libgomp spins)" if res["omp_policy"] == "default"
+              else f"`OMP_WAIT_POLICY={res['omp_policy']}`")
     lines = ["## Speed: codid engine vs PyTorch eager", "",
              f"Both sides load the same safetensors file (random weights, seed 1) and run with "
-             f"{res['threads']} torch intra-op threads; codid's eng_ctx_create sets OpenBLAS to 1 "
-             f"thread, the eager side leaves it at its default ({res['eager_blas_default']}). "
-             f"Each side is a long-lived worker (build/tools/bench_engine, bench/speed.py "
-             f"--worker); the driver interleaves them for {res['rounds']} rounds, each the mean "
-             f"of a few repetitions after 2 warm-up calls. ms: median over rounds (best round in "
-             f"brackets); codid/eager: median of the per-round ratios [range]. "
+             f"{res['threads']} torch intra-op threads, OpenMP wait policy {policy} on both; "
+             f"codid's eng_ctx_create sets OpenBLAS to 1 thread, the eager side leaves it at its "
+             f"default ({res['eager_blas_default']}). Each side is a long-lived worker "
+             f"(build/tools/bench_engine, bench/speed.py --worker); the driver interleaves them "
+             f"for {res['rounds']} rounds, each the mean of a few repetitions after 2 warm-up "
+             f"calls. ms: median wall-clock time over the rounds (best round in brackets). "
+             f"codid/eager: median of the per-round ratios of wall-clock time [range], then of "
+             f"process CPU time (the steadier figure when other jobs share the cores). "
              f"Goals: forward <= 0.9, training step <= 1.0.", "",
              "### Same outputs", "",
              "`bench/eager_unet.py check`: batch 2, t = 0, 500, 999, against `codid forward`.", "",
-             "| model | max abs diff | ", "|---|---|"]
+             "| model | max abs diff |", "|---|---|"]
     lines += [f"| {name} | {diff:.2g} |" for name, diff in res["check"].items()]
     lines += ["", "### Forward (one UNet evaluation, t = 500)", "",
-              "| model | params | batch | codid ms | eager ms | codid/eager | codid GFLOP/s | "
-              "eager GFLOP/s |", "|---|---|---|---|---|---|---|---|"]
+              "| model | params | batch | codid ms | eager ms | codid/eager wall | cpu | "
+              "codid GFLOP/s | eager GFLOP/s |", "|---|---|---|---|---|---|---|---|---|"]
     for f in res["forward"]:
         m = macs_of[f["model"]]
         macs = m["macs"]["forward"] * f["batch"]
         c, e = f["codid"], f["eager"]
         lines.append(
-            f"| {f['model']} | {m['params'] / 1e6:.2f}M | {f['batch']} | "
-            f"{c['median_ms']:.1f} ({c['min_ms']:.1f}) | {e['median_ms']:.1f} ({e['min_ms']:.1f}) "
-            f"| {fmt_ratio(c)} | {gflops(macs, c['median_ms']):.1f} | "
+            f"| {f['model']} | {m['params'] / 1e6:.2f}M | {f['batch']} | {fmt_ms(c)} | "
+            f"{fmt_ms(e)} | {fmt_ratio(c)} | {gflops(macs, c['median_ms']):.1f} | "
             f"{gflops(macs, e['median_ms']):.1f} |")
     if "train" in res:
         t, tm = res["train"], res["train_macs"]
@@ -292,19 +310,19 @@ def markdown(res):
                   f"math in eager PyTorch (torch.optim.AdamW, clip_grad_norm_, an EMA loop). "
                   f"Counted per step: {tm['forward'] / 1e9:.1f} GMAC forward (three base "
                   f"UNets, two adapters) + {tm['backward'] / 1e9:.1f} GMAC backward.", "",
-                  "| codid ms | eager ms | codid/eager | codid GFLOP/s | eager GFLOP/s |",
-                  "|---|---|---|---|---|",
-                  f"| {t['codid']['median_ms']:.0f} ({t['codid']['min_ms']:.0f}) | "
-                  f"{t['eager']['median_ms']:.0f} ({t['eager']['min_ms']:.0f}) | "
+                  "| codid ms | eager ms | codid/eager wall | cpu | codid GFLOP/s | "
+                  "eager GFLOP/s |", "|---|---|---|---|---|---|",
+                  f"| {fmt_ms(t['codid'], 0)} | {fmt_ms(t['eager'], 0)} | "
                   f"{fmt_ratio(t['codid'])} | {gflops(total, t['codid']['median_ms']):.1f} | "
                   f"{gflops(total, t['eager']['median_ms']):.1f} |"]
     if res["allocator"]:
-        lines += ["", "### The memory allocator", "",
-                  "The same workloads with glibc malloc told to keep freed memory "
-                  f"(`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}`) on either side. "
-                  "ms: median; in brackets, the median per-round ratio to plain eager.", "",
-                  "| workload | codid | codid+malloc | eager | eager+malloc |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "### Transparent huge pages for malloc", "",
+                  f"The same workloads with `{' '.join(f'{k}={v}' for k, v in THP_ENV.items())}` "
+                  "on either side (glibc backs its large blocks with 2 MiB pages, so a fresh "
+                  "activation tensor costs one page fault per 2 MiB instead of per 4 KiB). "
+                  "ms: median wall-clock; in brackets, the median per-round ratio to plain eager.",
+                  "", "| workload | " + " | ".join(ALLOCATOR_SIDES) + " |",
+                  "|---|" + "---|" * len(ALLOCATOR_SIDES)]
         for a in res["allocator"]:
             lines.append(f"| {a['what']} | " + " | ".join(
                 f"{a[v]['median_ms']:.0f} ({a[v]['ratio']:.2f})" for v in ALLOCATOR_SIDES) + " |")
@@ -312,22 +330,22 @@ def markdown(res):
     lines += ["", "### Arithmetic", "",
               "MACs per image of one forward, counted from the architecture (convolutions, "
               "linear layers, the two attention matmuls; norms, activations and softmax are not "
-              "counted). GFLOP/s above = 2 x MACs / time.", "",
+              "counted). GFLOP/s above = 2 x MACs / median wall-clock time.", "",
               "| model | conv | linear | attention | total GMAC |", "|---|---|---|---|---|"]
     for name, m in macs_of.items():
         c = m["macs"]
         lines.append(f"| {name} | {c['conv'] / 1e6:.1f}M | {c['linear'] / 1e6:.1f}M | "
                      f"{c['attention'] / 1e6:.1f}M | {c['forward'] / 1e9:.3f} |")
-    lines += ["", f"Peak reference: a {n}x{n}x{n} SGEMM (OpenBLAS, best of {res['sgemm_reps']}) "
-              f"in each worker process, and the best 3x3 convolution oneDNN runs in the eager "
-              f"process ({CONV_PEAK_SHAPE}), all with {res['threads']} torch threads:", "",
+    lines += ["", f"Peak references, best of {res['sgemm_reps']}, {res['threads']} torch threads: "
+              f"a {n}x{n}x{n} SGEMM through OpenBLAS in each worker process, and a 3x3 "
+              f"convolution through oneDNN ({CONV_PEAK_SHAPE}) in the eager one.", "",
               "| process | SGEMM, OpenBLAS 1 thread | SGEMM, OpenBLAS 2 threads |",
               "|---|---|---|"]
     for side in ("codid", "eager"):
         lines.append(f"| {side} | {gflops(n ** 3, s[f'{side}_blas1_ms']):.1f} GFLOP/s | "
                      f"{gflops(n ** 3, s[f'{side}_blas2_ms']):.1f} GFLOP/s |")
-    lines += ["", f"3x3 convolution ({CONV_PEAK_SHAPE}): "
-              f"{gflops(conv_peak_macs(), s['eager_conv_ms']):.1f} GFLOP/s.", ""]
+    lines += ["", f"oneDNN 3x3 convolution: {gflops(conv_peak_macs(), s['eager_conv_ms']):.1f} "
+              "GFLOP/s.", ""]
     return "\n".join(lines)
 
 
@@ -336,6 +354,8 @@ def main(argv):
     ap.add_argument("--quick", action="store_true", help="fewer batches and rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--build", default="build", help="the build folder (codid, tools/)")
+    ap.add_argument("--omp-wait-policy", default="passive",
+                    help="OMP_WAIT_POLICY of both sides' workers; 'default' leaves it unset")
     ap.add_argument("--out", help="append the markdown section to this file")
     ap.add_argument("--json", help="write the raw figures here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -351,7 +371,7 @@ def main(argv):
     rounds = 3 if args.quick else 7
     target = 1500 if args.quick else 3000
     batches = {"cifar10-base": [1, 8, 32], "ddpm-cifar10-32": [1, 8] if args.quick else [1, 8, 32]}
-    res = {"threads": args.threads, "rounds": rounds, "quick": args.quick, "check": {},
+    res = {"threads": args.threads, "omp_policy": args.omp_wait_policy, "rounds": rounds, "quick": args.quick, "check": {},
            "models": {}, "forward": [], "allocator": [], "sgemm_size": 2048,
            "sgemm_reps": 3 if args.quick else 5}
     for name, _, folder in MODELS:
@@ -361,7 +381,7 @@ def main(argv):
         res["models"][name] = {"macs": macs, "params": sum(p.numel() for p in model.parameters())}
         if name == TRAIN_MODEL:
             res["train_macs"] = train_macs(model, folder, TRAIN_BATCH)
-        sides = start_sides(build, folder, args.threads)
+        sides = start_sides(build, folder, args.threads, args.omp_wait_policy)
         res["eager_blas_default"] = eager_default_blas_threads(sides["eager"])
         try:
             for b in batches[name]:
@@ -379,7 +399,7 @@ def main(argv):
     for name, _, folder in MODELS:
         if args.quick and name != TRAIN_MODEL:
             continue
-        sides = start_sides(build, folder, args.threads, ALLOCATOR_SIDES)
+        sides = start_sides(build, folder, args.threads, args.omp_wait_policy, ALLOCATOR_SIDES)
         try:
             b = batches[name][-1]
             log(f"{name}: allocator variants, forward batch {b}")

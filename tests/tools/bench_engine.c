@@ -16,9 +16,10 @@
  *         blas_threads N          OpenBLAS threads from now on (codid's
  *                                 eng_ctx_create sets 1)
  *         quit
- *       Answers: "ms T1 T2 ..." (milliseconds, one per repetition), "ok", or
- *       "error MESSAGE". The first repetition of a shape includes warm-up:
- *       the driver discards it.
+ *       Answers: "ms T1 ... cpu C1 ..." (wall-clock and process CPU
+ *       milliseconds, one each per repetition), "ok", or "error MESSAGE".
+ *       The first repetition of a shape includes warm-up: the driver
+ *       discards it.
  *
  * It measures and prints; it asserts nothing about timings.
  */
@@ -31,10 +32,24 @@
 
 #include "engine/engine.h"
 
-static double now_ms(void) {
+static double clock_ms(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Wall-clock and CPU time (all threads of the process) of one repetition:
+ * the CPU figure is the steadier one on a machine shared with other jobs. */
+typedef struct lap {
+    double wall, cpu;
+} lap;
+
+static lap lap_start(void) {
+    return (lap){clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_PROCESS_CPUTIME_ID)};
+}
+
+static lap lap_since(lap t0) {
+    return (lap){clock_ms(CLOCK_MONOTONIC) - t0.wall, clock_ms(CLOCK_PROCESS_CPUTIME_ID) - t0.cpu};
 }
 
 static char *read_text(const char *path) {
@@ -118,13 +133,15 @@ typedef struct bench {
     unsigned char *images;
 } bench;
 
-static void print_times(const double *ms, int reps) {
+static void print_times(const lap *ms, int reps) {
     printf("ms");
-    for (int i = 0; i < reps; i++) printf(" %.3f", ms[i]);
+    for (int i = 0; i < reps; i++) printf(" %.3f", ms[i].wall);
+    printf(" cpu");
+    for (int i = 0; i < reps; i++) printf(" %.3f", ms[i].cpu);
     printf("\n");
 }
 
-static int run_forward(bench *b, int n, int reps, double *ms) {
+static int run_forward(bench *b, int n, int reps, lap *ms) {
     int s = b->info.sample_size;
     size_t in_numel = (size_t)n * b->info.in_channels * s * s;
     size_t out_numel = (size_t)n * b->info.out_channels * s * s;
@@ -134,19 +151,19 @@ static int run_forward(bench *b, int n, int reps, double *ms) {
     for (size_t i = 0; x && i < in_numel; i++) x[i] = (float)rand() / RAND_MAX * 2 - 1;
     eng_error err;
     for (int r = 0; rc == 0 && r < reps; r++) {
-        double t0 = now_ms();
+        lap t0 = lap_start();
         if (eng_model_forward(b->model, x, n, s, s, 500.0f, y, &err) != ENG_OK) {
             printf("error %s\n", err.msg);
             rc = -1;
         }
-        ms[r] = now_ms() - t0;
+        ms[r] = lap_since(t0);
     }
     free(x);
     free(y);
     return rc;
 }
 
-static int run_train(bench *b, int batch, int reps, double *ms) {
+static int run_train(bench *b, int batch, int reps, lap *ms) {
     eng_error err;
     if (b->trainer && b->train_batch != batch) {
         eng_trainer_free(b->trainer);
@@ -173,12 +190,12 @@ static int run_train(bench *b, int batch, int reps, double *ms) {
     }
     for (int r = 0; r < reps; r++) {
         eng_step_stats st;
-        double t0 = now_ms();
+        lap t0 = lap_start();
         if (eng_trainer_step(b->trainer, &st, &err) != ENG_OK) {
             printf("error %s\n", err.msg);
             return -1;
         }
-        ms[r] = now_ms() - t0;
+        ms[r] = lap_since(t0);
     }
     return 0;
 }
@@ -190,7 +207,7 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float a
                          int ldc);
 typedef void (*set_threads_fn)(int);
 
-static int run_sgemm(int size, int reps, double *ms) {
+static int run_sgemm(int size, int reps, lap *ms) {
     sgemm_fn sgemm = (sgemm_fn)dlsym(RTLD_DEFAULT, "cblas_sgemm");
     if (!sgemm) {
         printf("error cblas_sgemm not found (is OpenBLAS loaded?)\n");
@@ -205,10 +222,10 @@ static int run_sgemm(int size, int reps, double *ms) {
     }
     enum { ROW_MAJOR = 101, NO_TRANS = 111 };
     for (int r = 0; rc == 0 && r < reps; r++) {
-        double t0 = now_ms();
+        lap t0 = lap_start();
         sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, size, size, size, 1.0f, a, size, bm, size, 0.0f, c,
               size);
-        ms[r] = now_ms() - t0;
+        ms[r] = lap_since(t0);
     }
     free(a);
     free(bm);
@@ -262,7 +279,7 @@ static int cmd_serve(int argc, char **argv) {
             printf("error bad command: %s", line);
             continue;
         }
-        double *ms = malloc((size_t)reps * sizeof *ms);
+        lap *ms = malloc((size_t)reps * sizeof *ms);
         int rc = -1;
         if (!ms) printf("error out of memory\n");
         else if (strcmp(cmd, "forward") == 0) rc = run_forward(&b, x, reps, ms);
