@@ -264,7 +264,7 @@ static api_status respond_images(api_request *r, srv_gen_request *req, int want_
         if (!s) goto nomem;
         cJSON_AddItemToArray(images, s);
     }
-    cJSON_AddNumberToObject(doc, "seed", (double)req->seed);
+    cJSON_AddRawToObject(doc, "seed", seed); /* exact: %g would round 16-digit seeds */
     cJSON_AddNumberToObject(doc, "steps", req->steps);
     cJSON *t = cJSON_AddObjectToObject(doc, "timings");
     if (!t) goto nomem;

@@ -20,7 +20,7 @@ trap 'rm -f "$BENCH_OUT"' EXIT
 
 busy() {  # processes using more than 20% of a CPU, other than this run's
     ps -eo pid=,pcpu=,comm=,args= --sort=-pcpu |
-        awk -v me=$$ '$1 != me && $2 > 20 {printf "%s (%s%% CPU); ", substr($0, index($0, $4), 60), $2}'
+        awk -v me=$$ '$1 != me && $3 != "ps" && $2 > 20 {printf "%s (%s%% CPU); ", substr($0, index($0, $4), 60), $2}'
 }
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -40,11 +40,17 @@ MODELS = [
     ("ddpm-cifar10-32", "bench/configs/ddpm-cifar10-32.json", "var/bench/models/ddpm-cifar10-32"),
 ]
 TRAIN_MODEL, TRAIN_BATCH = "cifar10-base", 64
-# glibc malloc backing its large blocks with transparent huge pages: every
-# fresh activation tensor is otherwise faulted in 4 KiB at a time, which
-# costs as much as the arithmetic on this VM at large batch
-THP_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
-ALLOCATOR_SIDES = ("codid", "codid+thp", "eager", "eager+thp")
+# Allocator variants (environment of a worker, so both sides can have them):
+# on this VM every fresh large activation tensor is faulted in page by page,
+# which costs as much as the arithmetic at large batch. `mallopt` keeps
+# freed blocks up to 32 MiB in the heap (what a process can set for itself
+# with mallopt(M_MMAP_THRESHOLD / M_TRIM_THRESHOLD)); `thp` has glibc back
+# its large blocks with 2 MiB transparent huge pages.
+VARIANT_ENV = {
+    "mallopt": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)},
+    "thp": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+}
+ALLOCATOR_SIDES = ("codid", "codid+mallopt", "codid+thp", "eager", "eager+thp")
 # the oneDNN reference: batch, channels in = out, side of a 3x3 convolution
 CONV_PEAK = (8, 256, 32)
 CONV_PEAK_SHAPE = "batch {0}, {1} -> {1} channels, {2}x{2}".format(*CONV_PEAK)
@@ -160,16 +166,16 @@ class Side:
 
 
 def start_sides(build, model_dir, threads, omp_policy, variants=("codid", "eager")):
-    """Workers by name: codid, eager, and each with '+thp' (THP_ENV)."""
+    """Workers by name: codid or eager, optionally '+' a VARIANT_ENV key."""
     sides = {}
     env = {"OMP_WAIT_POLICY": omp_policy} if omp_policy != "default" else {}
     for name in variants:
-        kind, _, tuned = name.partition("+")
+        kind, _, variant = name.partition("+")
         argv = ([os.path.join(build, "tools", "bench_engine"), "serve", "--model", model_dir,
                  "--threads", str(threads)] if kind == "codid" else
                 [sys.executable, os.path.join(HERE, "speed.py"), "--worker", "--model", model_dir,
                  "--threads", str(threads)])
-        sides[name] = Side(name, argv, dict(env, **(THP_ENV if tuned else {})))
+        sides[name] = Side(name, argv, dict(env, **VARIANT_ENV.get(variant, {})))
     return sides
 
 
@@ -250,6 +256,21 @@ def forward_macs(folder):
         return eager_unet.count_macs([model], lambda: model(x, 500.0)), model
 
 
+def op_profile(model, batch, threads, top=8):
+    """Self CPU time share of the most expensive ops of one eager forward
+    (torch.profiler): codid calls the same libtorch kernels."""
+    torch.set_num_threads(threads)
+    cfg = model.config
+    x = torch.rand(batch, cfg["in_channels"], cfg["sample_size"], cfg["sample_size"])
+    with torch.inference_mode():
+        model(x, 500.0)
+        with torch.profiler.profile() as prof:
+            model(x, 500.0)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [(e.key, e.count, e.self_cpu_time_total / total) for e in events[:top]]
+
+
 def train_macs(model, folder, batch):
     cfg = model.config
     images = torch.zeros(batch, cfg["in_channels"], cfg["sample_size"], cfg["sample_size"],
@@ -316,16 +337,27 @@ def markdown(res):
                   f"{fmt_ratio(t['codid'])} | {gflops(total, t['codid']['median_ms']):.1f} | "
                   f"{gflops(total, t['eager']['median_ms']):.1f} |"]
     if res["allocator"]:
-        lines += ["", "### Transparent huge pages for malloc", "",
-                  f"The same workloads with `{' '.join(f'{k}={v}' for k, v in THP_ENV.items())}` "
-                  "on either side (glibc backs its large blocks with 2 MiB pages, so a fresh "
-                  "activation tensor costs one page fault per 2 MiB instead of per 4 KiB). "
-                  "ms: median wall-clock; in brackets, the median per-round ratio to plain eager.",
-                  "", "| workload | " + " | ".join(ALLOCATOR_SIDES) + " |",
+        lines += ["", "### The memory allocator", "",
+                  "The same workloads with glibc malloc told to keep its memory: "
+                  + "; ".join(f"`{v}`: `{' '.join(f'{k}={x}' for k, x in e.items())}`"
+                              for v, e in VARIANT_ENV.items())
+                  + " (mallopt: freed blocks up to 32 MiB stay in the heap instead of going back "
+                  "to the kernel, which faults them in again page by page at the next "
+                  "allocation; thp: large blocks on 2 MiB pages, one fault per 2 MiB). "
+                  "ms: median wall-clock; in brackets, the median per-round ratio to plain "
+                  "eager.", "", "| workload | " + " | ".join(ALLOCATOR_SIDES) + " |",
                   "|---|" + "---|" * len(ALLOCATOR_SIDES)]
         for a in res["allocator"]:
             lines.append(f"| {a['what']} | " + " | ".join(
                 f"{a[v]['median_ms']:.0f} ({a[v]['ratio']:.2f})" for v in ALLOCATOR_SIDES) + " |")
+    lines += ["", "### Where the time goes", "",
+              "Self CPU time of the costliest ops of one eager forward at the largest batch "
+              "(torch.profiler; codid runs the same libtorch kernels, called from C++). "
+              "mkldnn_convolution includes oneDNN's conversions of activations and weights "
+              "between torch's NCHW and its blocked layouts at every call.", ""]
+    for name, ops in res["profile"].items():
+        lines.append(f"- {name}, batch {[f['batch'] for f in res['forward'] if f['model'] == name][-1]}: "
+                     + ", ".join(f"{op} {share:.0%} ({count} calls)" for op, count, share in ops))
     s = res["sgemm"]
     lines += ["", "### Arithmetic", "",
               "MACs per image of one forward, counted from the architecture (convolutions, "
@@ -372,7 +404,7 @@ def main(argv):
     target = 1500 if args.quick else 3000
     batches = {"cifar10-base": [1, 8, 32], "ddpm-cifar10-32": [1, 8] if args.quick else [1, 8, 32]}
     res = {"threads": args.threads, "omp_policy": args.omp_wait_policy, "rounds": rounds, "quick": args.quick, "check": {},
-           "models": {}, "forward": [], "allocator": [], "sgemm_size": 2048,
+           "models": {}, "forward": [], "allocator": [], "profile": {}, "sgemm_size": 2048,
            "sgemm_reps": 3 if args.quick else 5}
     for name, _, folder in MODELS:
         log(f"{name}: checking outputs against codid forward")
@@ -381,6 +413,7 @@ def main(argv):
         res["models"][name] = {"macs": macs, "params": sum(p.numel() for p in model.parameters())}
         if name == TRAIN_MODEL:
             res["train_macs"] = train_macs(model, folder, TRAIN_BATCH)
+        res["profile"][name] = op_profile(model, batches[name][-1], args.threads)
         sides = start_sides(build, folder, args.threads, args.omp_wait_policy)
         res["eager_blas_default"] = eager_default_blas_threads(sides["eager"])
         try:

@@ -252,7 +252,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x) {
                                  k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/1.0 / std::sqrt((double)d));
     auto a = torch::bmm(torch::softmax(scores, -1), v);
     a = a.view({b, heads, hw, d}).permute({0, 2, 1, 3}).reshape({b, hw, c});
-    auto out = out_proj(a).transpose(1, 2).reshape(sz).add_(x);
+    /* x first: the sum takes x's contiguous layout. The transposed
+     * projection alone is a channels-last view; once that layout reaches
+     * the convolutions after this block, oneDNN converts their weights at
+     * every call (as diffusers' own `proj + residual` order does on torch
+     * 1.13: bench/RESULTS.md). */
+    auto out = x + out_proj(a).transpose(1, 2).reshape(sz);
     return output_scale == 1.0 ? out : out.div_(output_scale);
 }
 
