@@ -524,6 +524,79 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJ
     return rc;
 }
 
+/* One shipped file: registered unless skipped (see jobs.h). */
+static int register_shipped(jobs_store *st, const char *path, const char *name,
+                            const char *base_hash, int *registered, char *msg, size_t msgsz) {
+    char real[PATH_MAX], hash[sizeof ((jobs_adapter_info *)0)->base_hash], why[256];
+    st_file f;
+    if (!realpath(path, real) || st_open(real, &f, why, sizeof why) != ST_OK) {
+        srv_log(SRV_LOG_WARN, "shipped adapter %s: unreadable, skipped", path);
+        return JOBS_OK;
+    }
+    const char *h = st_metadata_get(&f, "codid.base_hash", hash, sizeof hash);
+    st_close(&f);
+    if (!h || strcmp(h, base_hash) != 0) {
+        srv_log(SRV_LOG_INFO, "shipped adapter %s: trained for base %s, not this one: skipped", path,
+                h ? h : "(none)");
+        return JOBS_OK;
+    }
+    jobs_adapter_info a;
+    int rc = jobs_store_adapter_get(st, 0, name, &a, msg, msgsz);
+    if (rc == JOBS_OK) {
+        if (!a.path || strcmp(a.path, real) != 0)
+            srv_log(SRV_LOG_WARN, "shipped adapter %s: the name '%s' is taken by %s: skipped", path, name,
+                    a.path ? a.path : "another adapter");
+        jobs_adapter_info_clear(&a);
+        return JOBS_OK;
+    }
+    if (rc != JOBS_ENOTFOUND) return rc;
+    rc = jobs_adapter_register(st, name, real, NULL, msg, msgsz);
+    if (rc == JOBS_EINVAL || rc == JOBS_EEXIST) { /* not a codid adapter; a name taken meanwhile */
+        srv_log(SRV_LOG_WARN, "shipped adapter %s: %s: skipped", path, msg);
+        return JOBS_OK;
+    }
+    if (rc == JOBS_OK) {
+        srv_log(SRV_LOG_INFO, "adapter '%s' registered from %s", name, real);
+        (*registered)++;
+    }
+    return rc;
+}
+
+int jobs_adapter_register_dir(jobs_store *st, const char *dir, const char *base_hash,
+                              int *registered, char *msg, size_t msgsz) {
+    *registered = 0;
+    DIR *top = opendir(dir);
+    if (!top) {
+        if (errno == ENOENT) return JOBS_OK;
+        snprintf(msg, msgsz, "%.200s: %s", dir, strerror(errno));
+        return JOBS_ERR;
+    }
+    int rc = JOBS_OK;
+    struct dirent *e;
+    while (rc == JOBS_OK && (e = readdir(top))) {
+        if (e->d_name[0] == '.') continue;
+        char sub[PATH_MAX];
+        if (snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= (int)sizeof sub) continue;
+        DIR *d = opendir(sub);
+        if (!d) continue; /* a file beside the folders: a script, a README */
+        struct dirent *f;
+        while (rc == JOBS_OK && (f = readdir(d))) {
+            size_t n = strlen(f->d_name);
+            static const char ext[] = ".safetensors";
+            if (f->d_name[0] == '.' || n <= sizeof ext - 1 || n - (sizeof ext - 1) > JOBS_NAME_MAX ||
+                strcmp(f->d_name + n - (sizeof ext - 1), ext) != 0)
+                continue;
+            char path[PATH_MAX], name[JOBS_NAME_MAX + 1];
+            if (snprintf(path, sizeof path, "%s/%s", sub, f->d_name) >= (int)sizeof path) continue;
+            snprintf(name, sizeof name, "%.*s", (int)(n - (sizeof ext - 1)), f->d_name);
+            rc = register_shipped(st, path, name, base_hash, registered, msg, msgsz);
+        }
+        closedir(d);
+    }
+    closedir(top);
+    return rc;
+}
+
 int jobs_adapter_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz) {
     jobs_adapter_info *items = NULL;
     int n = 0, rc = jobs_store_adapter_list(st, &items, &n, msg, msgsz);

@@ -95,6 +95,15 @@ int jobs_dataset_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz
  * come from its metadata. */
 int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out,
                           char *msg, size_t msgsz);
+/* Registers the adapters shipped in DIR (DIR/<folder>/<name>.safetensors,
+ * as under models/adapters/) that were trained for the base whose content
+ * hash is base_hash, each under its file name without the extension. One
+ * already registered under that name from the same file is left as it is;
+ * a name taken by another adapter, a file for another base and an
+ * unreadable file are logged and skipped. *registered counts the new ones.
+ * JOBS_OK unless DIR exists and cannot be read or the store fails. */
+int jobs_adapter_register_dir(jobs_store *st, const char *dir, const char *base_hash,
+                              int *registered, char *msg, size_t msgsz);
 int jobs_adapter_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz);
 int jobs_adapter_get(jobs_store *st, const char *ref, cJSON **out, char *msg, size_t msgsz);
 /* JOBS_EINUSE while a queued or running job (a cm2 teacher, an evaluation)

@@ -46,6 +46,9 @@ static const opt opts[] = {
      "state directory (created if missing)"},
     {"model", OPT_STRING, F(model), 0, 0, 0, 1, "", "DIR",
      "base model folder; default models/cifar10-base, else random-tiny"},
+    {"adapters_dir", OPT_STRING, F(adapters_dir), 0, 0, 0, 1, "", "DIR",
+     "adapters registered at start-up (DIR/*/NAME.safetensors, those for this base); "
+     "default: adapters/ beside the model folder; none: no such folder"},
     {"share_dir", OPT_STRING, F(share_dir), 0, 0, 0, 1, CODID_SHARE_DIR, "DIR",
      "where models/ is looked for when not in the current directory"},
     {"config", OPT_STRING, F(config), 0, 0, 0, 0, "", "FILE", "config file (key = value lines)"},

@@ -36,6 +36,7 @@ typedef struct srv_config {
     char data_dir[SRV_PATH_MAX];
     char model[SRV_PATH_MAX];    /* "": the default model; "random-tiny" */
     char share_dir[SRV_PATH_MAX];/* where models/ lives when not in "." */
+    char adapters_dir[SRV_PATH_MAX]; /* shipped adapters; "": adapters/ beside the model; "none" */
     char config[SRV_PATH_MAX];   /* the file these settings came from */
     int threads;                 /* intra-op threads for generation; 0: torch's */
     int workers;                 /* training worker threads; 0: train nothing */

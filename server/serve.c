@@ -95,9 +95,7 @@ static const char *pick_model(const srv_config *cfg, char *buf, size_t bufsz) {
     return SRV_MODEL_RANDOM_TINY;
 }
 
-static int load_model(const srv_config *cfg, eng_ctx *ctx, eng_model **out) {
-    char buf[SRV_PATH_MAX + sizeof default_model + 1];
-    const char *which = pick_model(cfg, buf, sizeof buf);
+static int load_model(const char *which, eng_ctx *ctx, eng_model **out) {
     eng_error err = {0};
     int rc = strcmp(which, SRV_MODEL_RANDOM_TINY) == 0
                  ? eng_model_create(ctx, tiny_unet_config, tiny_scheduler_config, 0, out, &err)
@@ -114,6 +112,34 @@ static int load_model(const srv_config *cfg, eng_ctx *ctx, eng_model **out) {
     if (!info.trained)
         srv_log(SRV_LOG_WARN, "model %s has untrained random weights: its images are noise",
                 info.name);
+    return 0;
+}
+
+/* The adapters shipped with the model (adapters_dir; by default the
+ * adapters/ folder beside the model's, as models/adapters/ beside
+ * models/cifar10-base) join the registry, so that a fresh daemon serves
+ * them by name. */
+static int register_shipped_adapters(const srv_config *cfg, const char *model_dir, eng_model *model,
+                                     jobs_store *store) {
+    char dir[SRV_PATH_MAX + 16], msg[512];
+    if (strcmp(cfg->adapters_dir, "none") == 0) return 0;
+    if (*cfg->adapters_dir) {
+        snprintf(dir, sizeof dir, "%s", cfg->adapters_dir);
+    } else {
+        if (strcmp(model_dir, SRV_MODEL_RANDOM_TINY) == 0) return 0;
+        size_t n = strlen(model_dir);
+        while (n > 1 && model_dir[n - 1] == '/') n--;           /* "models/base/" */
+        while (n > 0 && model_dir[n - 1] != '/') n--;           /* "models/" */
+        snprintf(dir, sizeof dir, "%.*sadapters", (int)n, model_dir);
+    }
+    eng_model_info info;
+    eng_model_get_info(model, &info);
+    int added = 0;
+    if (jobs_adapter_register_dir(store, dir, info.hash, &added, msg, sizeof msg) != JOBS_OK) {
+        srv_log(SRV_LOG_ERROR, "adapters_dir: %s", msg);
+        return -1;
+    }
+    if (added) srv_log(SRV_LOG_INFO, "%d shipped adapter%s registered from %s", added, added == 1 ? "" : "s", dir);
     return 0;
 }
 
@@ -216,7 +242,9 @@ int srv_cmd_serve(int argc, char **argv) {
     int exit_code = 0;
     eng_model *model = NULL;
     srv_batcher *batcher = NULL;
-    if (load_model(&cfg, ctx, &model) != 0) {
+    char model_buf[SRV_PATH_MAX + sizeof default_model + 1];
+    const char *model_dir = pick_model(&cfg, model_buf, sizeof model_buf);
+    if (load_model(model_dir, ctx, &model) != 0) {
         exit_code = EXIT_RUNTIME;
     } else {
         srv_batcher_params bp = {
@@ -240,6 +268,8 @@ int srv_cmd_serve(int argc, char **argv) {
         }
     }
 
+    if (exit_code == 0 && register_shipped_adapters(&cfg, model_dir, model, app.store) != 0)
+        exit_code = EXIT_RUNTIME;
     if (exit_code == 0) {
         int heartbeat = cfg.request_timeout_s * 1000 / 2;
         if (heartbeat > SSE_HEARTBEAT_MS) heartbeat = SSE_HEARTBEAT_MS;
