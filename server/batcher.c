@@ -17,8 +17,12 @@
  * Batches
  * -------
  * The thread takes the oldest request, then every waiting request with the
- * same key (adapter, steps, eta) that fits in max_batch images, and waits up
- * to batch_wait_ms for more to arrive before running. All requests of a batch
+ * same key (adapter, steps, eta) that fits in max_batch images. While the
+ * batch holds fewer images than the previous one did, it waits up to
+ * batch_wait_ms for more to arrive before running: under steady load the
+ * clients answered by one batch come back for the next one and batches keep
+ * their size, while a lone request at low load runs at once instead of
+ * paying the wait (bench/RESULTS.md, 'Serving'). All requests of a batch
  * go through one eng_generate() call. That call takes one seed and makes
  * image i from seed + i, the same image whatever the batch, so a request may
  * join a batch only where its seeds continue the batch's run: a request with
@@ -67,6 +71,7 @@ struct srv_batcher {
     int stopping;
     atomic_int cancel;        /* the running engine call should stop */
     srv_gen_request **batch;  /* room for the requests of one batch */
+    int last_images;          /* images in the previous batch (batcher thread) */
 };
 
 /* The batch being formed or run; lives on the batcher thread's stack. */
@@ -207,14 +212,18 @@ static int next_batch(srv_batcher *b, batch *bt, srv_gen_request **failed) {
     while (!b->stopping && !b->head) pthread_cond_wait(&b->more, &b->lock);
     if (b->stopping) return 0;
     double deadline = now_ms() + b->p.batch_wait_ms;
+    int target = b->last_images < 1 ? 1 : b->last_images;
+    if (target > b->p.max_batch) target = b->p.max_batch;
     for (;;) {
         batch_scan(b, bt, failed);
-        if (bt->n_reqs == 0 && !b->head) return 1;
-        if (bt->images >= b->p.max_batch || b->stopping) return 1;
+        if (bt->n_reqs == 0 && !b->head) break;
+        if (bt->images >= target || b->stopping) break;
         double left = deadline - now_ms();
-        if (left <= 0) return 1;
+        if (left <= 0) break;
         timed_wait(b, left);
     }
+    if (bt->n_reqs > 0) b->last_images = bt->images;
+    return 1;
 }
 
 static int on_progress(int step, int steps, void *user) {

@@ -61,7 +61,7 @@ static const opt opts[] = {
     {"max_batch", OPT_INT, F(max_batch), 1, 1024, 0, 1, "8", "N",
      "images generated together in one batch"},
     {"batch_wait_ms", OPT_INT, F(batch_wait_ms), 0, 10000, 0, 1, "5", "MS",
-     "how long a batch waits for more requests"},
+     "how long a batch smaller than the previous one waits for more requests"},
     {"queue_max", OPT_INT, F(queue_max), 1, 1000000, 0, 1, "64", "N",
      "generate requests waiting at most (then 429)"},
     {"max_body_bytes", OPT_INT64, F(max_body_bytes), 1024, (int64_t)1 << 30, 1, 1, "8M", "BYTES",
