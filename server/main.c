@@ -5,7 +5,9 @@
  * status (0 success, 1 failure, 2 bad usage).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/commands.h"
 #include "server/config.h"
@@ -49,7 +51,30 @@ static int cmd_help(int argc, char **argv) {
     return 0;
 }
 
+/* glibc backs its large malloc blocks with transparent huge pages only when
+ * GLIBC_TUNABLES says so, and reads it once at start-up: so codid restarts
+ * itself once with glibc.malloc.hugetlb=1 added. torch allocates a fresh
+ * activation tensor per layer; with 2 MiB pages that costs one page fault
+ * per 2 MiB instead of per 4 KiB, and a UNet forward at batch 32 takes about
+ * half the time (bench/RESULTS.md, 'Transparent huge pages'). CODID_HUGEPAGES=0
+ * turns it off; a tunable already set is left alone. */
+static void use_huge_pages(char **argv) {
+    const char *off = getenv("CODID_HUGEPAGES");
+    const char *cur = getenv("GLIBC_TUNABLES");
+    if ((off && strcmp(off, "0") == 0) || getenv("CODID_REEXEC") || (cur && strstr(cur, "glibc.malloc.hugetlb")))
+        return;
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf, "%s%sglibc.malloc.hugetlb=1", cur ? cur : "", cur && *cur ? ":" : "");
+    if (n < 0 || (size_t)n >= sizeof buf) return;
+    /* CODID_REEXEC stops a loop where glibc ignores the variable (AT_SECURE) */
+    if (setenv("GLIBC_TUNABLES", buf, 1) != 0 || setenv("CODID_REEXEC", "1", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* no /proc: run as we are */
+}
+
 int main(int argc, char **argv) {
+    use_huge_pages(argv);
+    unsetenv("CODID_REEXEC"); /* not for the commands codid runs */
     if (argc < 2) {
         cmd_help(0, NULL);
         return 2;
