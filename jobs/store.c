@@ -83,6 +83,9 @@ static const char *const migrations[] = {
     "  revoked_at INTEGER"
     ");"
     "PRAGMA user_version = 1;",
+    /* 1 -> 2: how often a job was found running at start-up (a crash each) */
+    "ALTER TABLE jobs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 2;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -123,6 +126,7 @@ _Static_assert(N_MIGRATIONS == JOBS_SCHEMA_VERSION, "one migration step per sche
                     "lr = ?6, it_per_s = ?7, eta_s = ?8 WHERE id = ?1")                        \
     X(JOB_SET_CHECKPOINT, "UPDATE jobs SET checkpoint = ?2 WHERE id = ?1")                     \
     X(JOB_RUNNING_IDS, "SELECT id FROM jobs WHERE status = 'running' ORDER BY id")             \
+    X(JOB_RECOVERED, "UPDATE jobs SET recoveries = recoveries + 1 WHERE id = ?1 RETURNING recoveries") \
     X(JOB_SUCCEED, "UPDATE jobs SET status = 'succeeded', finished_at = ?2, checkpoint = NULL, result = " \
                    "CASE WHEN ?4 IS NULL THEN json(?3) ELSE json_set(?3, '$.adapter_id', ?4) END " \
                    "WHERE id = ?1 AND status = 'running'")                                     \
@@ -771,12 +775,25 @@ int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) 
         int count = 0;
         rc = fetch_all(st, stmt(st, STMT_JOB_RUNNING_IDS), sizeof(int64_t), read_id_v, NULL, &ids,
                        &count, "running jobs", msg, msgsz);
-        for (int i = 0; rc == JOBS_OK && i < count; i++)
-            rc = transition_locked(st, ((int64_t *)ids)[i], JOBS_RUNNING, JOBS_QUEUED, NULL, NULL,
-                                   msg, msgsz);
+        for (int i = 0; rc == JOBS_OK && i < count; i++) {
+            int64_t id = ((int64_t *)ids)[i], times = 0;
+            sqlite3_stmt *s = stmt(st, STMT_JOB_RECOVERED);
+            sqlite3_bind_int64(s, 1, id);
+            rc = fetch_one(st, s, read_id_v, &times, "job recoveries", msg, msgsz);
+            if (rc != JOBS_OK) break;
+            /* a job that keeps taking the daemon down is not tried forever */
+            char why[160];
+            snprintf(why, sizeof why,
+                     "the daemon stopped without a shutdown %lld times while this job ran "
+                     "(a crash, kill -9 or out of memory): not retried", (long long)times);
+            int give_up = times > JOBS_MAX_RECOVERIES;
+            rc = transition_locked(st, id, JOBS_RUNNING, give_up ? JOBS_FAILED : JOBS_QUEUED,
+                                   give_up ? why : NULL, NULL, msg, msgsz);
+            if (rc == JOBS_OK && !give_up) (*n)++;
+        }
         free(ids);
         rc = finish(st, rc, msg, msgsz);
-        if (rc == JOBS_OK) *n = count;
+        if (rc != JOBS_OK) *n = 0;
     }
     pthread_mutex_unlock(&st->lock);
     return rc;

@@ -48,7 +48,7 @@ typedef enum jobs_status {
 const char *jobs_strerror(int code);
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define JOBS_SCHEMA_VERSION 1
+#define JOBS_SCHEMA_VERSION 2
 #define JOBS_DB_NAME "codid.db"
 #define JOBS_BUSY_TIMEOUT_MS 5000
 #define JOBS_NAME_MAX 64
@@ -135,8 +135,10 @@ int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char
 int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char *msg,
                               size_t msgsz);
 
-/* Start-up: every running job back to queued (their checkpoints are kept).
- * *n receives how many. */
+/* Start-up: every running job back to queued (their checkpoints are kept),
+ * except one found running for the (JOBS_MAX_RECOVERIES + 1)-th time: it
+ * fails with an error that says why. *n receives how many were queued. */
+#define JOBS_MAX_RECOVERIES 3
 int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz);
 
 /* Whether a queued or running job other than except_id names `field` (a

@@ -817,6 +817,49 @@ TEST(start_up_requeues_cleans_and_locks) {
     CHECK(k);
 }
 
+/* A job that brings the daemon down every time it runs is retried
+ * JOBS_MAX_RECOVERIES times, then failed with the reason; another job found
+ * running once is only requeued. */
+TEST(start_up_gives_up_on_a_job_that_keeps_crashing) {
+    char dir[64], msg[512];
+    CHECK(make_tmpdir(dir, sizeof dir) == 0);
+    jobs_store *st = NULL;
+    CHECK(jobs_store_open(dir, 0, &st, msg, sizeof msg) == JOBS_OK);
+    int64_t a = add_job(st, "{}");
+    int requeued[JOBS_MAX_RECOVERIES + 1];
+    jobs_state states[JOBS_MAX_RECOVERIES + 1];
+    for (int i = 0; i <= JOBS_MAX_RECOVERIES; i++) {
+        jobs_job j;
+        if (jobs_store_claim(st, &j, msg, sizeof msg) == JOBS_OK) jobs_job_clear(&j); /* then a crash */
+        requeued[i] = -1;
+        jobs_store_requeue_running(st, &requeued[i], msg, sizeof msg);
+        states[i] = state_of(st, a);
+    }
+    jobs_job j;
+    int rc_get = jobs_store_job_get(st, a, &j, msg, sizeof msg);
+    int says_why = rc_get == JOBS_OK && j.error && strstr(j.error, "not retried") &&
+                   strstr(j.error, "4 times");
+    if (rc_get == JOBS_OK) jobs_job_clear(&j);
+    int64_t b = add_job(st, "{}"); /* a later job is unaffected */
+    int claimed_b = jobs_store_claim(st, &j, msg, sizeof msg) == JOBS_OK && j.id == b;
+    if (claimed_b) jobs_job_clear(&j);
+    int n_b = -1;
+    jobs_store_requeue_running(st, &n_b, msg, sizeof msg);
+    jobs_state sb = state_of(st, b);
+    jobs_store_close(st);
+    rm_tree(dir);
+    for (int i = 0; i < JOBS_MAX_RECOVERIES; i++) {
+        CHECK_EQ_INT(requeued[i], 1);
+        CHECK_EQ_INT(states[i], JOBS_QUEUED);
+    }
+    CHECK_EQ_INT(requeued[JOBS_MAX_RECOVERIES], 0);
+    CHECK_EQ_INT(states[JOBS_MAX_RECOVERIES], JOBS_FAILED);
+    CHECK(says_why);
+    CHECK(claimed_b);
+    CHECK_EQ_INT(n_b, 1);
+    CHECK_EQ_INT(sb, JOBS_QUEUED);
+}
+
 /* ---- workers on a tiny real model -------------------------------------------------------- */
 
 /* 16 x 16 so that SSIM's 11 x 11 window fits. */
@@ -1131,6 +1174,7 @@ int main(void) {
     RUN(spec_errors_name_the_field);
     RUN(submit_checks_references_and_names);
     RUN(start_up_requeues_cleans_and_locks);
+    RUN(start_up_gives_up_on_a_job_that_keeps_crashing);
 
     eng_ctx_params cp;
     eng_ctx_params_init(&cp);
