@@ -62,7 +62,7 @@ DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread 
             libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch nginx-light \
             dataset-fashion-mnist wrk openssl systemd python3-yaml
 
-.PHONY: all deps run test asan check clean data redocly bench bench-quick base-model eval-adapters eval-adapters-quick
+.PHONY: all deps run test asan check clean data redocly bench bench-quick base-model adapters eval-adapters eval-adapters-quick
 
 all: $(BUILD)/codid
 
@@ -153,6 +153,12 @@ base-model: all data
 	    --log $(BASE_DIR)/training/loss.csv --log-every 50
 	$(BUILD)/codid sample --model $(BASE_DIR) --n 64 --steps 50 --seed 0 --out $(BASE_DIR)/samples.png
 	$(BUILD)/codid plot --csv $(BASE_DIR)/training/loss.csv --out $(BASE_DIR)/loss.png
+
+# The default adapters (models/adapters/train.sh: CoDi for sr4, inpaint,
+# colorize, edges; teacher and cm2 baselines for sr4 and inpaint). Resumable;
+# an adapter already there is kept (delete it to retrain). About 2 hours on 2 cores.
+adapters: all data
+	BUILD=$(BUILD) bash models/adapters/train.sh
 
 # The quality table of the default adapters (bench/eval_adapters.sh); the
 # quick variant runs the whole pipeline on a tiny base in a few minutes.

@@ -491,6 +491,24 @@ int jobs_dataset_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz
 
 /* ---- adapters ------------------------------------------------------------------------------ */
 
+/* The registry's metadata for a file registered by hand: its codid.* keys
+ * without the prefix (the recipe, the evaluation figures, the task's
+ * parameters...), values that hold JSON objects parsed. NULL reads as {}. */
+static char *file_metadata(const st_file *f) {
+    cJSON *in = f->metadata_json ? cJSON_Parse(f->metadata_json) : NULL;
+    cJSON *o = cJSON_CreateObject(), *item;
+    cJSON_ArrayForEach(item, in) {
+        if (!cJSON_IsString(item) || strncmp(item->string, "codid.", 6) != 0) continue;
+        const char *v = item->valuestring;
+        cJSON *parsed = v[0] == '{' ? cJSON_Parse(v) : NULL;
+        cJSON_AddItemToObject(o, item->string + 6, parsed ? parsed : cJSON_CreateString(v));
+    }
+    cJSON_Delete(in);
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return text;
+}
+
 int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out,
                           char *msg, size_t msgsz) {
     if (!name || !jobs_name_valid(name)) {
@@ -514,13 +532,16 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJ
     const char *task = st_metadata_get(&f, "codid.task", a.task, sizeof a.task);
     const char *kind = st_metadata_get(&f, "codid.kind", a.kind, sizeof a.kind);
     const char *hash = st_metadata_get(&f, "codid.base_hash", a.base_hash, sizeof a.base_hash);
+    a.metadata = file_metadata(&f);
     st_close(&f);
     if (!task || !kind || !hash) {
         snprintf(msg, msgsz, "%.200s is not a codid adapter (no codid.task, codid.kind or codid.base_hash)", path);
+        cJSON_free(a.metadata);
         return JOBS_EINVAL;
     }
     int rc = jobs_store_adapter_add(st, &a, msg, msgsz);
     if (rc == JOBS_OK && out) *out = adapter_json(&a);
+    cJSON_free(a.metadata);
     return rc;
 }
 

@@ -43,6 +43,9 @@ expect registers_only_this_bases_adapters test "$(names)" = sr2
 sr2_id=$(jget 'd["adapters"][0]["id"]')
 expect registered_from_the_shipped_file pycheck 'd["adapters"][0]["path"].endswith("/adapters/sr2/sr2.safetensors")
     and d["adapters"][0]["task"] == "sr" and d["adapters"][0]["kind"] == "lite"'
+call GET /v1/adapters/sr2
+expect metadata_from_the_file pycheck 'd["metadata"]["recipe"]["trainer"] == "distill"
+    and d["metadata"]["recipe"]["steps"] == 2 and d["metadata"]["factor"] == "2"'
 if grep -q "other.safetensors: trained for base" "$log" && grep -q "junk.safetensors: unreadable" "$log"; then
     ok skipped_files_logged
 else bad skipped_files_logged "$(grep -i shipped "$log")"; fi
