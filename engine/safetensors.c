@@ -936,3 +936,33 @@ float st_bf16_to_f32(uint16_t h)
 {
     return bits_f32((uint32_t)h << 16);
 }
+
+/* ------------------------------------------------------------ rewriting */
+
+int st_set_metadata_file(const char *path, const char *key, const char *value, char *msg,
+                         size_t msgsz)
+{
+    st_file f;
+    int rc = st_open(path, &f, msg, msgsz);
+    if (rc != ST_OK) return rc;
+    st_writer *w = st_writer_new();
+    if (!w) {
+        st_close(&f);
+        return fail(msg, msgsz, ST_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; rc == ST_OK && i < f.count; i++) {
+        const st_tensor *t = &f.tensors[i];
+        rc = st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes);
+    }
+    cJSON *meta = f.metadata_json ? cJSON_Parse(f.metadata_json) : NULL, *item;
+    cJSON_ArrayForEach(item, meta) {
+        if (rc == ST_OK && cJSON_IsString(item)) rc = st_writer_set_metadata(w, item->string, item->valuestring);
+    }
+    cJSON_Delete(meta);
+    if (rc == ST_OK) rc = st_writer_set_metadata(w, key, value);
+    if (rc != ST_OK) fail(msg, msgsz, rc, "cannot copy the file's tensors or metadata");
+    else rc = st_writer_save(w, path, msg, msgsz); /* temporary file, fsync, rename */
+    st_writer_free(w);
+    st_close(&f);
+    return rc;
+}

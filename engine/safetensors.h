@@ -87,6 +87,12 @@ int st_writer_set_metadata(st_writer *w, const char *key, const char *value);
 int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz);
 void st_writer_free(st_writer *w);
 
+/* Sets one metadata key of the file at path (replacing its value), keeping
+ * its tensors and other metadata; the file is rewritten through a temporary
+ * file and a rename, so a crash leaves the old or the new one. */
+int st_set_metadata_file(const char *path, const char *key, const char *value, char *msg,
+                         size_t msgsz);
+
 /* Conversions used by the engine and tools. */
 uint16_t st_f32_to_f16(float f);
 float st_f16_to_f32(uint16_t h);

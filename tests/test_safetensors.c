@@ -246,6 +246,38 @@ TEST(save_replaces_and_reports_io_errors)
     st_writer_free(w);
 }
 
+TEST(set_metadata_keeps_tensors_and_other_keys)
+{
+    float a[3] = {1, 2, 3};
+    uint16_t b[2] = {0x3c00, 0xc000};
+    int64_t sa[1] = {3}, sb[2] = {1, 2};
+    char path[128], msg[256], v[32];
+    path_in_dir(path, sizeof path, "meta.safetensors");
+    st_writer *w = st_writer_new();
+    CHECK_EQ_INT(st_writer_add(w, "a", ST_F32, 1, sa, a, sizeof a), ST_OK);
+    CHECK_EQ_INT(st_writer_add(w, "b", ST_F16, 2, sb, b, sizeof b), ST_OK);
+    CHECK_EQ_INT(st_writer_set_metadata(w, "task", "sr"), ST_OK);
+    CHECK_EQ_INT(st_writer_save(w, path, msg, sizeof msg), ST_OK);
+    st_writer_free(w);
+
+    CHECK_EQ_INT(st_set_metadata_file(path, "eval", "{\"psnr\": 20.5}", msg, sizeof msg), ST_OK);
+    CHECK_EQ_INT(st_set_metadata_file(path, "task", "inpaint", msg, sizeof msg), ST_OK);
+    st_file f;
+    CHECK_EQ_INT(st_open(path, &f, msg, sizeof msg), ST_OK);
+    const st_tensor *ta = st_find(&f, "a"), *tb = st_find(&f, "b");
+    CHECK(f.count == 2 && ta && tb);
+    CHECK(ta && ta->dtype == ST_F32 && ta->ndim == 1 && memcmp(ta->data, a, sizeof a) == 0);
+    CHECK(tb && tb->dtype == ST_F16 && tb->ndim == 2 && tb->shape[1] == 2 && memcmp(tb->data, b, sizeof b) == 0);
+    CHECK(st_metadata_get(&f, "eval", v, sizeof v) && strcmp(v, "{\"psnr\": 20.5}") == 0);
+    CHECK(st_metadata_get(&f, "task", v, sizeof v) && strcmp(v, "inpaint") == 0);
+    st_close(&f);
+
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/missing.safetensors", g_dir);
+    CHECK(st_set_metadata_file(missing, "k", "v", msg, sizeof msg) != ST_OK);
+    CHECK(access(missing, F_OK) != 0);
+}
+
 TEST(writer_refuses_bad_tensors)
 {
     float d[6] = {0};
@@ -769,6 +801,7 @@ int main(void)
     RUN(round_trip_every_dtype);
     RUN(empty_file_and_no_metadata);
     RUN(save_replaces_and_reports_io_errors);
+    RUN(set_metadata_keeps_tensors_and_other_keys);
     RUN(writer_refuses_bad_tensors);
     RUN(refuses_short_and_bad_length_prefix);
     RUN(refuses_bad_json);
