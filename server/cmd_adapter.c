@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "jobs/dataset.h"
 #include "jobs/jobspec.h"
+#include "server/cli.h"
 #include "server/commands.h"
 #include "server/trainloop.h"
 
@@ -36,6 +37,10 @@ static char *spec_for_cli(const char *json, int cm2_teacher) {
     return s;
 }
 
+static const char train_usage[] =
+    "usage: codid adapter train --model DIR --data SET.cds --out FILE --spec JSON\n"
+    "         [--teacher FILE] [--threads N] [--checkpoint FILE] [--log LOSS.csv] [--log-every 50]\n";
+
 static int adapter_train(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL, *spec_json = NULL, *teacher = NULL;
     const char *ckpt = NULL, *log_path = NULL;
@@ -46,6 +51,7 @@ static int adapter_train(int argc, char **argv) {
         {"teacher", required_argument, 0, 'T'}, {"threads", required_argument, 0, 'j'},
         {"checkpoint", required_argument, 0, 'k'}, {"log", required_argument, 0, 'L'},
         {"log-every", required_argument, 0, 'E'}, {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, train_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -55,18 +61,14 @@ static int adapter_train(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 's': spec_json = optarg; break;
         case 'T': teacher = optarg; break;
-        case 'j': threads = atoi(optarg); break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
         case 'k': ckpt = optarg; break;
         case 'L': log_path = optarg; break;
-        case 'E': log_every = atoi(optarg); break;
+        case 'E': if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
         default: return 2;
         }
     }
-    if (!model || !data || !out || !spec_json) {
-        fprintf(stderr, "usage: codid adapter train --model DIR --data SET.cds --out FILE --spec JSON\n"
-                        "         [--teacher FILE] [--threads N] [--checkpoint FILE] [--log LOSS.csv]\n");
-        return 2;
-    }
+    if (!model || !data || !out || !spec_json) return srv_cli_usage_error(train_usage);
     char msg[256];
     char *full = spec_for_cli(spec_json, teacher != NULL);
     jobs_spec spec;
@@ -93,19 +95,15 @@ static int adapter_train(int argc, char **argv) {
         jobs_spec_free(&spec);
         return 1;
     }
-    eng_ctx_params cp;
-    eng_ctx_params_init(&cp);
-    cp.threads = threads;
-    eng_ctx *ctx = NULL;
-    eng_model *m = NULL;
+    eng_ctx *ctx = srv_cli_ctx(threads);
+    eng_model *m = ctx ? srv_cli_model(ctx, model) : NULL;
     eng_trainer *t = NULL;
     eng_error err;
     int status = 1;
     eng_images imgs = {ds.count, ds.height, ds.width, ds.channels, ds.pixels};
-    if (eng_ctx_create(&cp, &ctx, &err) || eng_model_load(ctx, model, &m, &err) ||
-        eng_trainer_create_adapter(m, &spec.train, &imgs, &t, &err)) {
+    if (m && eng_trainer_create_adapter(m, &spec.train, &imgs, &t, &err)) {
         fprintf(stderr, "codid: %s\n", err.msg);
-    } else {
+    } else if (m) {
         srv_train_opts o = {spec.train.total_steps, ckpt, spec.checkpoint_every, log_path, log_every,
                             out, 0, NULL};
         status = srv_train_loop(t, &o);
@@ -119,8 +117,8 @@ static int adapter_train(int argc, char **argv) {
 }
 
 int srv_cmd_adapter(int argc, char **argv) {
+    static const char usage[] = "usage: codid adapter train|eval ... (--help on each)\n";
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return adapter_train(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "eval") == 0) return srv_cmd_adapter_eval(argc - 1, argv + 1);
-    fprintf(stderr, "usage: codid adapter train|eval ... (--help on each)\n");
-    return 2;
+    return srv_cli_help(argc, argv, usage) ? 0 : srv_cli_usage_error(usage);
 }

@@ -1,16 +1,14 @@
 /* cmd_dataset.c - `codid dataset import|grid`, over jobs/dataset.h. */
 #include "server/commands.h"
 
-#include "api/png.h"
 #include "jobs/dataset.h"
+#include "server/cli.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define GRID_GAP 2
 #define GRID_MAX_COUNT 1024
@@ -49,19 +47,10 @@ static int parse_opts(int argc, char **argv, const opt *opts)
     return 0;
 }
 
-/* NULL leaves *out as it is; -1 for anything but a whole number in range. */
+/* srv_cli_int for a flag that may be absent: NULL leaves *out as it is. */
 static int parse_int(const char *name, const char *s, int lo, int hi, int *out)
 {
-    if (!s) return 0;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "codid dataset: %s must be a whole number in %d..%d\n", name, lo, hi);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    return s ? srv_cli_int(s, name, lo, hi, out) : 0;
 }
 
 static int cmd_import(int argc, char **argv)
@@ -96,13 +85,11 @@ static int cmd_import(int argc, char **argv)
         parse_int("--limit", limit, 1, JOBS_DATASET_MAX_COUNT, &p.limit) != 0)
         return 2;
 
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = srv_cli_now();
     jobs_import_stats st;
     char msg[512];
     int rc = jobs_dataset_import(&p, out, &st, msg, sizeof msg);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs = srv_cli_now() - t0;
     for (int i = 0; i < st.nreasons; i++) printf("skipped %s\n", st.reasons[i]);
     if (st.skipped > st.nreasons)
         printf("(%d more skips not shown)\n", st.skipped - st.nreasons);
@@ -120,15 +107,6 @@ static int cmd_import(int argc, char **argv)
            secs, out);
     jobs_dataset_unmap(&ds);
     return 0;
-}
-
-static int write_file(const char *path, const uint8_t *data, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return -1;
-    size_t n = fwrite(data, 1, len, fp);
-    int rc = fclose(fp);
-    return n == len && rc == 0 ? 0 : -1;
 }
 
 static int cmd_grid(int argc, char **argv)
@@ -153,8 +131,6 @@ static int cmd_grid(int argc, char **argv)
     int cols = (int)ceil(sqrt(count)), rows = (count + cols - 1) / cols, c = ds.channels;
     int gw = cols * ds.width + (cols + 1) * GRID_GAP, gh = rows * ds.height + (rows + 1) * GRID_GAP;
     uint8_t *grid = calloc((size_t)gw * gh, (size_t)c);
-    uint8_t *png = NULL;
-    size_t png_len = 0;
     int rc = 1;
     if (!grid) {
         fprintf(stderr, "codid dataset grid: out of memory\n");
@@ -168,18 +144,10 @@ static int cmd_grid(int argc, char **argv)
             memcpy(grid + ((size_t)(y0 + y) * gw + x0) * c, img + (size_t)y * ds.width * c,
                    (size_t)ds.width * c);
     }
-    if (api_png_encode(grid, gw, gh, c, &png, &png_len, msg, sizeof msg) != 0) {
-        fprintf(stderr, "codid dataset grid: %s\n", msg);
-        goto done;
-    }
-    if (write_file(out, png, png_len) != 0) {
-        fprintf(stderr, "codid dataset grid: %s: %s\n", out, strerror(errno));
-        goto done;
-    }
+    if (srv_cli_write_png(out, grid, gw, gh, c) != 0) goto done;
     printf("wrote %d of %d images as a %dx%d grid: %s\n", count, ds.count, cols, rows, out);
     rc = 0;
 done:
-    free(png);
     free(grid);
     jobs_dataset_unmap(&ds);
     return rc;
@@ -187,11 +155,7 @@ done:
 
 int srv_cmd_dataset(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        }
+    if (srv_cli_help(argc, argv, usage)) return 0;
     if (argc >= 2 && strcmp(argv[1], "import") == 0) return cmd_import(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "grid") == 0) return cmd_grid(argc - 2, argv + 2);
     fputs(usage, stderr);

@@ -24,71 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api/png.h"
 #include "engine/engine.h"
 #include "jobs/dataset.h"
+#include "server/cli.h"
 #include "server/commands.h"
 
 #define DEFAULT_CLASSIFIER "models/cifar10-classifier"
 #define DEFAULT_REFERENCE "data/cifar10-test.cds"
 #define GRID_GAP 2                /* `codid sample`'s gutter */
 #define MAX_PNG_PIXELS (1u << 26) /* one decoded PNG */
-
-static int parse_int(const char *s, const char *flag, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "codid: %s must be an integer in %ld..%ld (got '%s')\n", flag, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *s, const char *flag, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || *end || end == s || !isfinite(v)) {
-        fprintf(stderr, "codid: %s must be a number (got '%s')\n", flag, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static eng_ctx *make_ctx(int threads) {
-    eng_ctx_params cp;
-    eng_ctx_params_init(&cp);
-    cp.threads = threads;
-    eng_ctx *ctx = NULL;
-    eng_error err;
-    if (eng_ctx_create(&cp, &ctx, &err) != ENG_OK) {
-        fprintf(stderr, "codid: %s\n", err.msg);
-        return NULL;
-    }
-    return ctx;
-}
-
-static eng_classifier *load_classifier(eng_ctx *ctx, const char *dir) {
-    eng_classifier *c = NULL;
-    eng_error err;
-    if (eng_classifier_load(ctx, dir, &c, &err) != ENG_OK) {
-        fprintf(stderr, "codid: %s\n", err.msg);
-        return NULL;
-    }
-    return c;
-}
 
 /* ---- image sets ------------------------------------------------------------ */
 
@@ -218,7 +165,7 @@ typedef struct train_log {
 
 static int on_train_step(int step, int steps, float loss, float lr, void *user) {
     train_log *l = user;
-    double t = now_s() - l->start;
+    double t = srv_cli_now() - l->start;
     l->smooth = isnan(l->smooth) ? loss : 0.98 * l->smooth + 0.02 * loss;
     if (l->csv) fprintf(l->csv, "%d,%.5f,%.6g,%.1f\n", step, loss, lr, t);
     if (step % l->every == 0 || step == steps) {
@@ -259,9 +206,15 @@ static int widths_json(const char *s, char *out, size_t cap) {
     return used ? 0 : -1;
 }
 
+static const char train_usage[] =
+    "usage: codid eval train-classifier --data SET --test SET --out DIR [--steps 5000]\n"
+    "         [--batch 128] [--lr 2e-3] [--warmup 200] [--weight-decay 0.05]\n"
+    "         [--widths 48,96,192] [--groups 8] [--seed 0] [--threads N]\n"
+    "         [--log LOSS.csv] [--log-every 100]\n";
+
 static int cmd_train(int argc, char **argv) {
     const char *data = NULL, *test = NULL, *out = NULL, *log_path = NULL, *widths = "48,96,192";
-    long threads = 0, groups = 8, log_every = 100, v;
+    int threads = 0, groups = 8, log_every = 100;
     eng_classifier_train_params p;
     eng_classifier_train_params_init(&p);
     static const struct option opts[] = {
@@ -273,6 +226,7 @@ static int cmd_train(int argc, char **argv) {
         {"seed", required_argument, 0, 'S'},    {"threads", required_argument, 0, 'j'},
         {"log", required_argument, 0, 'L'},     {"log-every", required_argument, 0, 'E'},
         {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, train_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -282,26 +236,21 @@ static int cmd_train(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'C': widths = optarg; break;
         case 'L': log_path = optarg; break;
-        case 's': if (parse_int(optarg, "--steps", 1, 100000000, &v)) return 2; p.total_steps = (int)v; break;
-        case 'b': if (parse_int(optarg, "--batch", 1, 4096, &v)) return 2; p.batch_size = (int)v; break;
-        case 'w': if (parse_int(optarg, "--warmup", 0, 100000000, &v)) return 2; p.warmup_steps = (int)v; break;
-        case 'S': if (parse_int(optarg, "--seed", 0, 1L << 53, &v)) return 2; p.seed = (uint64_t)v; break;
-        case 'g': if (parse_int(optarg, "--groups", 1, 1024, &groups)) return 2; break;
-        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
-        case 'E': if (parse_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
-        case 'l': if (parse_float(optarg, "--lr", &p.lr)) return 2; break;
-        case 'W': if (parse_float(optarg, "--weight-decay", &p.weight_decay)) return 2; break;
+        case 's': if (srv_cli_int(optarg, "--steps", 1, 100000000, &p.total_steps)) return 2; break;
+        case 'b': if (srv_cli_int(optarg, "--batch", 1, 4096, &p.batch_size)) return 2; break;
+        case 'w': if (srv_cli_int(optarg, "--warmup", 0, 100000000, &p.warmup_steps)) return 2; break;
+        case 'S': if (srv_cli_seed(optarg, &p.seed)) return 2; break;
+        case 'g': if (srv_cli_int(optarg, "--groups", 1, 1024, &groups)) return 2; break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
+        case 'E': if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
+        case 'l': if (srv_cli_float(optarg, "--lr", &p.lr)) return 2; break;
+        case 'W': if (srv_cli_float(optarg, "--weight-decay", &p.weight_decay)) return 2; break;
         default: return 2;
         }
     }
     char wbuf[256];
-    if (!data || !test || !out || widths_json(widths, wbuf, sizeof wbuf) != 0) {
-        fprintf(stderr, "usage: codid eval train-classifier --data SET --test SET --out DIR [--steps 5000]\n"
-                        "         [--batch 128] [--lr 2e-3] [--warmup 200] [--weight-decay 0.05]\n"
-                        "         [--widths 48,96,192] [--groups 8] [--seed 0] [--threads N]\n"
-                        "         [--log LOSS.csv] [--log-every 100]\n");
-        return 2;
-    }
+    if (!data || !test || !out || widths_json(widths, wbuf, sizeof wbuf) != 0)
+        return srv_cli_usage_error(train_usage);
     eval_set tr, te;
     if (set_open(data, 0, 0, 0, &tr) != 0) return 1;
     if (set_open(test, 0, 0, 0, &te) != 0) {
@@ -309,10 +258,10 @@ static int cmd_train(int argc, char **argv) {
         return 1;
     }
     int status = 1;
-    eng_ctx *ctx = make_ctx((int)threads);
+    eng_ctx *ctx = srv_cli_ctx(threads);
     eng_classifier *cls = NULL, *reloaded = NULL;
     eng_error err;
-    train_log log = {NULL, 0, NAN, (int)log_every};
+    train_log log = {NULL, 0, NAN, log_every};
     char config[512], meta[512];
     double acc = 0, acc16 = 0;
     if (!ctx) goto done;
@@ -321,7 +270,7 @@ static int cmd_train(int argc, char **argv) {
         goto done;
     }
     snprintf(config, sizeof config,
-             "{\"image_size\":%d,\"in_channels\":%d,\"num_classes\":10,\"widths\":[%s],\"norm_num_groups\":%ld}",
+             "{\"image_size\":%d,\"in_channels\":%d,\"num_classes\":10,\"widths\":[%s],\"norm_num_groups\":%d}",
              tr.imgs.height, tr.imgs.channels, wbuf, groups);
     if (tr.imgs.height != tr.imgs.width) {
         fprintf(stderr, "codid: %s: the classifier takes square images\n", data);
@@ -344,13 +293,13 @@ static int cmd_train(int argc, char **argv) {
     signal(SIGINT, on_stop);
     p.progress = on_train_step;
     p.user = &log;
-    log.start = now_s();
+    log.start = srv_cli_now();
     if (eng_classifier_train(cls, &p, &tr.imgs, tr.labels, &err) != ENG_OK) {
         fprintf(stderr, "codid: %s\n", err.msg);
         status = err.code == ENG_ECANCELLED ? 3 : 1;
         goto done;
     }
-    double seconds = now_s() - log.start;
+    double seconds = srv_cli_now() - log.start;
     if (accuracy_of(cls, &te, test, &acc) != 0) goto done;
     snprintf(meta, sizeof meta,
              "{\"codid.steps\":\"%d\",\"codid.batch\":\"%d\",\"codid.lr\":\"%g\",\"codid.seconds\":\"%.0f\","
@@ -361,7 +310,7 @@ static int cmd_train(int argc, char **argv) {
         goto done;
     }
     /* the figure that counts is that of the weights as stored (F16) */
-    if (!(reloaded = load_classifier(ctx, out)) || accuracy_of(reloaded, &te, test, &acc16) != 0) goto done;
+    if (!(reloaded = srv_cli_classifier(ctx, out)) || accuracy_of(reloaded, &te, test, &acc16) != 0) goto done;
     printf("steps=%d batch=%d seconds=%.0f parameters=%lld test_accuracy=%.4f test_accuracy_fp32=%.4f\n",
            p.total_steps, p.batch_size, seconds, (long long)info.parameters, acc16, acc);
     status = 0;
@@ -377,36 +326,36 @@ done:
 
 /* ---- accuracy and fid ------------------------------------------------------ */
 
+static const char accuracy_usage[] =
+    "usage: codid eval accuracy --data SET.cds [--classifier " DEFAULT_CLASSIFIER "] [--n N] [--threads N]\n";
+
 static int cmd_accuracy(int argc, char **argv) {
     const char *cdir = DEFAULT_CLASSIFIER, *data = NULL;
-    long threads = 0, n = 0;
+    int threads = 0, n = 0;
     static const struct option opts[] = {{"classifier", required_argument, 0, 'c'},
                                          {"data", required_argument, 0, 'd'},
                                          {"n", required_argument, 0, 'n'},
                                          {"threads", required_argument, 0, 'j'},
                                          {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, accuracy_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'c': cdir = optarg; break;
         case 'd': data = optarg; break;
-        case 'n': if (parse_int(optarg, "--n", 1, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
-        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        case 'n': if (srv_cli_int(optarg, "--n", 1, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
         default: return 2;
         }
     }
-    if (!data) {
-        fprintf(stderr, "usage: codid eval accuracy --data SET.cds [--classifier %s] [--n N] [--threads N]\n",
-                DEFAULT_CLASSIFIER);
-        return 2;
-    }
-    eng_ctx *ctx = make_ctx((int)threads);
-    eng_classifier *cls = ctx ? load_classifier(ctx, cdir) : NULL;
+    if (!data) return srv_cli_usage_error(accuracy_usage);
+    eng_ctx *ctx = srv_cli_ctx(threads);
+    eng_classifier *cls = ctx ? srv_cli_classifier(ctx, cdir) : NULL;
     eval_set s;
     int status = 1;
     double acc;
-    if (cls && set_open(data, 0, 0, (int)n, &s) == 0) {
+    if (cls && set_open(data, 0, 0, n, &s) == 0) {
         if (accuracy_of(cls, &s, data, &acc) == 0) {
             printf("accuracy=%.4f n=%d\n", acc, s.imgs.n);
             status = 0;
@@ -427,15 +376,20 @@ static int fid_of(eng_classifier *cls, const eng_images *a, const eng_images *b,
     return 0;
 }
 
+static const char fid_usage[] =
+    "usage: codid eval fid --a SET --b SET [--classifier " DEFAULT_CLASSIFIER "] [--n N] [--threads N]\n"
+    "  SET: a dataset file, a folder of PNGs, or a PNG grid; --n: the first N of each\n";
+
 static int cmd_fid(int argc, char **argv) {
     const char *cdir = DEFAULT_CLASSIFIER, *pa = NULL, *pb = NULL;
-    long threads = 0, n = 0;
+    int threads = 0, n = 0;
     static const struct option opts[] = {{"classifier", required_argument, 0, 'c'},
                                          {"a", required_argument, 0, 'a'},
                                          {"b", required_argument, 0, 'b'},
                                          {"n", required_argument, 0, 'n'},
                                          {"threads", required_argument, 0, 'j'},
                                          {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, fid_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -443,26 +397,21 @@ static int cmd_fid(int argc, char **argv) {
         case 'c': cdir = optarg; break;
         case 'a': pa = optarg; break;
         case 'b': pb = optarg; break;
-        case 'n': if (parse_int(optarg, "--n", 2, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
-        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        case 'n': if (srv_cli_int(optarg, "--n", 2, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
         default: return 2;
         }
     }
-    if (!pa || !pb) {
-        fprintf(stderr, "usage: codid eval fid --a SET --b SET [--classifier %s] [--n N] [--threads N]\n"
-                        "  SET: a dataset file, a folder of PNGs, or a PNG grid; --n: the first N of each\n",
-                DEFAULT_CLASSIFIER);
-        return 2;
-    }
-    eng_ctx *ctx = make_ctx((int)threads);
-    eng_classifier *cls = ctx ? load_classifier(ctx, cdir) : NULL;
+    if (!pa || !pb) return srv_cli_usage_error(fid_usage);
+    eng_ctx *ctx = srv_cli_ctx(threads);
+    eng_classifier *cls = ctx ? srv_cli_classifier(ctx, cdir) : NULL;
     eval_set a, b;
     int status = 1;
     if (cls) {
         eng_classifier_info info;
         eng_classifier_get_info(cls, &info);
-        if (set_open(pa, info.image_size, info.channels, (int)n, &a) == 0) {
-            if (set_open(pb, info.image_size, info.channels, (int)n, &b) == 0) {
+        if (set_open(pa, info.image_size, info.channels, n, &a) == 0) {
+            if (set_open(pb, info.image_size, info.channels, n, &b) == 0) {
                 double fid;
                 if (fid_of(cls, &a.imgs, &b.imgs, &fid) == 0) {
                     printf("fid_proxy=%.4f n_a=%d n_b=%d\n", fid, a.imgs.n, b.imgs.n);
@@ -480,48 +429,38 @@ static int cmd_fid(int argc, char **argv) {
 
 /* ---- sample-fid ------------------------------------------------------------- */
 
-static char *read_text(const char *path, size_t cap) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(cap + 1);
-    size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > cap) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* The model of dir, or with random set an untrained one of dir's
  * config.json (and scheduler_config.json when present), seeded. */
 static eng_model *open_model(eng_ctx *ctx, const char *dir, int random, uint64_t seed) {
+    if (!random) return srv_cli_model(ctx, dir);
     eng_model *m = NULL;
     eng_error err;
-    if (!random) {
-        if (eng_model_load(ctx, dir, &m, &err) != ENG_OK) fprintf(stderr, "codid: %s\n", err.msg);
-        return m;
-    }
     char path[1024];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *config = read_text(path, 1 << 20);
+    char *config = srv_cli_read_text(path, 1 << 20);
     if (!config) {
         fprintf(stderr, "codid: cannot read %s\n", path);
         return NULL;
     }
     snprintf(path, sizeof path, "%s/scheduler_config.json", dir);
-    char *sched = read_text(path, 1 << 20);
+    char *sched = srv_cli_read_text(path, 1 << 20);
     if (eng_model_create(ctx, config, sched, seed, &m, &err) != ENG_OK) fprintf(stderr, "codid: %s\n", err.msg);
     free(sched);
     free(config);
     return m;
 }
 
+static const char sample_fid_usage[] =
+    "usage: codid eval sample-fid --model DIR [--random] [--n 2000] [--steps 50] [--seed 0]\n"
+    "         [--classifier " DEFAULT_CLASSIFIER "] [--ref " DEFAULT_REFERENCE "] [--ref-n N]\n"
+    "         [--batch 100] [--threads N]\n"
+    "  --random: an untrained model of DIR's config.json, weights seeded with --seed\n";
+
 static int cmd_sample_fid(int argc, char **argv) {
     const char *mdir = NULL, *cdir = DEFAULT_CLASSIFIER, *ref = DEFAULT_REFERENCE;
-    long n = 2000, steps = 50, seed = 0, batch = 100, ref_n = 0, threads = 0;
-    int random = 0;
+    long n = 2000, steps = 50, batch = 100;
+    int ref_n = 0, threads = 0, random = 0;
+    uint64_t seed = 0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},  {"random", no_argument, 0, 'r'},
         {"classifier", required_argument, 0, 'c'}, {"ref", required_argument, 0, 'R'},
@@ -529,6 +468,7 @@ static int cmd_sample_fid(int argc, char **argv) {
         {"steps", required_argument, 0, 's'},  {"seed", required_argument, 0, 'S'},
         {"batch", required_argument, 0, 'b'},  {"threads", required_argument, 0, 'j'},
         {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, sample_fid_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -537,26 +477,19 @@ static int cmd_sample_fid(int argc, char **argv) {
         case 'r': random = 1; break;
         case 'c': cdir = optarg; break;
         case 'R': ref = optarg; break;
-        case 'N': if (parse_int(optarg, "--ref-n", 2, JOBS_DATASET_MAX_COUNT, &ref_n)) return 2; break;
-        case 'n': if (parse_int(optarg, "--n", 2, 1000000, &n)) return 2; break;
-        case 's': if (parse_int(optarg, "--steps", 1, 100000, &steps)) return 2; break;
-        case 'S': if (parse_int(optarg, "--seed", 0, 1L << 53, &seed)) return 2; break;
-        case 'b': if (parse_int(optarg, "--batch", 1, 1024, &batch)) return 2; break;
-        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        case 'N': if (srv_cli_int(optarg, "--ref-n", 2, JOBS_DATASET_MAX_COUNT, &ref_n)) return 2; break;
+        case 'n': if (srv_cli_long(optarg, "--n", 2, 1000000, &n)) return 2; break;
+        case 's': if (srv_cli_long(optarg, "--steps", 1, 100000, &steps)) return 2; break;
+        case 'S': if (srv_cli_seed(optarg, &seed)) return 2; break;
+        case 'b': if (srv_cli_long(optarg, "--batch", 1, 1024, &batch)) return 2; break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
         default: return 2;
         }
     }
-    if (!mdir) {
-        fprintf(stderr, "usage: codid eval sample-fid --model DIR [--random] [--n 2000] [--steps 50] [--seed 0]\n"
-                        "         [--classifier %s] [--ref %s] [--ref-n N]\n"
-                        "         [--batch 100] [--threads N]\n"
-                        "  --random: an untrained model of DIR's config.json, weights seeded with --seed\n",
-                DEFAULT_CLASSIFIER, DEFAULT_REFERENCE);
-        return 2;
-    }
-    eng_ctx *ctx = make_ctx((int)threads);
-    eng_classifier *cls = ctx ? load_classifier(ctx, cdir) : NULL;
-    eng_model *m = cls ? open_model(ctx, mdir, random, (uint64_t)seed) : NULL;
+    if (!mdir) return srv_cli_usage_error(sample_fid_usage);
+    eng_ctx *ctx = srv_cli_ctx(threads);
+    eng_classifier *cls = ctx ? srv_cli_classifier(ctx, cdir) : NULL;
+    eng_model *m = cls ? open_model(ctx, mdir, random, seed) : NULL;
     eng_image *batch_out = calloc((size_t)batch, sizeof *batch_out);
     uint8_t *pixels = NULL;
     eval_set rs;
@@ -565,20 +498,20 @@ static int cmd_sample_fid(int argc, char **argv) {
     if (!m || !batch_out) goto done;
     eng_classifier_info ci;
     eng_classifier_get_info(cls, &ci);
-    if (set_open(ref, ci.image_size, ci.channels, (int)ref_n, &rs) != 0) goto done;
+    if (set_open(ref, ci.image_size, ci.channels, ref_n, &rs) != 0) goto done;
     have_ref = 1;
     size_t per = (size_t)ci.image_size * ci.image_size * ci.channels;
     if (!(pixels = malloc(per * (size_t)n))) {
         fprintf(stderr, "codid: out of memory\n");
         goto done;
     }
-    double start = now_s();
+    double start = srv_cli_now();
     for (long done_n = 0; done_n < n; done_n += batch) {
         eng_gen_params gp;
         eng_gen_params_init(&gp);
         gp.n = (int)(n - done_n < batch ? n - done_n : batch);
         gp.steps = (int)steps;
-        gp.seed = (uint64_t)seed + (uint64_t)done_n; /* image i uses seed + i */
+        gp.seed = seed + (uint64_t)done_n; /* image i uses seed + i */
         if (eng_generate(m, NULL, &gp, NULL, batch_out, &err) != ENG_OK) {
             fprintf(stderr, "codid: %s\n", err.msg);
             goto done;
@@ -595,14 +528,14 @@ static int cmd_sample_fid(int argc, char **argv) {
                     ci.image_size, ci.channels);
             goto done;
         }
-        double t = now_s() - start;
+        double t = srv_cli_now() - start;
         fprintf(stderr, "sampled %ld/%ld (%.1f images/s)\n", done_n + gp.n, n, (done_n + gp.n) / t);
     }
     eng_images samples = {(int)n, ci.image_size, ci.image_size, ci.channels, pixels};
     double fid;
     if (fid_of(cls, &samples, &rs.imgs, &fid) != 0) goto done;
-    printf("fid_proxy=%.4f n=%ld steps=%ld seed=%ld ref_n=%d model=%s%s\n", fid, n, steps, seed, rs.imgs.n, mdir,
-           random ? " (random weights)" : "");
+    printf("fid_proxy=%.4f n=%ld steps=%ld seed=%llu ref_n=%d model=%s%s\n", fid, n, steps,
+           (unsigned long long)seed, rs.imgs.n, mdir, random ? " (random weights)" : "");
     status = 0;
 done:
     if (have_ref) set_close(&rs);
@@ -619,6 +552,9 @@ done:
 static int cmd_fidelity(int argc, char **argv, int ssim) {
     const char *pa = NULL, *pb = NULL;
     static const struct option opts[] = {{"a", required_argument, 0, 'a'}, {"b", required_argument, 0, 'b'}, {0, 0, 0, 0}};
+    const char *usage = ssim ? "usage: codid eval ssim --a PNG --b PNG\n"
+                             : "usage: codid eval psnr --a PNG --b PNG\n";
+    if (srv_cli_help(argc, argv, usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -628,10 +564,7 @@ static int cmd_fidelity(int argc, char **argv, int ssim) {
         default: return 2;
         }
     }
-    if (!pa || !pb) {
-        fprintf(stderr, "usage: codid eval %s --a PNG --b PNG\n", ssim ? "ssim" : "psnr");
-        return 2;
-    }
+    if (!pa || !pb) return srv_cli_usage_error(usage);
     api_image a = {0}, b = {0};
     char msg[256];
     int status = 1;
@@ -680,7 +613,10 @@ int srv_cmd_eval(int argc, char **argv) {
     if (argc >= 2)
         for (size_t i = 0; i < count; i++)
             if (strcmp(argv[1], subcommands[i].name) == 0) return subcommands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "usage: codid eval SUBCOMMAND [flags]\n\nsubcommands:\n");
-    for (size_t i = 0; i < count; i++) fprintf(stderr, "  %-17s %s\n", subcommands[i].name, subcommands[i].summary);
-    return 2;
+    /* `codid eval --help` asks for this list; anything else is a mistake */
+    int asked = argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+    FILE *to = asked ? stdout : stderr;
+    fprintf(to, "usage: codid eval SUBCOMMAND [flags]   (--help on each)\n\nsubcommands:\n");
+    for (size_t i = 0; i < count; i++) fprintf(to, "  %-17s %s\n", subcommands[i].name, subcommands[i].summary);
+    return asked ? 0 : 2;
 }

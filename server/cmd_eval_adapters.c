@@ -13,15 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "api/png.h"
 #include "engine/engine.h"
 #include "jobs/dataset.h"
+#include "server/cli.h"
 #include "server/commands.h"
 
 #define MAX_METHODS 16
 #define GEN_CHUNK 32
+#define MAX_STEPS 100000 /* sampler steps of one method, as `codid sample` */
 
 typedef struct method {
     char label[64];
@@ -48,8 +48,7 @@ static int parse_method(char *spec, method *m) {
         else if (strcmp(colon + 1, "codi") == 0) m->sampler = ENG_SAMPLER_CODI;
         else return -1;
     }
-    m->steps = atoi(at + 1);
-    return m->steps >= 1 ? 0 : -1;
+    return srv_cli_int(at + 1, "--method STEPS", 1, MAX_STEPS, &m->steps);
 }
 
 /* The task's plain reference: bicubic (the sr condition itself), mean fill
@@ -157,24 +156,14 @@ static void write_grid(const char *path, method *ms, int nm, const uint8_t *cond
                         memcpy(dst, ms[col - 1].out + p * 3, 3);
                     }
                 }
-    uint8_t *png = NULL;
-    size_t len = 0;
-    char msg[256];
-    if (api_png_encode(g, gw, gh, 3, &png, &len, msg, sizeof msg) == 0) {
-        FILE *f = fopen(path, "wb");
-        if (!f || fwrite(png, 1, len, f) != len) fprintf(stderr, "codid: cannot write %s\n", path);
-        if (f) fclose(f);
-    }
-    free(png);
+    srv_cli_write_png(path, g, gw, gh, 3);
     free(g);
 }
 
-static void usage(void) {
-    fprintf(stderr,
-            "usage: codid adapter eval --model DIR --data TEST.cds --task NAME [--factor F] [--canny 0|1]\n"
-            "         --method LABEL=ADAPTER@STEPS[:ddim|codi] ... [--plain LABEL] [--n 256]\n"
-            "         [--seed 0] [--classifier DIR] [--grid OUT.png] [--threads N]\n");
-}
+static const char usage[] =
+    "usage: codid adapter eval --model DIR --data TEST.cds --task NAME [--factor F] [--canny 0|1]\n"
+    "         --method LABEL=ADAPTER@STEPS[:ddim|codi] ... [--plain LABEL] [--n 256]\n"
+    "         [--seed 0] [--classifier DIR] [--grid OUT.png] [--threads N]\n";
 
 int srv_cmd_adapter_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *cls_dir = NULL, *grid = NULL, *plain = NULL;
@@ -192,6 +181,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         {"seed", required_argument, 0, 's'},  {"classifier", required_argument, 0, 'C'},
         {"grid", required_argument, 0, 'g'},  {"threads", required_argument, 0, 'j'},
         {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -204,8 +194,8 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
                 return 2;
             }
             break;
-        case 'f': task.factor = atoi(optarg); break;
-        case 'c': task.canny = atoi(optarg); break;
+        case 'f': if (srv_cli_int(optarg, "--factor", 2, 8, &task.factor)) return 2; break;
+        case 'c': if (srv_cli_int(optarg, "--canny", 0, 1, &task.canny)) return 2; break;
         case 'M':
             if (nm == MAX_METHODS || parse_method(optarg, &ms[nm])) {
                 fprintf(stderr, "codid: --method is LABEL=ADAPTER@STEPS[:ddim|codi] (at most %d)\n", MAX_METHODS);
@@ -214,20 +204,20 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
             nm++;
             break;
         case 'p': plain = optarg; break;
-        case 'n': n = atoi(optarg); break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
+        case 'n': if (srv_cli_int(optarg, "--n", 2, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
+        case 's': if (srv_cli_seed(optarg, &seed)) return 2; break;
         case 'C': cls_dir = optarg; break;
         case 'g': grid = optarg; break;
-        case 'j': threads = atoi(optarg); break;
-        default: usage(); return 2;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
+        default: return srv_cli_usage_error(usage);
         }
     }
-    if (!model || !data || task.kind == ENG_TASK_NONE || (nm == 0 && !plain) || n < 2) {
-        usage();
-        return 2;
-    }
+    if (!model || !data || task.kind == ENG_TASK_NONE || (nm == 0 && !plain)) return srv_cli_usage_error(usage);
     if (plain) {
-        if (nm == MAX_METHODS) return 2;
+        if (nm == MAX_METHODS) {
+            fprintf(stderr, "codid: --plain and --method: at most %d in all\n", MAX_METHODS);
+            return 2;
+        }
         memmove(&ms[1], &ms[0], sizeof *ms * (size_t)nm);
         memset(&ms[0], 0, sizeof *ms);
         snprintf(ms[0].label, sizeof ms[0].label, "%s", plain);
@@ -242,9 +232,6 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
     if (n > ds.count) n = ds.count;
     int status = 1, size = ds.height, cc = eng_task_cond_channels(&task, ds.channels);
     size_t hw = (size_t)size * size;
-    eng_ctx_params cp;
-    eng_ctx_params_init(&cp);
-    cp.threads = threads;
     eng_ctx *ctx = NULL;
     eng_model *m = NULL;
     eng_classifier *cls = NULL;
@@ -255,9 +242,10 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         fprintf(stderr, "codid: the evaluation set must hold square RGB images\n");
         goto done;
     }
-    if (eng_ctx_create(&cp, &ctx, &err) || eng_model_load(ctx, model, &m, &err) ||
-        (cls_dir && eng_classifier_load(ctx, cls_dir, &cls, &err)) ||
-        eng_task_apply(&task, &x, seed, cond, &err)) {
+    if (!(ctx = srv_cli_ctx(threads)) || !(m = srv_cli_model(ctx, model)) ||
+        (cls_dir && !(cls = srv_cli_classifier(ctx, cls_dir))))
+        goto done;
+    if (eng_task_apply(&task, &x, seed, cond, &err)) {
         fprintf(stderr, "codid: %s\n", err.msg);
         goto done;
     }
@@ -265,8 +253,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         method *me = &ms[i];
         me->out = malloc((size_t)n * hw * 3);
         if (!me->out) goto done;
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = srv_cli_now();
         if (!me->path) {
             if (plain_reference(&task, cond, n, (int)hw, me->out)) {
                 fprintf(stderr, "codid: task %s has no plain reference\n", eng_task_name(task.kind));
@@ -282,8 +269,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
             }
             eng_adapter_free(a);
         }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        me->seconds = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        me->seconds = srv_cli_now() - t0;
         if (score(me, &task, &ds, cond, n, seed, cls, &err)) {
             fprintf(stderr, "codid: scoring %s: %s\n", me->label, err.msg);
             goto done;

@@ -19,76 +19,30 @@
 #include <unistd.h>
 
 #include "api/plot.h"
-#include "api/png.h"
 #include "engine/engine.h"
 #include "engine/safetensors.h"
 #include "jobs/dataset.h"
+#include "server/cli.h"
 #include "server/commands.h"
 #include "server/trainloop.h"
 
-static int parse_int(const char *s, const char *flag, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "codid: %s must be an integer in %ld..%ld (got '%s')\n", flag, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *s, const char *flag, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || *end || end == s || !isfinite(v)) {
-        fprintf(stderr, "codid: %s must be a number (got '%s')\n", flag, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static char *read_text(const char *path, size_t cap) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(cap + 1);
-    size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > cap) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-static eng_ctx *make_ctx(int threads) {
-    eng_ctx_params cp;
-    eng_ctx_params_init(&cp);
-    cp.threads = threads;
-    eng_ctx *ctx = NULL;
-    eng_error err;
-    if (eng_ctx_create(&cp, &ctx, &err) != ENG_OK) {
-        fprintf(stderr, "codid: %s\n", err.msg);
-        return NULL;
-    }
-    return ctx;
-}
-
 /* ---- forward ------------------------------------------------------------ */
+
+static const char forward_usage[] =
+    "usage: codid forward --model DIR --input IN.safetensors --timestep T "
+    "--output OUT.safetensors [--threads N]\n";
 
 int srv_cmd_forward(int argc, char **argv) {
     const char *model = NULL, *input = NULL, *output = NULL;
     float timestep = NAN;
-    long threads = 0;
+    int threads = 0;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"input", required_argument, 0, 'i'},
                                          {"output", required_argument, 0, 'o'},
                                          {"timestep", required_argument, 0, 't'},
                                          {"threads", required_argument, 0, 'j'},
                                          {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, forward_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -96,16 +50,12 @@ int srv_cmd_forward(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
-        case 't': if (parse_float(optarg, "--timestep", &timestep)) return 2; break;
-        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        case 't': if (srv_cli_float(optarg, "--timestep", &timestep)) return 2; break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
         default: return 2;
         }
     }
-    if (!model || !input || !output || isnan(timestep)) {
-        fprintf(stderr, "usage: codid forward --model DIR --input IN.safetensors --timestep T "
-                        "--output OUT.safetensors [--threads N]\n");
-        return 2;
-    }
+    if (!model || !input || !output || isnan(timestep)) return srv_cli_usage_error(forward_usage);
     char msg[256];
     st_file in;
     int rc = st_open(input, &in, msg, sizeof msg);
@@ -132,13 +82,11 @@ int srv_cmd_forward(int argc, char **argv) {
     }
     int n = (int)s->shape[0], ch = (int)s->shape[1], h = (int)s->shape[2], w = (int)s->shape[3];
     st_close(&in);
-    eng_ctx *ctx = x ? make_ctx((int)threads) : NULL;
-    eng_model *m = NULL;
+    eng_ctx *ctx = x ? srv_cli_ctx(threads) : NULL;
+    eng_model *m = ctx ? srv_cli_model(ctx, model) : NULL;
     eng_error err;
     int status = 1;
-    if (ctx && eng_model_load(ctx, model, &m, &err) != ENG_OK) {
-        fprintf(stderr, "codid: %s\n", err.msg);
-    } else if (ctx) {
+    if (m) {
         eng_model_info info;
         eng_model_get_info(m, &info);
         size_t out_numel = (size_t)n * info.out_channels * h * w;
@@ -168,9 +116,15 @@ int srv_cmd_forward(int argc, char **argv) {
 
 /* ---- pretrain ----------------------------------------------------------- */
 
+static const char pretrain_usage[] =
+    "usage: codid pretrain --data SET --config CONFIG.json --out DIR [--steps N]\n"
+    "         [--batch B] [--lr LR] [--warmup N] [--ema DECAY] [--seed S]\n"
+    "         [--prediction v|epsilon] [--threads N] [--checkpoint FILE]\n"
+    "         [--checkpoint-every M] [--log LOSS.csv] [--log-every N]\n";
+
 int srv_cmd_pretrain(int argc, char **argv) {
     const char *data = NULL, *config = NULL, *out = NULL, *ckpt = NULL, *log_path = NULL;
-    long threads = 0, every = 500, log_every = 50;
+    int threads = 0, every = 500, log_every = 50;
     eng_train_params p;
     eng_train_params_init(&p, ENG_TRAIN_PRETRAIN);
     static const struct option opts[] = {
@@ -182,8 +136,8 @@ int srv_cmd_pretrain(int argc, char **argv) {
         {"prediction", required_argument, 0, 'p'}, {"checkpoint", required_argument, 0, 'k'},
         {"checkpoint-every", required_argument, 0, 'K'}, {"log", required_argument, 0, 'L'},
         {"log-every", required_argument, 0, 'E'},  {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, pretrain_usage)) return 0;
     int c;
-    long v;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -192,15 +146,15 @@ int srv_cmd_pretrain(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'k': ckpt = optarg; break;
         case 'L': log_path = optarg; break;
-        case 's': if (parse_int(optarg, "--steps", 1, 100000000, &v)) return 2; p.total_steps = (int)v; break;
-        case 'b': if (parse_int(optarg, "--batch", 1, 4096, &v)) return 2; p.batch_size = (int)v; break;
-        case 'w': if (parse_int(optarg, "--warmup", 0, 1000000, &v)) return 2; p.warmup_steps = (int)v; break;
-        case 'S': if (parse_int(optarg, "--seed", 0, 1L << 53, &v)) return 2; p.seed = (uint64_t)v; break;
-        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
-        case 'K': if (parse_int(optarg, "--checkpoint-every", 1, 100000000, &every)) return 2; break;
-        case 'E': if (parse_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
-        case 'l': if (parse_float(optarg, "--lr", &p.lr)) return 2; break;
-        case 'e': if (parse_float(optarg, "--ema", &p.ema_decay)) return 2; break;
+        case 's': if (srv_cli_int(optarg, "--steps", 1, 100000000, &p.total_steps)) return 2; break;
+        case 'b': if (srv_cli_int(optarg, "--batch", 1, 4096, &p.batch_size)) return 2; break;
+        case 'w': if (srv_cli_int(optarg, "--warmup", 0, 1000000, &p.warmup_steps)) return 2; break;
+        case 'S': if (srv_cli_seed(optarg, &p.seed)) return 2; break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
+        case 'K': if (srv_cli_int(optarg, "--checkpoint-every", 1, 100000000, &every)) return 2; break;
+        case 'E': if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
+        case 'l': if (srv_cli_float(optarg, "--lr", &p.lr)) return 2; break;
+        case 'e': if (srv_cli_float(optarg, "--ema", &p.ema_decay)) return 2; break;
         case 'p':
             if (strcmp(optarg, "v") == 0 || strcmp(optarg, "v_prediction") == 0) p.prediction = ENG_PRED_V;
             else if (strcmp(optarg, "epsilon") == 0) p.prediction = ENG_PRED_EPSILON;
@@ -209,16 +163,9 @@ int srv_cmd_pretrain(int argc, char **argv) {
         default: return 2;
         }
     }
-    if (!data || !config || !out) {
-        fprintf(stderr,
-                "usage: codid pretrain --data SET --config CONFIG.json --out DIR [--steps N]\n"
-                "         [--batch B] [--lr LR] [--warmup N] [--ema DECAY] [--seed S]\n"
-                "         [--prediction v|epsilon] [--threads N] [--checkpoint FILE]\n"
-                "         [--checkpoint-every M] [--log LOSS.csv] [--log-every N]\n");
-        return 2;
-    }
+    if (!data || !config || !out) return srv_cli_usage_error(pretrain_usage);
     char msg[256];
-    char *config_json = read_text(config, 1 << 20);
+    char *config_json = srv_cli_read_text(config, 1 << 20);
     if (!config_json) {
         fprintf(stderr, "codid: cannot read %s\n", config);
         return 1;
@@ -230,7 +177,7 @@ int srv_cmd_pretrain(int argc, char **argv) {
         return 1;
     }
     int status = 1;
-    eng_ctx *ctx = make_ctx((int)threads);
+    eng_ctx *ctx = srv_cli_ctx(threads);
     eng_trainer *t = NULL;
     eng_error err;
     eng_images imgs = {ds.count, ds.height, ds.width, ds.channels, ds.pixels};
@@ -239,7 +186,7 @@ int srv_cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "codid: %s\n", err.msg);
         goto done;
     }
-    srv_train_opts o = {p.total_steps, ckpt, (int)every, log_path, (int)log_every, out, 1, NULL};
+    srv_train_opts o = {p.total_steps, ckpt, every, log_path, log_every, out, 1, NULL};
     status = srv_train_loop(t, &o);
 done:
     eng_trainer_free(t);
@@ -251,9 +198,13 @@ done:
 
 /* ---- sample ------------------------------------------------------------- */
 
+static const char sample_usage[] =
+    "usage: codid sample --model DIR --out GRID.png [--n 64] [--steps 50] [--seed 0] [--threads N]\n";
+
 int srv_cmd_sample(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
-    long n = 64, steps = 50, seed = 0, threads = 0;
+    int n = 64, steps = 50, threads = 0;
+    uint64_t seed = 0;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"out", required_argument, 0, 'o'},
                                          {"n", required_argument, 0, 'n'},
@@ -261,44 +212,38 @@ int srv_cmd_sample(int argc, char **argv) {
                                          {"seed", required_argument, 0, 'S'},
                                          {"threads", required_argument, 0, 'j'},
                                          {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, sample_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'o': out = optarg; break;
-        case 'n': if (parse_int(optarg, "--n", 1, 1024, &n)) return 2; break;
-        case 's': if (parse_int(optarg, "--steps", 1, 100000, &steps)) return 2; break;
-        case 'S': if (parse_int(optarg, "--seed", 0, 1L << 53, &seed)) return 2; break;
-        case 'j': if (parse_int(optarg, "--threads", 1, 1024, &threads)) return 2; break;
+        case 'n': if (srv_cli_int(optarg, "--n", 1, 1024, &n)) return 2; break;
+        case 's': if (srv_cli_int(optarg, "--steps", 1, 100000, &steps)) return 2; break;
+        case 'S': if (srv_cli_seed(optarg, &seed)) return 2; break;
+        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
         default: return 2;
         }
     }
-    if (!model || !out) {
-        fprintf(stderr, "usage: codid sample --model DIR --out GRID.png [--n 64] [--steps 50] [--seed 0]\n");
-        return 2;
-    }
-    eng_ctx *ctx = make_ctx((int)threads);
+    if (!model || !out) return srv_cli_usage_error(sample_usage);
+    eng_ctx *ctx = srv_cli_ctx(threads);
     eng_model *m = NULL;
     eng_error err;
     int status = 1;
     eng_image *imgs = calloc((size_t)n, sizeof *imgs);
-    if (!ctx || !imgs) goto done;
-    if (eng_model_load(ctx, model, &m, &err) != ENG_OK) {
-        fprintf(stderr, "codid: %s\n", err.msg);
-        goto done;
-    }
+    if (!ctx || !imgs || !(m = srv_cli_model(ctx, model))) goto done;
     eng_gen_params gp;
     eng_gen_params_init(&gp);
-    gp.n = (int)n;
-    gp.steps = (int)steps;
-    gp.seed = (uint64_t)seed;
+    gp.n = n;
+    gp.steps = steps;
+    gp.seed = seed;
     if (eng_generate(m, NULL, &gp, NULL, imgs, &err) != ENG_OK) {
         fprintf(stderr, "codid: %s\n", err.msg);
         goto done;
     }
     /* a square-ish grid with a 2-pixel gutter */
-    int cols = (int)ceil(sqrt((double)n)), rows = (int)((n + cols - 1) / cols);
+    int cols = (int)ceil(sqrt((double)n)), rows = (n + cols - 1) / cols;
     int w = imgs[0].width, h = imgs[0].height, ch = imgs[0].channels, gap = 2;
     int gw = cols * (w + gap) + gap, gh = rows * (h + gap) + gap;
     uint8_t *grid = calloc((size_t)gw * gh * ch, 1);
@@ -308,17 +253,7 @@ int srv_cmd_sample(int argc, char **argv) {
             for (int y = 0; y < h; y++)
                 memcpy(grid + ((size_t)(gy + y) * gw + gx) * ch, imgs[i].data + (size_t)y * w * ch, (size_t)w * ch);
         }
-        uint8_t *png = NULL;
-        size_t len = 0;
-        char msg[256];
-        if (api_png_encode(grid, gw, gh, ch, &png, &len, msg, sizeof msg) == 0) {
-            FILE *f = fopen(out, "wb");
-            if (f && fwrite(png, 1, len, f) == len && fclose(f) == 0) status = 0;
-            else fprintf(stderr, "codid: cannot write %s\n", out);
-        } else {
-            fprintf(stderr, "codid: %s\n", msg);
-        }
-        free(png);
+        if (srv_cli_write_png(out, grid, gw, gh, ch) == 0) status = 0;
         free(grid);
     }
     for (int i = 0; i < n; i++) eng_image_free(&imgs[i]);
@@ -334,10 +269,12 @@ done:
 /* codid plot --csv LOSS.csv --out PLOT.png: the loss column (second) of a
  * training log against its step column, raw and smoothed (EMA 0.98). */
 int srv_cmd_plot(int argc, char **argv) {
+    static const char usage[] = "usage: codid plot --csv LOSS.csv --out PLOT.png\n";
     const char *csv = NULL, *out = NULL;
     static const struct option opts[] = {{"csv", required_argument, 0, 'c'},
                                          {"out", required_argument, 0, 'o'},
                                          {0, 0, 0, 0}};
+    if (srv_cli_help(argc, argv, usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -345,10 +282,7 @@ int srv_cmd_plot(int argc, char **argv) {
         else if (c == 'o') out = optarg;
         else return 2;
     }
-    if (!csv || !out) {
-        fprintf(stderr, "usage: codid plot --csv LOSS.csv --out PLOT.png\n");
-        return 2;
-    }
+    if (!csv || !out) return srv_cli_usage_error(usage);
     FILE *f = fopen(csv, "r");
     if (!f) {
         fprintf(stderr, "codid: cannot read %s: %s\n", csv, strerror(errno));
@@ -383,9 +317,7 @@ int srv_cmd_plot(int argc, char **argv) {
         size_t len = 0;
         char msg[256];
         if (api_plot_png(x, (int)n, s, 2, 640, 360, &png, &len, msg, sizeof msg) == 0) {
-            FILE *o = fopen(out, "wb");
-            if (o && fwrite(png, 1, len, o) == len && fclose(o) == 0) status = 0;
-            else fprintf(stderr, "codid: cannot write %s\n", out);
+            if (srv_cli_write_file(out, png, len) == 0) status = 0;
         } else {
             fprintf(stderr, "codid: %s\n", msg);
         }

@@ -6,53 +6,20 @@
 # then checks probes, /v1/models, /v1/generate (PNG and JSON, determinism,
 # every validation error), routing errors, the body cap, bad start-up
 # settings, and a clean exit on SIGTERM.
-set -u
-cd "$(dirname "$0")/.."
-BIN=$PWD/${BUILD:-build}/codid
-passed=0 failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() { echo "$passed passed, $failed failed"; exit $((failed > 0)); }
-
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-if [ ! -x "$BIN" ]; then
-    bad build "$BIN is missing"
-    finish
-fi
+source "$(dirname "$0")/tools/lib.sh"
 
 # From the temp dir, so that no models/cifar10-base is found by accident.
 (cd "$tmp" && exec "$BIN" serve --listen 127.0.0.1:0 --data-dir "$tmp/var" \
     --model random-tiny --max-body-bytes 64K --log-level info) 2>"$tmp/log" &
 pid=$!
 
-port=
-for _ in $(seq 600); do
-    port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/log")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
+if ! await_port "$tmp/log"; then
     bad start "no 'listening on' line; log:"
     sed 's/^/    /' "$tmp/log"
     finish
 fi
 base=http://127.0.0.1:$port
-
-up=0
-for _ in $(seq 600); do
-    if curl -sf "$base/healthz" >/dev/null; then up=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ $up = 1 ] || { bad start "/healthz never answered"; finish; }
+await_ok "$base/healthz" || { bad start "/healthz never answered"; finish; }
 
 # call METHOD PATH [curl args]: status in $code, body in $tmp/body,
 # headers in $tmp/hdr.
@@ -238,12 +205,9 @@ if [ $rc = 2 ] && grep -qi "in use" "$tmp/err"; then ok bind_failure_exit_2
 else bad bind_failure_exit_2 "exit $rc: $(cat "$tmp/err")"; fi
 
 # ---- shutdown -------------------------------------------------------------
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
-if [ $rc = 0 ] && grep -q "SIGTERM: shutting down" "$tmp/log" && grep -q "stopped" "$tmp/log"; then
+stop_daemon
+if [ $stop_rc = 0 ] && grep -q "SIGTERM: shutting down" "$tmp/log" && grep -q "stopped" "$tmp/log"; then
     ok sigterm_exit_0
-else bad sigterm_exit_0 "exit $rc"; fi
+else bad sigterm_exit_0 "exit $stop_rc"; fi
 
 finish

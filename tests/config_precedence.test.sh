@@ -3,29 +3,8 @@
 # environment > config file > default, as `codid config` reports them (value
 # and origin) and as `codid serve` applies them; refusals that name their
 # source; and every setting documented in deploy/codid.conf and README.md.
-set -u
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-BIN=$ROOT/${BUILD:-build}/codid
-passed=0 failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() { echo "$passed passed, $failed failed"; exit $((failed > 0)); }
-
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-if [ ! -x "$BIN" ]; then
-    bad build "$BIN is missing"
-    finish
-fi
-# Only what each case sets.
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^CODID_')
+source "$(dirname "$0")/tools/lib.sh"
+clear_codid_env
 
 # setting FILE KEY: "VALUE|ORIGIN" from `codid config` output in FILE
 setting() {
@@ -106,13 +85,7 @@ EOF
 (cd "$tmp" && CODID_DATA_DIR=$tmp/from-env exec "$BIN" serve --config "$tmp/serve.conf" \
     --listen 127.0.0.1:0) 2>"$tmp/log" &
 pid=$!
-port=
-for _ in $(seq 600); do
-    port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\) (data in \(.*\)).*/\1/p' "$tmp/log")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
+await_port "$tmp/log"
 if [ -n "$port" ] && [ "$port" != 1 ] && grep -q "(data in $tmp/from-env)" "$tmp/log" &&
     [ -d "$tmp/from-env" ] && [ ! -e "$tmp/from-file" ]; then
     ok serve_flag_and_env_win
@@ -127,9 +100,7 @@ if [ -n "$port" ]; then
     if [ "$code" = 400 ] && grep -q max_n "$tmp/body"; then ok serve_file_value_applies
     else bad serve_file_value_applies "$code $(cat "$tmp/body")"; fi
 fi
-kill -TERM "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
-pid=
+stop_daemon 2>/dev/null
 
 # ---- every setting is documented ------------------------------------------------
 "$BIN" config >"$tmp/out" 2>/dev/null

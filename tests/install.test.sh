@@ -4,29 +4,8 @@
 # daemon started from the installed tree with the installed config that
 # finds the installed models and answers; plus the runtime packages of
 # deploy/Dockerfile against the libraries the binary links.
-set -u
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-BUILD=${BUILD:-build}
-BIN=$ROOT/$BUILD/codid
-passed=0 failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() { echo "$passed passed, $failed failed"; exit $((failed > 0)); }
-
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-if [ ! -x "$BIN" ]; then
-    bad build "$BIN is missing"
-    finish
-fi
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^CODID_')
+source "$(dirname "$0")/tools/lib.sh"
+clear_codid_env
 
 # -o: install what is built; this test does not rebuild the shared binary.
 root=$tmp/root
@@ -94,14 +73,7 @@ CODID_LISTEN=127.0.0.1:0 CODID_DATA_DIR=$tmp/var CODID_SHARE_DIR=$root/usr/share
     "$root/usr/bin/codid" serve --config "$conf" 2>"$tmp/log" &
 pid=$!
 cd "$ROOT" || exit 1
-port=
-for _ in $(seq 600); do
-    port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/log")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
+if ! await_port "$tmp/log"; then
     bad installed_serve "no 'listening on' line; log: $(head -c 1000 "$tmp/log")"
     finish
 fi
@@ -109,14 +81,11 @@ code=$(curl -s -o "$tmp/body" -w '%{http_code}' "http://127.0.0.1:$port/healthz"
 if [ "$code" = 200 ] && grep -q '"ok"' "$tmp/body"; then ok installed_healthz
 else bad installed_healthz "$code $(cat "$tmp/body")"; fi
 
-ready=
-for _ in $(seq 1200); do
+if await_ok "http://127.0.0.1:$port/readyz" 1200; then ok installed_readyz
+else
     ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")
-    [ "$ready" = 200 ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ "$ready" = 200 ]; then ok installed_readyz; else bad installed_readyz "$ready; log: $(tail -5 "$tmp/log")"; fi
+    bad installed_readyz "$ready; log: $(tail -5 "$tmp/log")"
+fi
 # The default model comes from the installed share dir when it was installed,
 # and otherwise the daemon says where it looked.
 if [ -d "$root/usr/share/codid/models/cifar10-base" ]; then
@@ -133,11 +102,8 @@ if [ "$code" = 200 ] && [ "$(head -c 8 "$tmp/img.png" | od -An -tx1 | tr -d ' \n
 else bad installed_generate_png "$code"; fi
 if [ -f "$tmp/var/codid.db" ]; then ok data_in_data_dir; else bad data_in_data_dir "no $tmp/var/codid.db"; fi
 
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
-if [ $rc = 0 ]; then ok installed_sigterm_exit_0; else bad installed_sigterm_exit_0 "exit $rc"; fi
+stop_daemon
+if [ $stop_rc = 0 ]; then ok installed_sigterm_exit_0; else bad installed_sigterm_exit_0 "exit $stop_rc"; fi
 
 # ---- the container's runtime packages ------------------------------------------
 # Each shared library the binary links must come from a package that

@@ -11,32 +11,15 @@
 # B's adapter file must equal A's byte for byte, and be registered once.
 # Prints how many steps the kill -9 cost (steps done again after resuming).
 # KEEP_TMP=1 keeps the daemons' logs and data directories for a look.
-set -u
-cd "$(dirname "$0")/.."
-BIN=$PWD/${BUILD:-build}/codid
-TOOL=$PWD/${BUILD:-build}/tools/bench_engine
-passed=0 failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() { echo "$passed passed, $failed failed"; exit $((failed > 0)); }
+source "$(dirname "$0")/tools/lib.sh"
+TOOL=$ROOT/$BUILD/tools/bench_engine
+[ -x "$TOOL" ] || { bad build "$TOOL is missing (make $TOOL)"; finish; }
 
 STEPS=160
 EVERY=20
 JOB='{"kind":"distill","dataset":"tiny","task":{"name":"sr","factor":2},"adapter_kind":"lite",
       "steps":'$STEPS',"batch_size":2,"warmup":5,"n_grid":8,"seed":9,"checkpoint_every":'$EVERY',
       "name":"crash"}'
-
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-for f in "$BIN" "$TOOL"; do
-    [ -x "$f" ] || { bad build "$f is missing (make $f)"; finish; }
-done
 
 # ---- fixtures: a tiny model folder and a dataset file ----------------------
 cat >"$tmp/config.json" <<'EOF'
@@ -107,21 +90,14 @@ last_step() {
     echo "${s:-0}"
 }
 
-stop() { # SIGTERM, then the exit status in $rc
-    kill -TERM "$pid"
-    wait "$pid"
-    rc=$?
-    pid=
-}
-
 # ---- A: uninterrupted -------------------------------------------------------
 A=$tmp/a
 prepare "$A" || { bad prepare "cannot register the dataset or submit the job"; finish; }
 start "$A" "$tmp/a.log" || { bad start-a "daemon did not start: $(tail -5 "$tmp/a.log")"; finish; }
 if wait_until "$A" '[ "$(field "$A" status)" = succeeded ]'; then ok uninterrupted_run
 else bad uninterrupted_run "status $(field "$A" status); log: $(grep -E 'WARN|ERROR' "$tmp/a.log" | tail -3)"; finish; fi
-stop
-[ $rc -eq 0 ] && ok clean_exit_a || bad clean_exit_a "exit status $rc"
+stop_daemon
+[ $stop_rc -eq 0 ] && ok clean_exit_a || bad clean_exit_a "exit status $stop_rc"
 
 # ---- B: kill -9, restart, SIGTERM, restart ----------------------------------
 B=$tmp/b
@@ -155,10 +131,10 @@ redone=$((killed_after - resumed_at))
 
 # SIGTERM mid-run: finish the step, checkpoint, requeue
 wait_until "$B" '[ "$(last_step "$tmp/b2.log")" -ge $((resumed_at + 10)) ]'
-stop
+stop_daemon
 stopped_at=$(sed -n 's/.*job 1: stopped at step \([0-9]*\);.*/\1/p' "$tmp/b2.log" | tail -n 1)
-[ $rc -eq 0 ] && [ -n "$stopped_at" ] && [ "$stopped_at" -lt $STEPS ] && ok sigterm_checkpoints_and_stops ||
-    bad sigterm_checkpoints_and_stops "exit $rc, stopped at '${stopped_at}'"
+[ $stop_rc -eq 0 ] && [ -n "$stopped_at" ] && [ "$stopped_at" -lt $STEPS ] && ok sigterm_checkpoints_and_stops ||
+    bad sigterm_checkpoints_and_stops "exit $stop_rc, stopped at '${stopped_at}'"
 [ "$(field "$B" status)" = queued ] && ok requeued_by_sigterm || bad requeued_by_sigterm "status $(field "$B" status)"
 
 start "$B" "$tmp/b3.log" || { bad restart2 "daemon did not start: $(tail -5 "$tmp/b3.log")"; finish; }
@@ -168,7 +144,7 @@ status=$("$BIN" jobs get 1 --data-dir "$B" | python3 -c 'import json,sys; print(
 resumed2=$(sed -n 's/.*job 1: resumed at step \([0-9]*\) .*/\1/p' "$tmp/b3.log" | head -n 1)
 [ "${resumed2:-x}" = "${stopped_at:-y}" ] && ok sigterm_loses_no_step ||
     bad sigterm_loses_no_step "stopped at ${stopped_at:-?}, resumed at ${resumed2:-?}"
-stop
+stop_daemon
 
 # ---- the same bytes, registered once ---------------------------------------
 if cmp -s "$A/adapters/crash-1.safetensors" "$B/adapters/crash-1.safetensors"; then ok identical_adapter

@@ -13,25 +13,15 @@
 # cancelled; then it restarts on the same port and data with one worker,
 # and a short job streams to its end. The daemon's log must hold a line per
 # request (with the id the client got) and per job transition.
-set -u
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-BIN=$ROOT/${BUILD:-build}/codid
-passed=0 failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-finish() { echo "$passed passed, $failed failed"; exit $((failed > 0)); }
-
-tmp=$(mktemp -d)
-pid= nginx_pid= sse_pid=
-cleanup() {
-    for p in $sse_pid $nginx_pid $pid; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
+source "$(dirname "$0")/tools/lib.sh"
+# nginx and the event stream are killed at exit too (before the daemon)
+nginx_pid= sse_pid=
+cleanup_more() {
+    local p
+    for p in $sse_pid $nginx_pid; do kill -9 "$p" 2>/dev/null; done
 }
-trap cleanup EXIT
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-if [ ! -x "$BIN" ]; then bad build "$BIN is missing"; finish; fi
 if [ ! -x "$NGINX" ]; then bad nginx "no nginx (make deps installs nginx-light)"; finish; fi
 if ! command -v openssl >/dev/null; then bad openssl "no openssl for the test certificate"; finish; fi
 
@@ -41,14 +31,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 (cd "$tmp" && exec "$BIN" serve --listen 127.0.0.1:0 --data-dir "$tmp/var" --model random-tiny \
     --workers 0 --log-level info) 2>"$tmp/codid.log" &
 pid=$!
-dport=
-for _ in $(seq 600); do
-    dport=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/codid.log")
-    [ -n "$dport" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$dport" ] || { bad codid_start "log: $(head -c 800 "$tmp/codid.log")"; finish; }
+await_port "$tmp/codid.log" || { bad codid_start "log: $(head -c 800 "$tmp/codid.log")"; finish; }
+dport=$port
 
 # ---- nginx ------------------------------------------------------------------------
 host=codid.example.com
@@ -222,11 +206,8 @@ if grep -q "GET /v1/jobs/$job/events 200 " "$tmp/codid.log"; then ok log_line_fo
 else bad log_line_for_stream "no log line for the event stream"; fi
 
 # ---- a job that runs, after a restart on the same data and port ------------------
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
-if [ $rc = 0 ]; then ok codid_sigterm_exit_0; else bad codid_sigterm_exit_0 "exit $rc"; fi
+stop_daemon
+if [ $stop_rc = 0 ]; then ok codid_sigterm_exit_0; else bad codid_sigterm_exit_0 "exit $stop_rc"; fi
 (cd "$tmp" && exec "$BIN" serve --listen "127.0.0.1:$dport" --data-dir "$tmp/var" --model random-tiny \
     --workers 1 --log-level info) 2>"$tmp/codid2.log" &
 pid=$!
@@ -254,10 +235,7 @@ done
 kill -QUIT "$nginx_pid" 2>/dev/null
 wait "$nginx_pid" 2>/dev/null
 nginx_pid=
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
-if [ $rc = 0 ]; then ok codid_restarted_sigterm_exit_0; else bad codid_restarted_sigterm_exit_0 "exit $rc"; fi
+stop_daemon
+if [ $stop_rc = 0 ]; then ok codid_restarted_sigterm_exit_0; else bad codid_restarted_sigterm_exit_0 "exit $stop_rc"; fi
 
 finish

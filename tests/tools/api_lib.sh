@@ -5,15 +5,9 @@
 # temporary data dir; call makes one request and records it, so that finish
 # can hold every response received to openapi.yaml (tests/tools/
 # openapi_check.py) before printing "N passed, N failed". Daemons are killed
-# on exit.
-set -u
-cd "$(dirname "$0")/.." || exit 1
-ROOT=$PWD
-BIN=$ROOT/${BUILD:-build}/codid
+# on exit. The rest of the start (counters, $tmp, $BIN) is lib.sh's.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CIFAR_DIR=$ROOT/data/cifar10
-passed=0 failed=0
-ok() { echo "ok $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: ${2:-}"; failed=$((failed + 1)); }
 # expect NAME COMMAND...: ok when the command succeeds, else the last answer
 expect() {
     local name=$1
@@ -21,17 +15,15 @@ expect() {
     if "$@"; then ok "$name"; else bad "$name" "$code $(head -c 400 "$tmp/body" 2>/dev/null)"; fi
 }
 
-tmp=$(mktemp -d)
-daemon_pids=()
-cleanup() {
+daemon_pids=() # every daemon started, killed at exit
+cleanup_more() {
     local p
     for p in "${daemon_pids[@]}"; do
         kill -9 "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
-    rm -rf "$tmp"
+    pid= # killed above, and reaped
 }
-trap cleanup EXIT
 mkdir -p "$tmp/rec"
 RECORDS=$tmp/records.tsv
 : >"$RECORDS"
@@ -52,11 +44,6 @@ finish() {
     exit $((failed > 0))
 }
 
-if [ ! -x "$BIN" ]; then
-    bad build "$BIN is missing"
-    finish
-fi
-
 # start_daemon NAME [serve flags...]: $base, $pid and $log of the new daemon
 start_daemon() {
     local name=$1
@@ -68,32 +55,15 @@ start_daemon() {
         --model random-tiny --cifar10-dir "$CIFAR_DIR" --threads 1 --train-threads 1 "$@") 2>"$log" &
     pid=$!
     daemon_pids+=("$pid")
-    local port=
-    for _ in $(seq 900); do
-        port=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$log")
-        [ -n "$port" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ -z "$port" ]; then
+    local port # await_port sets this one, not a global
+    if ! await_port "$log"; then
         bad "start_$name" "no 'listening on' line; log: $(tail -n 5 "$log")"
         finish
     fi
     base=http://127.0.0.1:$port
-    for _ in $(seq 900); do
-        curl -sf "$base/readyz" >/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    await_ok "$base/readyz" && return 0
     bad "start_$name" "/readyz never answered 200; log: $(tail -n 5 "$log")"
     finish
-}
-
-# stop_daemon: SIGTERM the last daemon and wait; $stop_rc its exit status
-stop_daemon() {
-    kill -TERM "$pid" 2>/dev/null
-    wait "$pid"
-    stop_rc=$?
 }
 
 # call METHOD PATH [curl args]: status in $code, body in $tmp/body,
