@@ -5,7 +5,9 @@
 # condition consistency, FID-proxy).
 #
 #   bench/eval_adapters.sh           the default adapters under models/adapters/
-#                                    on the default base, 256 test images
+#                                    on the default base, 256 test images; the
+#                                    figures are also written into each adapter
+#                                    file (codid.eval) and its grid.png redrawn
 #   bench/eval_adapters.sh --quick   the whole pipeline in a few minutes: a
 #                                    tiny base pretrained for a few steps on
 #                                    16x16 test images, tiny adapters trained
@@ -88,7 +90,7 @@ for name in $tasks; do
     fi
     [ -f "$dir/$name-cm2.safetensors" ] && methods+=(--method "cm2-4=$dir/$name-cm2.safetensors@4")
     grid=()
-    [ $quick = 0 ] && grid=(--grid "$dir/grid.png")
+    [ $quick = 0 ] && grid=(--grid "$dir/grid.png" --record)
     {
         echo "### $name"
         echo

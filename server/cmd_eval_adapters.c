@@ -9,12 +9,15 @@
  * PSNR(task(y, seed), c), and, with a classifier, FID-proxy(y, x). The plain
  * non-diffusion reference of the task is scored the same way.
  */
+#include <cjson/cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/safetensors.h"
 #include "jobs/dataset.h"
 #include "server/cli.h"
 #include "server/commands.h"
@@ -28,13 +31,14 @@ typedef struct method {
     const char *path; /* NULL: the plain reference */
     int steps;
     eng_sampler sampler;
+    int stochastic;   /* CoDi: fresh noise between steps */
     uint8_t *out;     /* n images */
     double psnr, ssim, consistency, fid;
     double seconds;
 } method;
 
 static int parse_method(char *spec, method *m) {
-    /* LABEL=PATH@STEPS[:ddim|codi] */
+    /* LABEL=PATH@STEPS[:ddim|codi|stochastic] */
     char *eq = strchr(spec, '='), *at = strrchr(spec, '@');
     if (!eq || !at || at < eq) return -1;
     *eq = *at = '\0';
@@ -46,6 +50,7 @@ static int parse_method(char *spec, method *m) {
         *colon = '\0';
         if (strcmp(colon + 1, "ddim") == 0) m->sampler = ENG_SAMPLER_DDIM;
         else if (strcmp(colon + 1, "codi") == 0) m->sampler = ENG_SAMPLER_CODI;
+        else if (strcmp(colon + 1, "stochastic") == 0) m->sampler = ENG_SAMPLER_CODI, m->stochastic = 1;
         else return -1;
     }
     return srv_cli_int(at + 1, "--method STEPS", 1, MAX_STEPS, &m->steps);
@@ -106,6 +111,7 @@ static int generate_all(eng_model *m, eng_adapter *a, method *me, const uint8_t 
         gp.steps = me->steps;
         gp.seed = seed + (uint64_t)s;
         gp.sampler = me->sampler;
+        gp.stochastic = me->stochastic;
         int rc = eng_generate(m, a, &gp, conds, outs, err);
         if (rc != ENG_OK) return rc;
         for (int i = 0; i < k; i++) {
@@ -160,14 +166,59 @@ static void write_grid(const char *path, method *ms, int nm, const uint8_t *cond
     free(g);
 }
 
+/* --record: each adapter file gets the figures of the methods that used it,
+ * with the protocol they were measured under, as the JSON text of its
+ * codid.eval metadata key (GET /v1/adapters/{id} shows it once registered). */
+static int record_figures(const method *ms, int nm, const char *data, int n, uint64_t seed,
+                          const eng_task_params *task) {
+    for (int i = 0; i < nm; i++) {
+        if (!ms[i].path) continue;
+        int first = 1;
+        for (int j = 0; j < i; j++) first &= !(ms[j].path && strcmp(ms[j].path, ms[i].path) == 0);
+        if (!first) continue;
+        cJSON *o = cJSON_CreateObject(), *res = cJSON_CreateObject();
+        const char *base = strrchr(data, '/');
+        cJSON_AddStringToObject(o, "data", base ? base + 1 : data);
+        cJSON_AddNumberToObject(o, "n", n);
+        cJSON_AddNumberToObject(o, "seed", (double)seed);
+        cJSON_AddStringToObject(o, "task", eng_task_name(task->kind));
+        cJSON_AddItemToObject(o, "results", res);
+        for (int j = i; j < nm; j++) {
+            const method *me = &ms[j];
+            if (!me->path || strcmp(me->path, ms[i].path) != 0) continue;
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "steps", me->steps);
+            cJSON_AddStringToObject(r, "sampler", me->sampler == ENG_SAMPLER_DDIM ? "ddim"
+                                                  : me->stochastic          ? "codi-stochastic"
+                                                                            : "codi");
+            cJSON_AddNumberToObject(r, "psnr", round(me->psnr * 100) / 100);
+            cJSON_AddNumberToObject(r, "ssim", round(me->ssim * 1e4) / 1e4);
+            cJSON_AddNumberToObject(r, "consistency", round(me->consistency * 100) / 100);
+            if (me->fid >= 0) cJSON_AddNumberToObject(r, "fid_proxy", round(me->fid * 100) / 100);
+            cJSON_AddItemToObject(res, me->label, r);
+        }
+        char *text = cJSON_PrintUnformatted(o), msg[256];
+        cJSON_Delete(o);
+        int rc = text ? st_set_metadata_file(ms[i].path, "codid.eval", text, msg, sizeof msg) : ST_ENOMEM;
+        cJSON_free(text);
+        if (rc != ST_OK) {
+            fprintf(stderr, "codid: --record: %s: %s\n", ms[i].path, text ? msg : "out of memory");
+            return -1;
+        }
+        fprintf(stderr, "codid: figures recorded in %s\n", ms[i].path);
+    }
+    return 0;
+}
+
 static const char usage[] =
     "usage: codid adapter eval --model DIR --data TEST.cds --task NAME [--factor F] [--canny 0|1]\n"
-    "         --method LABEL=ADAPTER@STEPS[:ddim|codi] ... [--plain LABEL] [--n 256]\n"
-    "         [--seed 0] [--classifier DIR] [--grid OUT.png] [--threads N]\n";
+    "         --method LABEL=ADAPTER@STEPS[:ddim|codi|stochastic] ... [--plain LABEL] [--n 256]\n"
+    "         [--seed 0] [--classifier DIR] [--grid OUT.png] [--threads N] [--record]\n"
+    "  --record writes each method's figures into its adapter file's metadata (codid.eval)\n";
 
 int srv_cmd_adapter_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *cls_dir = NULL, *grid = NULL, *plain = NULL;
-    int n = 256, threads = 0, nm = 0;
+    int n = 256, threads = 0, nm = 0, record = 0;
     uint64_t seed = 0;
     method ms[MAX_METHODS];
     memset(ms, 0, sizeof ms);
@@ -180,7 +231,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         {"plain", required_argument, 0, 'p'}, {"n", required_argument, 0, 'n'},
         {"seed", required_argument, 0, 's'},  {"classifier", required_argument, 0, 'C'},
         {"grid", required_argument, 0, 'g'},  {"threads", required_argument, 0, 'j'},
-        {0, 0, 0, 0}};
+        {"record", no_argument, 0, 'R'},      {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, usage)) return 0;
     int c;
     optind = 1;
@@ -198,7 +249,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         case 'c': if (srv_cli_int(optarg, "--canny", 0, 1, &task.canny)) return 2; break;
         case 'M':
             if (nm == MAX_METHODS || parse_method(optarg, &ms[nm])) {
-                fprintf(stderr, "codid: --method is LABEL=ADAPTER@STEPS[:ddim|codi] (at most %d)\n", MAX_METHODS);
+                fprintf(stderr, "codid: --method is LABEL=ADAPTER@STEPS[:ddim|codi|stochastic] (at most %d)\n", MAX_METHODS);
                 return 2;
             }
             nm++;
@@ -208,6 +259,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         case 's': if (srv_cli_seed(optarg, &seed)) return 2; break;
         case 'C': cls_dir = optarg; break;
         case 'g': grid = optarg; break;
+        case 'R': record = 1; break;
         case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
         default: return srv_cli_usage_error(usage);
         }
@@ -289,7 +341,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
     printf("\n%d held-out images of %s, task %s, seed %llu.\n", n, data, eng_task_name(task.kind),
            (unsigned long long)seed);
     if (grid) write_grid(grid, ms, nm, cond, &ds, &task, n < 8 ? n : 8);
-    status = 0;
+    status = record && record_figures(ms, nm, data, n, seed, &task) ? 1 : 0;
 done:
     for (int i = 0; i < nm; i++) free(ms[i].out);
     free(cond);

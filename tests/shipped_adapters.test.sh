@@ -26,6 +26,9 @@ train() { # BASE OUT
 }
 train "$models/tiny" "$models/adapters/sr2/sr2.safetensors"
 train "$models/twin" "$models/adapters/other/other.safetensors"
+# the figures of an evaluation travel in the file (codid.eval) to the registry
+"$BIN" adapter eval --model "$models/tiny" --data "$tmp/set.cds" --n 8 --threads 1 --task sr --factor 2 \
+    --method "K2=$models/adapters/sr2/sr2.safetensors@2" --plain bicubic --record >/dev/null 2>&1
 echo "not a safetensors file" >"$models/adapters/junk/junk.safetensors"
 echo "a file beside the folders is ignored" >"$models/adapters/README.md"
 if [ -f "$models/adapters/sr2/sr2.safetensors" ] && [ -f "$models/adapters/other/other.safetensors" ]; then
@@ -46,6 +49,9 @@ expect registered_from_the_shipped_file pycheck 'd["adapters"][0]["path"].endswi
 call GET /v1/adapters/sr2
 expect metadata_from_the_file pycheck 'd["metadata"]["recipe"]["trainer"] == "distill"
     and d["metadata"]["recipe"]["steps"] == 2 and d["metadata"]["factor"] == "2"'
+expect evaluation_recorded_in_metadata pycheck 'd["metadata"]["eval"]["n"] == 8
+    and d["metadata"]["eval"]["results"]["K2"]["steps"] == 2
+    and 0 < d["metadata"]["eval"]["results"]["K2"]["psnr"] < 100 and "bicubic" not in d["metadata"]["eval"]["results"]'
 if grep -q "other.safetensors: trained for base" "$log" && grep -q "junk.safetensors: unreadable" "$log"; then
     ok skipped_files_logged
 else bad skipped_files_logged "$(grep -i shipped "$log")"; fi
