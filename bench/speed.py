@@ -345,7 +345,10 @@ def markdown(res):
                   "to the kernel, which faults them in again page by page at the next "
                   "allocation; thp: large blocks on 2 MiB pages, one fault per 2 MiB). "
                   "ms: median wall-clock; in brackets, the median per-round ratio to plain "
-                  "eager.", "", "| workload | " + " | ".join(ALLOCATOR_SIDES) + " |",
+                  "eager. Every `codid` command restarts itself once with the thp setting "
+                  "(server/main.c; CODID_HUGEPAGES=0 turns it off), so `codid+thp` is codid as "
+                  "shipped, and `codid+thp` over plain `eager` is what a user switching from a "
+                  "default PyTorch process sees.", "", "| workload | " + " | ".join(ALLOCATOR_SIDES) + " |",
                   "|---|" + "---|" * len(ALLOCATOR_SIDES)]
         for a in res["allocator"]:
             lines.append(f"| {a['what']} | " + " | ".join(
