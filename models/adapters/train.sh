@@ -10,7 +10,14 @@
 # CSV beside it and records its wall time in <name>/training/times.txt.
 # An adapter already written is skipped; delete it to retrain.
 #
-#   STEPS_SCALE=0.1 models/adapters/train.sh    ten times fewer steps
+#   models/adapters/train.sh                      all of them, one after the other
+#   models/adapters/train.sh inpaint edges        only these files (names as served)
+#   STEPS_SCALE=0.1 models/adapters/train.sh      ten times fewer steps
+#
+# Two runs side by side with THREADS=1, each given half of the names, finish
+# sooner on two cores than one run with two threads (about 2.2 against 1.6
+# CoDi steps per second here): these networks are too small for two threads
+# to share one step well.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -21,16 +28,18 @@ scale=${STEPS_SCALE:-1}
 threads=${THREADS:-2}
 root=${ADAPTERS_DIR:-models/adapters}
 [ -f "$data" ] || $codid dataset import --source cifar10 --split train --out "$data"
-# oneDNN and OpenMP spin otherwise; 2 MiB pages for torch's large blocks
-# (bench/RESULTS.md: about 15% per CoDi step here).
-export OMP_WAIT_POLICY=passive GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+# OpenMP threads spin between parallel regions otherwise, taking the core
+# a second run beside this one needs.
+export OMP_WAIT_POLICY=passive
 
+only=("$@")
 steps() { awk -v s="$1" -v k="$scale" 'BEGIN {n = int(s * k); print n < 1 ? 1 : n}'; }
 
 # train NAME FILE-SUFFIX KIND TASK-JSON STEPS [extra flags...]
 train() {
     local name=$1 suffix=$2 kind=$3 task=$4 n; n=$(steps "$5"); shift 5
     local dir=$root/$name out=$root/$name/$name$suffix.safetensors
+    if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name$suffix "* ]]; then return; fi
     [ -f "$out" ] && { echo "$out: exists, skipped"; return; }
     mkdir -p "$dir/training"
     local spec="{\"kind\":\"$kind\",\"task\":$task,\"steps\":$n,\"batch_size\":32,\"lr\":1e-3,"
