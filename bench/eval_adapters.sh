@@ -22,6 +22,7 @@ codid=$BUILD/codid
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 out=${OUT:-/dev/null}
+[ "$out" = /dev/null ] || : >"$out"
 threads=${THREADS:-2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -13,8 +13,10 @@ set -euo pipefail
         bash bench/eval_adapters.sh --quick
     else
         echo "\`bench/eval_adapters.sh\`: the default adapters on the default base, 256 CIFAR-10 test images" \
-             "(CODI.md's protocol; the model cards under models/adapters/ carry the same tables)."
+             "(CODI.md's protocol; the same tables go to bench/ADAPTERS.md and the model cards under" \
+             "models/adapters/, and the figures into each adapter file)."
         echo
-        bash bench/eval_adapters.sh
+        OUT=bench/ADAPTERS.md.new bash bench/eval_adapters.sh
+        mv bench/ADAPTERS.md.new bench/ADAPTERS.md
     fi
 } >>"$BENCH_OUT"
