@@ -145,7 +145,7 @@ static api_status parse_json(api_request *r, import_job *j) {
             return api_problem(r, API_BAD_REQUEST, "split: '%s' is not train or test", split);
         j->kind = IMPORT_BUILTIN;
         snprintf(j->source, sizeof j->source, "%s", builtin);
-        snprintf(j->split, sizeof j->split, "%s", split);
+        snprintf(j->split, sizeof j->split, "%s", strcmp(split, "test") == 0 ? "test" : "train");
         if (!*j->name) snprintf(j->name, sizeof j->name, "%s-%s", builtin, split);
         return API_OK;
     }
