@@ -88,4 +88,28 @@ start_daemon missing --model "$models/tiny" --adapters-dir "$tmp/no-such-folder"
 call GET /v1/adapters
 expect missing_folder_is_no_adapters test "$code" = 200 -a -z "$(names)"
 stop_daemon
+# The real thing: the README's commands for the adapters shipped under
+# models/adapters/, against the default base they were trained for.
+script=$tmp/adapters.sh
+awk '/<!-- adapters:begin -->/ {on = 1; next} /<!-- adapters:end -->/ {on = 0} on' README.md |
+    grep -v '^```' >"$script"
+start_daemon shipped --model "$ROOT/models/cifar10-base" --threads 2
+call GET /v1/adapters
+expect default_adapters_registered pycheck '{"sr4", "inpaint", "colorize", "edges", "sr4-teacher", "sr4-cm2",
+    "inpaint-teacher", "inpaint-cm2"} <= {a["name"] for a in d["adapters"]}'
+mkdir -p "$tmp/readme"
+(cd "$tmp/readme" && sed "s#http://127.0.0.1:8080#$base#g" "$script" | bash -e) >"$tmp/readme.out" 2>&1
+expect readme_adapter_commands_run test $? = 0
+pngs() { /usr/bin/python3 - "$tmp/readme" <<'PY'
+import struct, sys, hashlib
+seen = set()
+for f in ["photo", "sr4", "inpaint", "colorize", "edges"]:
+    b = open(f"{sys.argv[1]}/{f}.png", "rb").read()
+    assert b[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", b[16:24]) == (32, 32), f
+    seen.add(hashlib.sha256(b).hexdigest())
+assert len(seen) == 5, "two outputs are the same image"
+PY
+}
+expect readme_adapter_outputs_are_distinct_32px_pngs pngs
+stop_daemon
 finish
