@@ -48,15 +48,15 @@ JSON
         sr4) task='{"name":"sr","factor":4}' ;;
         inpaint) task='{"name":"inpaint"}' ;;
         esac
-        common="\"task\":$task,\"steps\":8,\"batch_size\":8,\"n_grid\":10,\"seed\":1"
+        common="\"task\":$task,\"steps\":8,\"batch_size\":8,\"seed\":1"
         mkdir -p "$work/$name"
         $codid adapter train --model "$base" --data "$work/set.cds" --threads "$threads" \
-            --out "$work/$name/$name.safetensors" --spec "{\"kind\":\"distill\",$common}" 2>/dev/null
+            --out "$work/$name/$name.safetensors" --spec "{\"kind\":\"distill\",$common,\"n_grid\":10}" 2>/dev/null
         $codid adapter train --model "$base" --data "$work/set.cds" --threads "$threads" \
             --out "$work/$name/$name-teacher.safetensors" --spec "{\"kind\":\"teacher\",$common}" 2>/dev/null
         $codid adapter train --model "$base" --data "$work/set.cds" --threads "$threads" \
             --teacher "$work/$name/$name-teacher.safetensors" \
-            --out "$work/$name/$name-cm2.safetensors" --spec "{\"kind\":\"cm2\",$common}" 2>/dev/null
+            --out "$work/$name/$name-cm2.safetensors" --spec "{\"kind\":\"cm2\",$common,\"n_grid\":10}" 2>/dev/null
     done
     adapters=$work
     classifier=()

@@ -235,6 +235,7 @@ def eager_default_blas_threads(eager):
 def ensure_models(build):
     for _, config, folder in MODELS:
         if not os.path.exists(os.path.join(ROOT, folder, "diffusion_pytorch_model.safetensors")):
+            os.makedirs(os.path.join(ROOT, os.path.dirname(folder)), exist_ok=True)
             subprocess.run([os.path.join(build, "tools", "bench_engine"), "create", "--config", config, "--out",
                             folder, "--seed", "1"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
