@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "jobs/jobs.h"
+#include "server/cli.h"
 #include "server/commands.h"
 
 #define JSON_FILE_MAX (1 << 20)
@@ -41,32 +42,6 @@ static void usage(void) {
             "       codid jobs add-dataset --name NAME --file SET [--source S] [--split S]\n"
             "       codid jobs add-adapter --name NAME --file ADAPTER.safetensors\n"
             "every form: [--data-dir DIR] (default $CODID_DATA_DIR, else ./var)\n");
-}
-
-static int parse_long(const char *s, const char *flag, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "codid jobs: %s must be an integer in %ld..%ld (got '%s')\n", flag, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = malloc(JSON_FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, JSON_FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > JSON_FILE_MAX) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
 }
 
 static int print_json(cJSON *v) {
@@ -89,7 +64,7 @@ static int need_id(const jobs_args *a, long *id) {
         usage();
         return -1;
     }
-    return parse_long(a->id, "ID", 1, 0x7fffffffffffffffL, id);
+    return srv_cli_long(a->id, "ID", 1, 0x7fffffffffffffffL, id);
 }
 
 static double num(const cJSON *o, const char *key) {
@@ -137,7 +112,7 @@ static int run(jobs_store *st, const char *verb, const jobs_args *a) {
             usage();
             return 2;
         }
-        char *text = a->file ? read_file(a->file) : NULL;
+        char *text = a->file ? srv_cli_read_text(a->file, JSON_FILE_MAX) : NULL;
         if (a->file && !text) {
             fprintf(stderr, "codid jobs: cannot read %s (or larger than %d bytes)\n", a->file, JSON_FILE_MAX);
             return 1;
@@ -196,9 +171,9 @@ int srv_cmd_jobs(int argc, char **argv) {
         case 'n': a.name = optarg; break;
         case 'S': a.source = optarg; break;
         case 'p': a.split = optarg; break;
-        case 'l': if (parse_long(optarg, "--limit", 1, JOBS_LIST_LIMIT_MAX, &a.limit)) return 2; break;
-        case 'c': if (parse_long(optarg, "--cursor", 0, 0x7fffffffffffffffL, &a.cursor)) return 2; break;
-        case 'a': if (parse_long(optarg, "--after", 0, 0x7fffffffffffffffL, &a.after)) return 2; break;
+        case 'l': if (srv_cli_long(optarg, "--limit", 1, JOBS_LIST_LIMIT_MAX, &a.limit)) return 2; break;
+        case 'c': if (srv_cli_long(optarg, "--cursor", 0, 0x7fffffffffffffffL, &a.cursor)) return 2; break;
+        case 'a': if (srv_cli_long(optarg, "--after", 0, 0x7fffffffffffffffL, &a.after)) return 2; break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
         }
