@@ -156,7 +156,9 @@ base-model: all data
 
 # The default adapters (models/adapters/train.sh: CoDi for sr4, inpaint,
 # colorize, edges; teacher and cm2 baselines for sr4 and inpaint). Resumable;
-# an adapter already there is kept (delete it to retrain). About 2 hours on 2 cores.
+# an adapter already there is kept (delete it to retrain). About 3.7 hours of
+# training in one run; two THREADS=1 runs side by side, each given half of the
+# names, took under 2 hours here.
 adapters: all data
 	BUILD=$(BUILD) bash models/adapters/train.sh
 
