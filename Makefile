@@ -46,7 +46,7 @@ CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter $(SANFLAGS
 LIBS := -lmicrohttpd -lcjson -lpng -lsqlite3 -lz -lm -lpthread $(TORCH_LIBS) -lstdc++
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 
-C_SRC := $(wildcard server/*.c api/*.c jobs/*.c engine/*.c)
+C_SRC := $(wildcard server/*.c api/*.c jobs/*.c engine/*.c util/*.c)
 CXX_SRC := $(wildcard engine/*.cpp)
 OBJ := $(C_SRC:%.c=$(BUILD)/%.o) $(CXX_SRC:%.cpp=$(BUILD)/%.o)
 LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(OBJ))

@@ -12,8 +12,7 @@
 #include "api/http.h"
 #include "engine/engine.h"
 #include "jobs/store.h"
-#include "server/batcher.h"
-#include "server/config.h"
+#include "api/batcher.h"
 
 typedef struct api_tasks api_tasks;
 typedef struct api_adapters api_adapters;
@@ -26,12 +25,26 @@ typedef struct api_sse api_sse;
  * model_info is taken once at load, so that the event-loop thread never
  * calls into torch. `store` is set before the server starts when the data
  * directory can be opened (auth reads keys from it). */
+/* The request limits and settings handlers apply, copied from the daemon's
+ * configuration by whoever builds the app (server/serve.c). */
+typedef struct api_limits {
+    int64_t max_body_bytes;
+    int64_t max_pixels;
+    int max_n;
+    int max_steps;
+    int queue_max;       /* generate requests waiting; then 429 */
+    int max_streams;     /* open event streams */
+    char cors_origins[1024];
+    char cifar10_dir[1024];       /* built-in dataset sources */
+    char fashion_mnist_dir[1024];
+} api_limits;
+
 typedef struct api_app {
-    const srv_config *cfg;
+    api_limits cfg;
     eng_ctx *ctx;
     eng_model *model;
     eng_model_info model_info;
-    srv_batcher *batcher;
+    api_batcher *batcher;
     jobs_store *store;      /* the jobs subsystem's shared connection */
     api_tasks *prep;        /* generate: adapter loads, image preparation */
     api_tasks *imports;     /* POST /v1/datasets */

@@ -9,7 +9,7 @@
 #include <arpa/inet.h>
 
 #include "api/api.h"
-#include "api/sha256.h"
+#include "util/sha256.h"
 
 #define KEY_TAG "codid_"
 #define KEY_PREFIX_HEX 12
@@ -33,7 +33,7 @@ static int hex_random(char *out, size_t hex_digits) {
 
 int api_key_create(jobs_store *st, const char *scope, char *key, size_t keysz, int64_t *id,
                    char *msg, size_t msgsz) {
-    char prefix[KEY_PREFIX_HEX + 1], secret[KEY_SECRET_HEX + 1], hash[2 * API_SHA256_BYTES + 1];
+    char prefix[KEY_PREFIX_HEX + 1], secret[KEY_SECRET_HEX + 1], hash[2 * UTIL_SHA256_BYTES + 1];
     if (keysz < KEY_LEN + 1) {
         snprintf(msg, msgsz, "key buffer too small");
         return JOBS_EINVAL;
@@ -43,7 +43,7 @@ int api_key_create(jobs_store *st, const char *scope, char *key, size_t keysz, i
         return JOBS_ERR;
     }
     snprintf(key, keysz, "%s%s_%s", KEY_TAG, prefix, secret);
-    api_sha256_hex(key, strlen(key), hash);
+    util_sha256_hex(key, strlen(key), hash);
     int rc = jobs_store_key_add(st, prefix, hash, scope, id, msg, msgsz);
     if (rc != JOBS_OK) memset(key, 0, keysz);
     return rc;
@@ -76,15 +76,15 @@ static key_check check_key(jobs_store *st, const char *key) {
         !all_hex(key + tag, KEY_PREFIX_HEX) || key[tag + KEY_PREFIX_HEX] != '_' ||
         !all_hex(key + tag + KEY_PREFIX_HEX + 1, KEY_SECRET_HEX))
         return KEY_BAD;
-    char prefix[KEY_PREFIX_HEX + 1], hash[2 * API_SHA256_BYTES + 1], msg[128];
+    char prefix[KEY_PREFIX_HEX + 1], hash[2 * UTIL_SHA256_BYTES + 1], msg[128];
     memcpy(prefix, key + tag, KEY_PREFIX_HEX);
     prefix[KEY_PREFIX_HEX] = '\0';
     jobs_api_key row;
     int rc = jobs_store_key_find(st, prefix, &row, msg, sizeof msg);
     if (rc == JOBS_ENOTFOUND) return KEY_BAD;
     if (rc != JOBS_OK) return KEY_ERROR;
-    api_sha256_hex(key, strlen(key), hash);
-    if (!api_equal_ct(hash, row.hash, sizeof hash - 1)) return KEY_BAD;
+    util_sha256_hex(key, strlen(key), hash);
+    if (!util_equal_ct(hash, row.hash, sizeof hash - 1)) return KEY_BAD;
     return strcmp(row.scope, "admin") == 0 ? KEY_ADMIN : KEY_GENERATE;
 }
 
@@ -154,7 +154,7 @@ static int header_refused(const char *list, char *bad, size_t badsz) {
 
 /* Sets the CORS headers of the answer; a preflight is answered here:
  * returns its status, else 0. */
-static api_status cors(api_request *r, const srv_config *cfg) {
+static api_status cors(api_request *r, const api_limits *cfg) {
     const char *origin = api_request_header(r, "Origin");
     const char *want_method = api_request_header(r, "Access-Control-Request-Method");
     int preflight = !api_request_route(r) && *api_request_allow(r) && want_method &&
@@ -205,7 +205,7 @@ static api_status unauthorized(api_request *r, const char *detail) {
 
 api_status api_admit(api_request *r) {
     api_app *app = api_request_app(r);
-    api_status st = cors(r, app->cfg);
+    api_status st = cors(r, &app->cfg);
     if (st) return st;
     const api_route *route = api_request_route(r);
     if (!route || route->access == API_ACCESS_PUBLIC) return 0;

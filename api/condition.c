@@ -70,7 +70,7 @@ static const char *channels_word(int c) { return c == 1 ? "grayscale" : c == 3 ?
 
 /* img fitted to size x size with `channels`: bicubic up for sr inputs
  * smaller than the model, the importers' crop-and-resize otherwise. */
-static int fit(const api_cond_params *p, const api_image *img, int channels, uint8_t *out, char *msg,
+static int fit(const api_cond_params *p, const util_image *img, int channels, uint8_t *out, char *msg,
                size_t msgsz) {
     int side = img->width < img->height ? img->width : img->height;
     if (p->task.kind != ENG_TASK_SR || side >= p->size)
@@ -87,7 +87,7 @@ static int fit(const api_cond_params *p, const api_image *img, int channels, uin
     return rc;
 }
 
-static api_status preprocess(const api_cond_params *p, const api_image *img, int want, uint8_t *out,
+static api_status preprocess(const api_cond_params *p, const util_image *img, int want, uint8_t *out,
                              char *msg, size_t msgsz) {
     static const char *const names[] = {"none", "canny", "sobel", "gray", "task"};
     int ci = p->model_channels, size = p->size;
@@ -135,7 +135,7 @@ static api_status preprocess(const api_cond_params *p, const api_image *img, int
     return st;
 }
 
-api_status api_condition_build(const api_cond_params *p, const api_image *img, const api_image *mask,
+api_status api_condition_build(const api_cond_params *p, const util_image *img, const util_image *mask,
                                eng_image *out, char *msg, size_t msgsz) {
     const char *task = eng_task_name(p->task.kind);
     int ci = p->model_channels, size = p->size;

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 #include "api/http.h"
-#include "api/png.h"
+#include "util/png.h"
 #include "engine/engine.h"
 
 typedef enum api_preprocess {
@@ -49,7 +49,7 @@ typedef struct api_cond_params {
 /* Builds *out (data malloc'd: eng_image_free or free) from img and mask
  * (NULL when not given). API_OK, or a 4xx (or 500) with msg naming the
  * field (image, mask, preprocess). */
-api_status api_condition_build(const api_cond_params *p, const api_image *img, const api_image *mask,
+api_status api_condition_build(const api_cond_params *p, const util_image *img, const util_image *mask,
                                eng_image *out, char *msg, size_t msgsz);
 
 /* Bicubic resize of a side x side image of c channels to size x size. */

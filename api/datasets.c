@@ -25,13 +25,13 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "api/png.h"
+#include "util/png.h"
 #include "api/tasks.h"
 #include "api/upload.h"
 #include "jobs/dataset.h"
 #include "jobs/jobs.h"
 #include "jobs/jobspec.h"
-#include "server/log.h"
+#include "util/log.h"
 
 #define UPLOAD_FILES_MAX 100000
 #define FILE_LABEL_MAX 120
@@ -308,17 +308,17 @@ static int write_uploads(import_job *j, const char *dir) {
     }
     for (int i = 0; i < j->n_files; i++) {
         const upload_file *f = &j->files[i];
-        api_image img;
+        util_image img;
         char why[200], path[PATH_MAX];
-        if (api_png_decode(f->data, f->len, 0, (size_t)j->app->cfg->max_pixels, &img, why, sizeof why) != 0) {
+        if (util_png_decode(f->data, f->len, 0, (size_t)j->app->cfg.max_pixels, &img, why, sizeof why) != 0) {
             if (strstr(why, "pixels"))
                 api_problem(j->r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels %lld)", f->label, why,
-                            (long long)j->app->cfg->max_pixels);
+                            (long long)j->app->cfg.max_pixels);
             else
                 api_problem(j->r, API_BAD_REQUEST, "%s: not a valid PNG: %s", f->label, why);
             return -1;
         }
-        api_image_free(&img);
+        util_image_free(&img);
         if (snprintf(path, sizeof path, "%s/%06d.png", dir, i) >= (int)sizeof path) {
             api_problem(j->r, API_INTERNAL_SERVER_ERROR, "data_dir: path too long");
             return -1;
@@ -354,7 +354,7 @@ static void run_import(void *arg) {
     if (j->kind == IMPORT_BUILTIN) {
         int cifar = strcmp(j->source, "cifar10") == 0;
         p.source = cifar ? JOBS_SOURCE_CIFAR10 : JOBS_SOURCE_FASHION_MNIST;
-        p.dir = cifar ? app->cfg->cifar10_dir : app->cfg->fashion_mnist_dir;
+        p.dir = cifar ? app->cfg.cifar10_dir : app->cfg.fashion_mnist_dir;
     } else {
         p.source = JOBS_SOURCE_PNG_DIR;
         p.dir = j->kind == IMPORT_FOLDER ? j->folder : tmp;
@@ -389,7 +389,7 @@ static void run_import(void *arg) {
         cJSON *id = cJSON_GetObjectItemCaseSensitive(ds, "id");
         char location[48];
         snprintf(location, sizeof location, "/v1/datasets/%lld", cJSON_IsNumber(id) ? (long long)id->valuedouble : 0LL);
-        srv_log(SRV_LOG_INFO, "dataset %s: %d images imported, %d skipped", j->name, stats.imported, stats.skipped);
+        util_log(UTIL_LOG_INFO, "dataset %s: %d images imported, %d skipped", j->name, stats.imported, stats.skipped);
         api_respond_json(r, API_CREATED, ds);
         api_response_header(r, "Location", location);
     }

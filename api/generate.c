@@ -24,9 +24,9 @@
 
 #include "api/adapters.h"
 #include "api/api.h"
-#include "api/base64.h"
+#include "util/base64.h"
 #include "api/condition.h"
-#include "api/png.h"
+#include "util/png.h"
 #include "api/tasks.h"
 #include "api/upload.h"
 #include "jobs/jobs.h"
@@ -48,7 +48,7 @@ typedef struct gen_input {
 } gen_input;
 
 typedef struct gen_job {
-    srv_gen_request req;
+    api_gen_request req;
     api_request *r;
     api_app *app;
     int want_png;
@@ -93,8 +93,8 @@ static api_status image_field(api_request *r, const cJSON *v, size_t max, uint8_
     const char *payload;
     size_t plen;
     char msg[200];
-    if (api_data_url_strip(v->valuestring, strlen(v->valuestring), &payload, &plen, msg, sizeof msg) != 0 ||
-        api_base64_decode(payload, plen, max, out, len, msg, sizeof msg) != 0)
+    if (util_data_url_strip(v->valuestring, strlen(v->valuestring), &payload, &plen, msg, sizeof msg) != 0 ||
+        util_base64_decode(payload, plen, max, out, len, msg, sizeof msg) != 0)
         return api_problem(r, API_BAD_REQUEST, "%s: %s", v->string, msg);
     if (*len == 0) {
         free(*out);
@@ -109,7 +109,7 @@ static const char *const field_names[N_FIELDS] = {"n",       "steps", "seed", "e
                                                   "adapter", "image", "mask", "preprocess"};
 #define KNOWN_FIELDS "n, steps, seed, eta, adapter, image, mask, preprocess"
 
-static api_status parse_fields(api_request *r, const srv_config *cfg, const cJSON *doc, int *seen,
+static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSON *doc, int *seen,
                                gen_input *in) {
     api_status st = API_OK;
     for (cJSON *v = doc->child; v && st == API_OK; v = v->next) {
@@ -125,7 +125,7 @@ static api_status parse_fields(api_request *r, const srv_config *cfg, const cJSO
             st = int_field(r, v, 1, cfg->max_steps, "max_steps", &in->steps);
             in->steps_given = 1;
         } else if (f == FIELD_SEED) {
-            if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble >= (double)SRV_SEED_LIMIT) {
+            if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble >= (double)API_SEED_LIMIT) {
                 st = api_problem(r, API_BAD_REQUEST, "seed: must be an integer in [0, 2^53 - 1]");
             } else {
                 in->seed = (uint64_t)v->valuedouble;
@@ -167,7 +167,7 @@ static api_status take_file(api_request *r, const api_part *p, int *seen, uint8_
 
 /* multipart/form-data: files image and mask; the other fields as text,
  * read as JSON values (numbers) or else strings. */
-static api_status parse_form(api_request *r, const srv_config *cfg, const char *ct, int *seen, gen_input *in) {
+static api_status parse_form(api_request *r, const api_limits *cfg, const char *ct, int *seen, gen_input *in) {
     size_t len;
     const uint8_t *body = (const uint8_t *)api_request_body(r, &len);
     api_part *parts = NULL;
@@ -203,7 +203,7 @@ static api_status parse_form(api_request *r, const srv_config *cfg, const char *
     return st;
 }
 
-static api_status parse_input(api_request *r, const srv_config *cfg, gen_input *in) {
+static api_status parse_input(api_request *r, const api_limits *cfg, gen_input *in) {
     memset(in, 0, sizeof *in);
     in->n = 1;
     in->steps = 10;
@@ -235,7 +235,7 @@ static api_status parse_input(api_request *r, const srv_config *cfg, gen_input *
 
 /* ---- completion, on the batcher thread -------------------------------- */
 
-static api_status respond_images(api_request *r, srv_gen_request *req, int want_png) {
+static api_status respond_images(api_request *r, api_gen_request *req, int want_png) {
     char seed[SEED_HEADER_MAX];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)req->seed);
     if (want_png) {
@@ -253,8 +253,8 @@ static api_status respond_images(api_request *r, srv_gen_request *req, int want_
         char *b64;
         size_t b64len;
         char msg[128];
-        if (api_base64_encode(req->pngs[i], req->png_lens[i],
-                              api_base64_encoded_len(req->png_lens[i]), &b64, &b64len, msg,
+        if (util_base64_encode(req->pngs[i], req->png_lens[i],
+                              util_base64_encoded_len(req->png_lens[i]), &b64, &b64len, msg,
                               sizeof msg) != 0) {
             cJSON_Delete(doc);
             return api_problem(r, API_INTERNAL_SERVER_ERROR, "image %d: %s", i, msg);
@@ -282,29 +282,29 @@ nomem:
     return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory writing the response");
 }
 
-static void on_generated(srv_gen_request *req) {
+static void on_generated(api_gen_request *req) {
     gen_job *job = req->user;
     api_request *r = job->r;
     switch (req->status) {
-    case SRV_GEN_OK:
+    case API_GEN_OK:
         api_metrics_batch(req->batch_images);
         respond_images(r, req, job->want_png);
         break;
-    case SRV_GEN_ESHUTDOWN:
-    case SRV_GEN_EGONE:
-    case SRV_GEN_ENOMEM: api_problem(r, API_SERVICE_UNAVAILABLE, "%s", req->msg); break;
-    case SRV_GEN_ETIMEDOUT:
+    case API_GEN_ESHUTDOWN:
+    case API_GEN_EGONE:
+    case API_GEN_ENOMEM: api_problem(r, API_SERVICE_UNAVAILABLE, "%s", req->msg); break;
+    case API_GEN_ETIMEDOUT:
         api_problem(r, API_SERVICE_UNAVAILABLE, "%s (request_timeout_s)", req->msg);
         break;
-    case SRV_GEN_EENGINE: api_problem(r, API_INTERNAL_SERVER_ERROR, "%s", req->msg); break;
+    case API_GEN_EENGINE: api_problem(r, API_INTERNAL_SERVER_ERROR, "%s", req->msg); break;
     }
-    srv_gen_request_release(req);
+    api_gen_request_release(req);
     api_adapters_release(job->app->adapters, req->adapter);
     gen_job_free(job);
     api_request_resume(r);
 }
 
-static int on_client_gone(srv_gen_request *req) {
+static int on_client_gone(api_gen_request *req) {
     return api_request_client_gone(((gen_job *)req->user)->r);
 }
 
@@ -312,11 +312,11 @@ static int on_client_gone(srv_gen_request *req) {
  * and resumes. */
 static void submit(gen_job *job) {
     api_request *r = job->r;
-    int rc = srv_batcher_submit(job->app->batcher, &job->req);
+    int rc = api_batcher_submit(job->app->batcher, &job->req);
     if (rc == SRV_BATCH_OK) return;
     if (rc == SRV_BATCH_EFULL) {
         api_problem(r, API_TOO_MANY_REQUESTS, "the generation queue is full (queue_max %d requests waiting)",
-                    job->app->cfg->queue_max);
+                    job->app->cfg.queue_max);
         api_response_header(r, "Retry-After", "1");
     } else {
         api_problem(r, API_SERVICE_UNAVAILABLE, "the daemon is stopping");
@@ -329,9 +329,9 @@ static void submit(gen_job *job) {
 /* ---- preparation, on a prepare thread ---------------------------------- */
 
 static api_status decode(api_request *r, const char *field, const uint8_t *png, size_t len, size_t max_pixels,
-                         api_image *out) {
+                         util_image *out) {
     char msg[256];
-    if (api_png_decode(png, len, 0, max_pixels, out, msg, sizeof msg) == 0) return API_OK;
+    if (util_png_decode(png, len, 0, max_pixels, out, msg, sizeof msg) == 0) return API_OK;
     if (strstr(msg, "more than the limit"))
         return api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels)", field, msg);
     return api_problem(r, API_BAD_REQUEST, "%s: %s", field, msg);
@@ -359,18 +359,18 @@ static void prepare(void *arg) {
         api_problem(r, API_BAD_REQUEST, "steps: adapter '%s' samples in 1..%d steps", job->in.adapter, info.n_grid);
         goto fail;
     }
-    api_image img = {0}, mask = {0};
-    size_t max_pixels = (size_t)app->cfg->max_pixels;
+    util_image img = {0}, mask = {0};
+    size_t max_pixels = (size_t)app->cfg.max_pixels;
     if (decode(r, "image", job->in.image, job->in.image_len, max_pixels, &img) != API_OK) goto fail;
     if (job->in.mask && decode(r, "mask", job->in.mask, job->in.mask_len, max_pixels, &mask) != API_OK) {
-        api_image_free(&img);
+        util_image_free(&img);
         goto fail;
     }
     api_cond_params cp = {info.task, app->model_info.in_channels, app->model_info.sample_size,
                           job->in.preprocess, job->req.seed};
     api_status st = api_condition_build(&cp, &img, job->in.mask ? &mask : NULL, &job->cond, msg, sizeof msg);
-    api_image_free(&img);
-    api_image_free(&mask);
+    util_image_free(&img);
+    util_image_free(&mask);
     if (st != API_OK) {
         api_problem(r, st, "%s", msg);
         goto fail;
@@ -420,7 +420,7 @@ api_status api_generate(api_request *r) {
     gen_job *job = calloc(1, sizeof *job);
     if (!job) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     gen_input *in = &job->in;
-    api_status st = parse_input(r, app->cfg, in);
+    api_status st = parse_input(r, &app->cfg, in);
     if (st == API_OK && !*in->adapter && (in->image || in->mask || in->preprocess))
         st = api_problem(r, API_BAD_REQUEST, "%s: needs an adapter (without one the model samples unconditionally)",
                          in->image ? "image" : in->mask ? "mask" : "preprocess");
@@ -460,7 +460,7 @@ api_status api_generate(api_request *r) {
     }
     if (api_tasks_submit(app->prep, prepare, job) == 0) return API_SUSPENDED;
     st = api_problem(r, API_TOO_MANY_REQUESTS, "the generation queue is full (queue_max %d requests waiting)",
-                     app->cfg->queue_max);
+                     app->cfg.queue_max);
     api_response_header(r, "Retry-After", "1");
     gen_job_free(job);
     api_request_resume(r);

@@ -7,7 +7,7 @@
  * on it: the access handler (on_request), the completion callback
  * (on_completed) and MHD's logger. Nothing here blocks: the work a request
  * needs is either done on the spot (cheap handlers) or handed to another
- * thread (generation goes to the batcher, see server/batcher.c).
+ * thread (generation goes to the batcher, see api/batcher.c).
  *
  * A request's life
  * ----------------
@@ -64,8 +64,8 @@
 
 #include <microhttpd.h>
 
-#include "api/buf.h"
-#include "server/log.h"
+#include "util/buf.h"
+#include "util/log.h"
 
 #define API_MAX_PARAMS 4
 #define API_MAX_HEADERS 4
@@ -96,7 +96,7 @@ typedef struct api_header {
 
 struct api_stream {
     pthread_mutex_t lock;
-    api_buf pending; /* written, not yet handed to MHD */
+    util_buf pending; /* written, not yet handed to MHD */
     int ended;       /* the writer has no more */
     int closed;      /* MHD freed the response: nobody reads */
     int suspended;   /* the reader suspended the connection for want of data */
@@ -118,7 +118,7 @@ struct api_request {
     size_t param_name_lens[API_MAX_PARAMS];
     char *param_values[API_MAX_PARAMS];
     int n_params;
-    api_buf body;
+    util_buf body;
     int suspended;
     /* the response, queued by the event-loop thread */
     int has_response;
@@ -321,7 +321,7 @@ static void stream_unref(api_stream *s) {
     int last = --s->refs == 0;
     pthread_mutex_unlock(&s->lock);
     if (!last) return;
-    api_buf_free(&s->pending);
+    util_buf_free(&s->pending);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -372,7 +372,7 @@ api_status api_respond_stream(api_request *r, api_status status, const char *con
     api_stream *s = calloc(1, sizeof *s);
     if (!s) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
-    api_buf_init(&s->pending, max_pending);
+    util_buf_init(&s->pending, max_pending);
     s->refs = 2;
     s->conn = r->conn;
     api_respond(r, status, content_type, NULL, 0);
@@ -383,7 +383,7 @@ api_status api_respond_stream(api_request *r, api_status status, const char *con
 
 int api_stream_write(api_stream *s, const char *data, size_t len) {
     pthread_mutex_lock(&s->lock);
-    int rc = s->closed || s->ended ? -1 : api_buf_add(&s->pending, data, len);
+    int rc = s->closed || s->ended ? -1 : util_buf_add(&s->pending, data, len);
     if (rc == API_BUF_OK) stream_wake(s);
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -550,7 +550,7 @@ static api_request *request_new(api_server *s, struct MHD_Connection *conn, cons
     r->fd = info ? info->connect_fd : -1;
     uint64_t id = mix64(s->id_base + atomic_fetch_add(&s->id_counter, 1));
     snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)id);
-    api_buf_init(&r->body, s->params.max_body_bytes);
+    util_buf_init(&r->body, s->params.max_body_bytes);
     pthread_mutex_lock(&s->lock);
     s->active++;
     pthread_mutex_unlock(&s->lock);
@@ -561,7 +561,7 @@ static void request_free(api_request *r) {
     api_server *s = r->server;
     for (int i = 0; i < r->n_params; i++) free(r->param_values[i]);
     if (r->stream) stream_unref(r->stream);
-    api_buf_free(&r->body);
+    util_buf_free(&r->body);
     free(r->resp_body);
     free(r->path);
     free(r);
@@ -621,7 +621,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (r->has_response) return MHD_YES; /* already refused: drop the rest */
-        int rc = api_buf_add(&r->body, upload_data, n);
+        int rc = util_buf_add(&r->body, upload_data, n);
         if (rc == API_BUF_TOOBIG)
             api_problem(r, API_CONTENT_TOO_LARGE, "request body is over %s (%zu)",
                         body_limit_name(r), r->body.max);
@@ -656,7 +656,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (r->server->params.observe)
         r->server->params.observe(r, r->sent_status, api_request_age_ms(r));
-    if (srv_log_threshold >= SRV_LOG_INFO) {
+    if (util_log_threshold >= UTIL_LOG_INFO) {
         char path[LOG_PATH_MAX];
         log_path(r->path, path, sizeof path);
         const char *why = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK      ? ""
@@ -666,7 +666,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                                                           : " (error)";
         char status[12] = "-"; /* nothing was sent */
         if (r->sent_status) snprintf(status, sizeof status, "%u", r->sent_status);
-        srv_log(SRV_LOG_INFO, "%s %s %s %zu bytes %.1f ms id=%s%s", r->method, path, status,
+        util_log(UTIL_LOG_INFO, "%s %s %s %zu bytes %.1f ms id=%s%s", r->method, path, status,
                 r->sent_bytes, api_request_age_ms(r), r->id, why);
     }
     request_free(r);
@@ -678,7 +678,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n') line[--n] = '\0';
-    srv_log(SRV_LOG_WARN, "http: %s", line);
+    util_log(UTIL_LOG_WARN, "http: %s", line);
 }
 
 /* ---- the server ------------------------------------------------------- */

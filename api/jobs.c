@@ -1,7 +1,7 @@
 /*
  * jobs.c - /v1/jobs: submit (202), list (status filter, cursor paging),
  * get, cancel, the event stream (Server-Sent Events, api/sse.h) and the
- * loss curve (CSV, or a PNG plot, api/plot.h). Validation and storage are
+ * loss curve (CSV, or a PNG plot, util/plot.h). Validation and storage are
  * the jobs subsystem's (jobs/jobs.h); this file maps them onto HTTP.
  */
 #include <ctype.h>
@@ -13,8 +13,8 @@
 #include <strings.h>
 
 #include "api/api.h"
-#include "api/buf.h"
-#include "api/plot.h"
+#include "util/buf.h"
+#include "util/plot.h"
 #include "api/sse.h"
 #include "jobs/jobs.h"
 
@@ -204,7 +204,7 @@ api_status api_jobs_events(api_request *r) {
     api_response_header(r, "Cache-Control", "no-cache");
     api_response_header(r, "X-Accel-Buffering", "no");
     if (api_sse_add(app->sse, s, id, after) != 0) {
-        api_problem(r, API_TOO_MANY_REQUESTS, "too many open event streams (max_streams %d)", app->cfg->max_streams);
+        api_problem(r, API_TOO_MANY_REQUESTS, "too many open event streams (max_streams %d)", app->cfg.max_streams);
         api_response_header(r, "Retry-After", "5");
         return API_TOO_MANY_REQUESTS;
     }
@@ -275,10 +275,10 @@ static int read_loss(jobs_store *st, int64_t id, loss_rows *l, char *msg, size_t
     }
 }
 
-static void csv_num(api_buf *b, double v, const char *sep) {
+static void csv_num(util_buf *b, double v, const char *sep) {
     char s[40];
     int n = isfinite(v) ? snprintf(s, sizeof s, "%.8g%s", v, sep) : snprintf(s, sizeof s, "%s", sep);
-    api_buf_add(b, s, (size_t)n);
+    util_buf_add(b, s, (size_t)n);
 }
 
 api_status api_jobs_loss(api_request *r) {
@@ -299,8 +299,8 @@ api_status api_jobs_loss(api_request *r) {
         png = strcmp(type, "image/png") == 0;
     }
     long long w, h;
-    if (int_query(r, "width", API_PLOT_MIN_SIDE, API_PLOT_MAX_SIDE, PLOT_W_DEFAULT, &w) != 0 ||
-        int_query(r, "height", API_PLOT_MIN_SIDE, API_PLOT_MAX_SIDE, PLOT_H_DEFAULT, &h) != 0)
+    if (int_query(r, "width", UTIL_PLOT_MIN_SIDE, UTIL_PLOT_MAX_SIDE, PLOT_W_DEFAULT, &w) != 0 ||
+        int_query(r, "height", UTIL_PLOT_MIN_SIDE, UTIL_PLOT_MAX_SIDE, PLOT_H_DEFAULT, &h) != 0)
         return API_BAD_REQUEST;
 
     cJSON *job = NULL;
@@ -315,17 +315,17 @@ api_status api_jobs_loss(api_request *r) {
         return api_jobs_problem(r, rc, msg);
     }
     if (png) {
-        api_series series[2] = {{l.loss, {150, 190, 235}}, {l.smooth, {20, 70, 160}}};
+        util_series series[2] = {{l.loss, {150, 190, 235}}, {l.smooth, {20, 70, 160}}};
         uint8_t *img = NULL;
         size_t len = 0;
-        rc = api_plot_png(l.step, l.n, series, 2, (int)w, (int)h, &img, &len, msg, sizeof msg);
+        rc = util_plot_png(l.step, l.n, series, 2, (int)w, (int)h, &img, &len, msg, sizeof msg);
         loss_rows_free(&l);
         if (rc != 0) return api_problem(r, API_INTERNAL_SERVER_ERROR, "plot: %s", msg);
         return api_respond(r, API_OK, "image/png", img, len);
     }
-    api_buf b;
-    api_buf_init(&b, LOSS_CSV_MAX_BYTES);
-    api_buf_add(&b, "step,loss,loss_smooth,lr\n", 25);
+    util_buf b;
+    util_buf_init(&b, LOSS_CSV_MAX_BYTES);
+    util_buf_add(&b, "step,loss,loss_smooth,lr\n", 25);
     for (int i = 0; i < l.n; i++) {
         csv_num(&b, l.step[i], ",");
         csv_num(&b, l.loss[i], ",");
@@ -334,7 +334,7 @@ api_status api_jobs_loss(api_request *r) {
     }
     loss_rows_free(&l);
     size_t len;
-    char *text = api_buf_take(&b, &len);
+    char *text = util_buf_take(&b, &len);
     if (!text) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     return api_respond(r, API_OK, "text/csv; charset=utf-8", text, len);
 }

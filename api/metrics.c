@@ -17,7 +17,7 @@
 
 #include "api/adapters.h"
 #include "api/api.h"
-#include "api/buf.h"
+#include "util/buf.h"
 #include "api/sse.h"
 #include "api/tasks.h"
 
@@ -67,14 +67,14 @@ void api_metrics_batch(int batch_images) {
 
 static uint64_t get(atomic_uint_fast64_t *v) { return atomic_load_explicit(v, memory_order_relaxed); }
 
-static void out(api_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out(api_buf *b, const char *fmt, ...) {
+static void out(util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(util_buf *b, const char *fmt, ...) {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n > 0) api_buf_add(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    if (n > 0) util_buf_add(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 static void route_labels(size_t ri, char *buf, size_t bufsz) {
@@ -84,7 +84,7 @@ static void route_labels(size_t ri, char *buf, size_t bufsz) {
         snprintf(buf, bufsz, "method=\"\",route=\"unmatched\"");
 }
 
-static void write_requests(api_buf *b) {
+static void write_requests(util_buf *b) {
     out(b, "# HELP codid_http_requests_total HTTP requests answered, by route and status.\n"
            "# TYPE codid_http_requests_total counter\n");
     char labels[160];
@@ -119,7 +119,7 @@ static void write_requests(api_buf *b) {
     }
 }
 
-static void write_batches(api_buf *b) {
+static void write_batches(util_buf *b) {
     out(b, "# HELP codid_generate_batch_images Images in the engine call each generate request rode in.\n"
            "# TYPE codid_generate_batch_images histogram\n");
     uint64_t cum = 0;
@@ -132,14 +132,14 @@ static void write_batches(api_buf *b) {
     out(b, "codid_generate_batch_images_count %" PRIu64 "\n", cum);
 }
 
-static void write_gauges(api_buf *b, api_app *app) {
+static void write_gauges(util_buf *b, api_app *app) {
     int ready = atomic_load_explicit(&app->ready, memory_order_acquire);
     out(b, "# HELP codid_ready 1 once the model is loaded and requests are served.\n"
            "# TYPE codid_ready gauge\ncodid_ready %d\n", ready);
     if (!ready) return;
     out(b, "# HELP codid_generate_queue_depth Generate requests waiting for the batcher.\n"
            "# TYPE codid_generate_queue_depth gauge\ncodid_generate_queue_depth %d\n",
-        srv_batcher_queued(app->batcher));
+        api_batcher_queued(app->batcher));
     out(b, "# HELP codid_tasks_pending Requests being prepared or imported off the event loop.\n"
            "# TYPE codid_tasks_pending gauge\n"
            "codid_tasks_pending{pool=\"prepare\"} %d\ncodid_tasks_pending{pool=\"import\"} %d\n",
@@ -167,13 +167,13 @@ static void write_gauges(api_buf *b, api_app *app) {
 
 api_status api_metrics(api_request *r) {
     api_app *app = api_request_app(r);
-    api_buf b;
-    api_buf_init(&b, METRICS_MAX_BYTES);
+    util_buf b;
+    util_buf_init(&b, METRICS_MAX_BYTES);
     write_requests(&b);
     write_batches(&b);
     write_gauges(&b, app);
     size_t len;
-    char *text = api_buf_take(&b, &len);
+    char *text = util_buf_take(&b, &len);
     if (!text) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory writing metrics");
     return api_respond(r, API_OK, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }

@@ -11,7 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "jobs/jobs.h"
-#include "server/log.h"
+#include "util/log.h"
 
 #define EVENTS_PER_POLL 200
 

@@ -16,7 +16,7 @@
  */
 #include "jobs/dataset.h"
 
-#include "api/png.h"
+#include "util/png.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -655,9 +655,9 @@ static int import_cifar10(const jobs_import_params *p, const char *out_path,
     for (int b = 0; b < batches && ok && !importer_full(&im); b++) {
         if (train) snprintf(path, sizeof path, "%s/data_batch_%d.png", dir, b + 1);
         else snprintf(path, sizeof path, "%s/test_batch.png", dir);
-        api_image img;
+        util_image img;
         char why[256];
-        if (api_png_decode_file(path, 3, (size_t)CIFAR_SIDE * CIFAR_SIDE * CIFAR_BATCH_ROWS, &img,
+        if (util_png_decode_file(path, 3, (size_t)CIFAR_SIDE * CIFAR_SIDE * CIFAR_BATCH_ROWS, &img,
                                 why, sizeof why) != 0) {
             skip(st, CIFAR_BATCH_ROWS, "%s: %s", path, why);
             continue;
@@ -665,7 +665,7 @@ static int import_cifar10(const jobs_import_params *p, const char *out_path,
         if (img.width != CIFAR_SIDE * CIFAR_SIDE || img.height != CIFAR_BATCH_ROWS) {
             skip(st, CIFAR_BATCH_ROWS, "%s: %dx%d, expected %dx%d (one 32x32 image per row)",
                  path, img.width, img.height, CIFAR_SIDE * CIFAR_SIDE, CIFAR_BATCH_ROWS);
-            api_image_free(&img);
+            util_image_free(&img);
             continue;
         }
         size_t row_bytes = (size_t)img.width * 3;
@@ -676,7 +676,7 @@ static int import_cifar10(const jobs_import_params *p, const char *out_path,
                 break;
             }
         }
-        api_image_free(&img);
+        util_image_free(&img);
     }
     free(labels);
     return importer_close(&im, ok, msg, msgsz);
@@ -846,13 +846,13 @@ static int import_png_dir(const jobs_import_params *p, const char *out_path,
             skip(st, 1, "%s: not a regular file", names[i]);
             continue;
         }
-        api_image img;
-        if (api_png_decode_file(path, im.f.channels, FOLDER_MAX_PIXELS, &img, why, sizeof why) != 0) {
+        util_image img;
+        if (util_png_decode_file(path, im.f.channels, FOLDER_MAX_PIXELS, &img, why, sizeof why) != 0) {
             skip(st, 1, "%s: %s", names[i], why);
             continue;
         }
         ok = importer_add(&im, img.data, img.width, img.height, img.channels, 0, msg, msgsz) == 0;
-        api_image_free(&img);
+        util_image_free(&img);
     }
     free_names(names, n);
     return importer_close(&im, ok, msg, msgsz);

@@ -90,7 +90,7 @@ typedef struct jobs_import_stats {
  *
  * Images that are not size x size are centre-cropped to a square and
  * resized: area averaging when shrinking, bilinear when enlarging. Channels
- * are converted as api_png_decode does (Rec. 709 gray, alpha dropped, gray
+ * are converted as util_png_decode does (Rec. 709 gray, alpha dropped, gray
  * replicated, opaque alpha added).
  */
 int jobs_dataset_import(const jobs_import_params *p, const char *out_path,

@@ -22,7 +22,7 @@
 #include "jobs/dataset.h"
 #include "jobs/jobspec.h"
 #include "jobs/worker.h"
-#include "server/log.h"
+#include "util/log.h"
 
 struct jobs_system {
     char data_dir[PATH_MAX];
@@ -77,8 +77,8 @@ static void remove_temporaries(const char *dir, int depth) {
         if (S_ISDIR(sb.st_mode) && depth > 0) {
             remove_temporaries(path, depth - 1);
         } else if (S_ISREG(sb.st_mode) && ends_with(e->d_name, ".tmp")) {
-            if (unlink(path) == 0) srv_log(SRV_LOG_INFO, "jobs: removed %s, left by an interrupted write", path);
-            else srv_log(SRV_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
+            if (unlink(path) == 0) util_log(UTIL_LOG_INFO, "jobs: removed %s, left by an interrupted write", path);
+            else util_log(UTIL_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
         }
     }
     closedir(d);
@@ -108,7 +108,7 @@ int jobs_system_open(const char *data_dir, jobs_system **out, char *msg, size_t 
     if (jobs_store_open(data_dir, 0, &s->st, msg, msgsz) != JOBS_OK) goto fail;
     int n = 0;
     if (jobs_store_requeue_running(s->st, &n, msg, msgsz) != JOBS_OK) goto fail;
-    if (n) srv_log(SRV_LOG_INFO, "jobs: %d job%s found running after a crash: queued to resume", n, n == 1 ? "" : "s");
+    if (n) util_log(UTIL_LOG_INFO, "jobs: %d job%s found running after a crash: queued to resume", n, n == 1 ? "" : "s");
     for (size_t i = 0; i < 2; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", data_dir, subdirs[i]);
@@ -132,10 +132,10 @@ int jobs_system_start_workers(jobs_system *s, const jobs_system_params *p, char 
     jobs_workers_params wp = {s->data_dir, p->workers, p->train_threads, p->ctx, p->model};
     if (jobs_workers_start(&wp, &s->workers, msg, msgsz) != 0) return -1;
     if (p->train_threads)
-        srv_log(SRV_LOG_INFO, "jobs: %d worker%s, %d intra-op threads each", p->workers,
+        util_log(UTIL_LOG_INFO, "jobs: %d worker%s, %d intra-op threads each", p->workers,
                 p->workers == 1 ? "" : "s", p->train_threads);
     else
-        srv_log(SRV_LOG_INFO, "jobs: %d worker%s, torch's default intra-op threads", p->workers,
+        util_log(UTIL_LOG_INFO, "jobs: %d worker%s, torch's default intra-op threads", p->workers,
                 p->workers == 1 ? "" : "s");
     return 0;
 }
@@ -298,7 +298,7 @@ int jobs_submit(jobs_store *st, const char *json, int64_t *id, char *msg, size_t
                        : JOBS_ERR;
     }
     cJSON_free(canonical);
-    if (rc == JOBS_OK) srv_log(SRV_LOG_INFO, "job %lld: %s queued", (long long)*id, jobs_kind_name(spec.kind));
+    if (rc == JOBS_OK) util_log(UTIL_LOG_INFO, "job %lld: %s queued", (long long)*id, jobs_kind_name(spec.kind));
     jobs_spec_free(&spec);
     return rc;
 }
@@ -346,7 +346,7 @@ int jobs_cancel(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz
     jobs_state state;
     int rc = jobs_store_cancel(st, id, &state, msg, msgsz);
     if (rc == JOBS_OK)
-        srv_log(SRV_LOG_INFO, "job %lld: %s", (long long)id,
+        util_log(UTIL_LOG_INFO, "job %lld: %s", (long long)id,
                 state == JOBS_CANCELLED ? "cancelled while queued" : "cancel requested: stops after its step");
     if (rc == JOBS_OK && out) rc = jobs_get(st, id, out, msg, msgsz);
     return rc;
@@ -390,7 +390,7 @@ static int owned_file(jobs_store *st, const char *sub, const char *path) {
 
 static void remove_owned(jobs_store *st, const char *sub, const char *path) {
     if (owned_file(st, sub, path) && unlink(path) != 0 && errno != ENOENT)
-        srv_log(SRV_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
+        util_log(UTIL_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
 }
 
 /* JOBS_EINUSE when a queued or running job names the row in one of fields. */
@@ -551,13 +551,13 @@ static int register_shipped(jobs_store *st, const char *path, const char *name,
     char real[PATH_MAX], hash[sizeof ((jobs_adapter_info *)0)->base_hash], why[256];
     st_file f;
     if (!realpath(path, real) || st_open(real, &f, why, sizeof why) != ST_OK) {
-        srv_log(SRV_LOG_WARN, "shipped adapter %s: unreadable, skipped", path);
+        util_log(UTIL_LOG_WARN, "shipped adapter %s: unreadable, skipped", path);
         return JOBS_OK;
     }
     const char *h = st_metadata_get(&f, "codid.base_hash", hash, sizeof hash);
     st_close(&f);
     if (!h || strcmp(h, base_hash) != 0) {
-        srv_log(SRV_LOG_INFO, "shipped adapter %s: trained for base %s, not this one: skipped", path,
+        util_log(UTIL_LOG_INFO, "shipped adapter %s: trained for base %s, not this one: skipped", path,
                 h ? h : "(none)");
         return JOBS_OK;
     }
@@ -565,7 +565,7 @@ static int register_shipped(jobs_store *st, const char *path, const char *name,
     int rc = jobs_store_adapter_get(st, 0, name, &a, msg, msgsz);
     if (rc == JOBS_OK) {
         if (!a.path || strcmp(a.path, real) != 0)
-            srv_log(SRV_LOG_WARN, "shipped adapter %s: the name '%s' is taken by %s: skipped", path, name,
+            util_log(UTIL_LOG_WARN, "shipped adapter %s: the name '%s' is taken by %s: skipped", path, name,
                     a.path ? a.path : "another adapter");
         jobs_adapter_info_clear(&a);
         return JOBS_OK;
@@ -573,11 +573,11 @@ static int register_shipped(jobs_store *st, const char *path, const char *name,
     if (rc != JOBS_ENOTFOUND) return rc;
     rc = jobs_adapter_register(st, name, real, NULL, msg, msgsz);
     if (rc == JOBS_EINVAL || rc == JOBS_EEXIST) { /* not a codid adapter; a name taken meanwhile */
-        srv_log(SRV_LOG_WARN, "shipped adapter %s: %s: skipped", path, msg);
+        util_log(UTIL_LOG_WARN, "shipped adapter %s: %s: skipped", path, msg);
         return JOBS_OK;
     }
     if (rc == JOBS_OK) {
-        srv_log(SRV_LOG_INFO, "adapter '%s' registered from %s", name, real);
+        util_log(UTIL_LOG_INFO, "adapter '%s' registered from %s", name, real);
         (*registered)++;
     }
     return rc;

@@ -77,7 +77,7 @@
 #include "jobs/evaluate.h"
 #include "jobs/jobspec.h"
 #include "jobs/store.h"
-#include "server/log.h"
+#include "util/log.h"
 
 #define DIR_MAX 1024                    /* data_dir, as the daemon's settings allow */
 #define PATH_BUF (DIR_MAX + JOBS_NAME_MAX + 64) /* a file under it */
@@ -134,14 +134,14 @@ static int cancel_requested(run *r) {
     int requested = 0;
     char msg[256];
     if (jobs_store_cancel_requested(r->w->st, r->job->id, &requested, msg, sizeof msg) != JOBS_OK)
-        srv_log(SRV_LOG_WARN, "job %lld: %s", (long long)r->job->id, msg);
+        util_log(UTIL_LOG_WARN, "job %lld: %s", (long long)r->job->id, msg);
     return requested;
 }
 
 static void record_progress(run *r, const jobs_progress *p) {
     char msg[256];
     if (jobs_store_progress(r->w->st, r->job->id, p, msg, sizeof msg) != JOBS_OK)
-        srv_log(SRV_LOG_WARN, "job %lld: progress not recorded: %s", (long long)r->job->id, msg);
+        util_log(UTIL_LOG_WARN, "job %lld: progress not recorded: %s", (long long)r->job->id, msg);
 }
 
 /* "<kind>-<task>-<id>" (or "pretrain-<id>") when the job names none. */
@@ -159,13 +159,13 @@ static int save_checkpoint(run *r, eng_trainer *t) {
     eng_error err = {0};
     char msg[256];
     if (eng_trainer_save_checkpoint(t, r->checkpoint, &err) != ENG_OK) {
-        srv_log(SRV_LOG_WARN, "job %lld: checkpoint at step %d failed: %s", (long long)r->job->id,
+        util_log(UTIL_LOG_WARN, "job %lld: checkpoint at step %d failed: %s", (long long)r->job->id,
                 eng_trainer_steps_done(t), err.msg);
         return -1;
     }
     if (jobs_store_set_checkpoint(r->w->st, r->job->id, r->checkpoint, msg, sizeof msg) != JOBS_OK)
-        srv_log(SRV_LOG_WARN, "job %lld: %s", (long long)r->job->id, msg);
-    srv_log(SRV_LOG_DEBUG, "job %lld: checkpoint at step %d", (long long)r->job->id,
+        util_log(UTIL_LOG_WARN, "job %lld: %s", (long long)r->job->id, msg);
+    util_log(UTIL_LOG_DEBUG, "job %lld: checkpoint at step %d", (long long)r->job->id,
             eng_trainer_steps_done(t));
     return 0;
 }
@@ -228,7 +228,7 @@ static outcome export_and_register(run *r, eng_trainer *t, double loss_smooth) {
         if (!pretrain) unlink(path);
         return OUT_FAILED;
     }
-    srv_log(SRV_LOG_INFO, "job %lld: succeeded: %s%s%s", (long long)r->job->id, path,
+    util_log(UTIL_LOG_INFO, "job %lld: succeeded: %s%s%s", (long long)r->job->id, path,
             pretrain ? "" : ", adapter ", pretrain ? "" : name);
     return OUT_SUCCEEDED;
 }
@@ -269,10 +269,10 @@ static outcome run_training(run *r) {
     }
     int first = eng_trainer_steps_done(t), saved = first, total = p.total_steps;
     if (resumed)
-        srv_log(SRV_LOG_INFO, "job %lld: resumed at step %d of %d from %s", (long long)id, first, total,
+        util_log(UTIL_LOG_INFO, "job %lld: resumed at step %d of %d from %s", (long long)id, first, total,
                 r->checkpoint);
     else
-        srv_log(SRV_LOG_INFO, "job %lld: %s started: %d steps on %s", (long long)id, jobs_kind_name(s->kind),
+        util_log(UTIL_LOG_INFO, "job %lld: %s started: %d steps on %s", (long long)id, jobs_kind_name(s->kind),
                 total, r->dsinfo.name);
 
     /* the smoothed loss carries on from the last recorded value */
@@ -293,7 +293,7 @@ static outcome run_training(run *r) {
             goto done;
         }
         smooth = isfinite(smooth) ? JOBS_LOSS_SMOOTHING * smooth + (1 - JOBS_LOSS_SMOOTHING) * st.loss : st.loss;
-        srv_log(SRV_LOG_DEBUG, "job %lld: step %d/%d loss %.6f", (long long)id, st.step, total, st.loss);
+        util_log(UTIL_LOG_DEBUG, "job %lld: step %d/%d loss %.6f", (long long)id, st.step, total, st.loss);
         if (st.step % JOBS_PROGRESS_EVERY == 0 || st.step == total || st.step == first + 1) {
             double rate = (st.step - first) / (now_s() - start);
             jobs_progress pr = {st.step, total, st.loss, smooth, st.lr, rate, (total - st.step) / rate};
@@ -340,7 +340,7 @@ static outcome run_evaluate(run *r) {
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         goto done;
     }
-    srv_log(SRV_LOG_INFO, "job %lld: evaluating adapter %s on %d images of %s", (long long)r->job->id,
+    util_log(UTIL_LOG_INFO, "job %lld: evaluating adapter %s on %d images of %s", (long long)r->job->id,
             info.name, s->eval_n, r->dsinfo.name);
     jobs_eval_result res;
     int rc = jobs_evaluate(w->pool->p.model, a, &r->ds, s->eval_n, s->sample_steps, s->train.seed,
@@ -366,7 +366,7 @@ static outcome run_evaluate(run *r) {
     if (!text) {
         snprintf(r->msg, sizeof r->msg, "out of memory");
     } else if (jobs_store_succeed(w->st, r->job->id, NULL, text, r->msg, sizeof r->msg) == JOBS_OK) {
-        srv_log(SRV_LOG_INFO, "job %lld: succeeded: PSNR %.2f dB, SSIM %.4f over %d images",
+        util_log(UTIL_LOG_INFO, "job %lld: succeeded: PSNR %.2f dB, SSIM %.4f over %d images",
                 (long long)r->job->id, res.psnr, res.ssim, res.n);
         out = OUT_SUCCEEDED;
     }
@@ -402,27 +402,27 @@ static void end_job(run *r, outcome out) {
     switch (out) {
     case OUT_SUCCEEDED: break;
     case OUT_FAILED:
-        srv_log(SRV_LOG_WARN, "job %lld: failed: %s", (long long)id, r->msg);
+        util_log(UTIL_LOG_WARN, "job %lld: failed: %s", (long long)id, r->msg);
         rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_FAILED, r->msg, NULL, msg, sizeof msg);
         break;
     case OUT_CANCELLED:
         snprintf(why, sizeof why, "cancelled at step %d", r->step);
-        srv_log(SRV_LOG_INFO, "job %lld: %s", (long long)id, why);
+        util_log(UTIL_LOG_INFO, "job %lld: %s", (long long)id, why);
         rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_CANCELLED, why, NULL, msg, sizeof msg);
         break;
     case OUT_REQUEUED:
-        srv_log(SRV_LOG_INFO, "job %lld: stopped at step %d; queued to resume", (long long)id, r->step);
+        util_log(UTIL_LOG_INFO, "job %lld: stopped at step %d; queued to resume", (long long)id, r->step);
         rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_QUEUED, NULL, NULL, msg, sizeof msg);
         break;
     }
     if (rc != JOBS_OK) {
-        srv_log(SRV_LOG_ERROR, "job %lld: cannot record its end (%s); it is requeued at the next start",
+        util_log(UTIL_LOG_ERROR, "job %lld: cannot record its end (%s); it is requeued at the next start",
                 (long long)id, msg);
         return;
     }
     if (out == OUT_REQUEUED) return;
     if (unlink(r->checkpoint) != 0 && errno != ENOENT)
-        srv_log(SRV_LOG_WARN, "job %lld: cannot remove %s: %s", (long long)id, r->checkpoint, strerror(errno));
+        util_log(UTIL_LOG_WARN, "job %lld: cannot remove %s: %s", (long long)id, r->checkpoint, strerror(errno));
 }
 
 static void run_job(worker *w, const jobs_job *job) {
@@ -454,7 +454,7 @@ static void idle_wait(jobs_workers *pool) {
 static void *worker_main(void *arg) {
     worker *w = arg;
     eng_set_threads(w->pool->p.train_threads);
-    srv_log(SRV_LOG_DEBUG, "jobs: worker %d up, %d intra-op threads", w->index, eng_get_threads());
+    util_log(UTIL_LOG_DEBUG, "jobs: worker %d up, %d intra-op threads", w->index, eng_get_threads());
     while (!stopping(w)) {
         jobs_job job;
         char msg[256];
@@ -464,7 +464,7 @@ static void *worker_main(void *arg) {
             jobs_job_clear(&job);
             continue;
         }
-        if (rc != JOBS_ENOTFOUND) srv_log(SRV_LOG_WARN, "jobs: worker %d cannot claim: %s", w->index, msg);
+        if (rc != JOBS_ENOTFOUND) util_log(UTIL_LOG_WARN, "jobs: worker %d cannot claim: %s", w->index, msg);
         idle_wait(w->pool);
     }
     return NULL;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/png.h"
+#include "util/png.h"
 
 int srv_cli_long(const char *s, const char *flag, long lo, long hi, long *out) {
     char *end;
@@ -130,7 +130,7 @@ int srv_cli_write_png(const char *path, const uint8_t *pixels, int w, int h, int
     uint8_t *png = NULL;
     size_t len = 0;
     char msg[256];
-    if (api_png_encode(pixels, w, h, channels, &png, &len, msg, sizeof msg) != 0) {
+    if (util_png_encode(pixels, w, h, channels, &png, &len, msg, sizeof msg) != 0) {
         fprintf(stderr, "codid: %s: %s\n", path, msg);
         return -1;
     }

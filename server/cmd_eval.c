@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/png.h"
+#include "util/png.h"
 #include "engine/engine.h"
 #include "jobs/dataset.h"
 #include "server/cli.h"
@@ -54,9 +54,9 @@ static void set_close(eval_set *s) {
 }
 
 static int set_from_grid(const char *path, int side, int channels, eval_set *s) {
-    api_image g;
+    util_image g;
     char msg[256];
-    if (api_png_decode_file(path, channels, MAX_PNG_PIXELS, &g, msg, sizeof msg) != 0) {
+    if (util_png_decode_file(path, channels, MAX_PNG_PIXELS, &g, msg, sizeof msg) != 0) {
         fprintf(stderr, "codid: %s: %s\n", path, msg);
         return -1;
     }
@@ -70,13 +70,13 @@ static int set_from_grid(const char *path, int side, int channels, eval_set *s) 
     } else {
         fprintf(stderr, "codid: %s is %dx%d: neither one %dx%d image nor a grid of them with %d-pixel gutters\n",
                 path, g.width, g.height, side, side, GRID_GAP);
-        api_image_free(&g);
+        util_image_free(&g);
         return -1;
     }
     size_t per = (size_t)side * side * channels;
     s->owned = malloc(per * cols * rows);
     if (!s->owned) {
-        api_image_free(&g);
+        util_image_free(&g);
         fprintf(stderr, "codid: out of memory\n");
         return -1;
     }
@@ -86,7 +86,7 @@ static int set_from_grid(const char *path, int side, int channels, eval_set *s) 
             memcpy(s->owned + per * i + (size_t)y * side * channels,
                    g.data + ((size_t)(gy + y) * g.width + gx) * channels, (size_t)side * channels);
     }
-    api_image_free(&g);
+    util_image_free(&g);
     s->imgs = (eng_images){cols * rows, side, side, channels, s->owned};
     return 0;
 }
@@ -565,12 +565,12 @@ static int cmd_fidelity(int argc, char **argv, int ssim) {
         }
     }
     if (!pa || !pb) return srv_cli_usage_error(usage);
-    api_image a = {0}, b = {0};
+    util_image a = {0}, b = {0};
     char msg[256];
     int status = 1;
-    if (api_png_decode_file(pa, 0, MAX_PNG_PIXELS, &a, msg, sizeof msg) != 0) {
+    if (util_png_decode_file(pa, 0, MAX_PNG_PIXELS, &a, msg, sizeof msg) != 0) {
         fprintf(stderr, "codid: %s: %s\n", pa, msg);
-    } else if (api_png_decode_file(pb, a.channels, MAX_PNG_PIXELS, &b, msg, sizeof msg) != 0) {
+    } else if (util_png_decode_file(pb, a.channels, MAX_PNG_PIXELS, &b, msg, sizeof msg) != 0) {
         fprintf(stderr, "codid: %s: %s\n", pb, msg);
     } else {
         eng_images ia = {1, a.height, a.width, a.channels, a.data};
@@ -585,8 +585,8 @@ static int cmd_fidelity(int argc, char **argv, int ssim) {
             status = 0;
         }
     }
-    api_image_free(&a);
-    api_image_free(&b);
+    util_image_free(&a);
+    util_image_free(&b);
     return status;
 }
 

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/plot.h"
+#include "util/plot.h"
 #include "engine/engine.h"
 #include "engine/safetensors.h"
 #include "jobs/dataset.h"
@@ -312,11 +312,11 @@ int srv_cmd_plot(int argc, char **argv) {
     double *smooth = n ? malloc(n * sizeof *smooth) : NULL;
     if (smooth) {
         for (size_t i = 0; i < n; i++) smooth[i] = i ? 0.98 * smooth[i - 1] + 0.02 * y[i] : y[i];
-        api_series s[2] = {{y, {180, 200, 235}}, {smooth, {200, 40, 40}}};
+        util_series s[2] = {{y, {180, 200, 235}}, {smooth, {200, 40, 40}}};
         uint8_t *png = NULL;
         size_t len = 0;
         char msg[256];
-        if (api_plot_png(x, (int)n, s, 2, 640, 360, &png, &len, msg, sizeof msg) == 0) {
+        if (util_plot_png(x, (int)n, s, 2, 640, 360, &png, &len, msg, sizeof msg) == 0) {
             if (srv_cli_write_file(out, png, len) == 0) status = 0;
         } else {
             fprintf(stderr, "codid: %s\n", msg);

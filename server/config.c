@@ -229,11 +229,11 @@ static int apply(srv_config *c, const opt *o, const char *value, const char *sou
         return fail(msg, msgsz, "%s: '%s' is not true or false", source, value);
     }
     case OPT_LEVEL: {
-        srv_log_level level;
-        if (srv_log_level_from_name(value, &level) != 0)
+        util_log_level level;
+        if (util_log_level_from_name(value, &level) != 0)
             return fail(msg, msgsz, "%s: '%s' is not one of error, warn, info, debug", source,
                         value);
-        *(srv_log_level *)field = level;
+        *(util_log_level *)field = level;
         return SRV_CONFIG_OK;
     }
     }
@@ -407,7 +407,7 @@ static void format_value(const srv_config *c, const opt *o, char *out, size_t ou
     case OPT_LISTEN: snprintf(out, outsz, "%s", field); return;
     case OPT_INT: snprintf(out, outsz, "%d", *(const int *)field); return;
     case OPT_BOOL: snprintf(out, outsz, "%s", *(const int *)field ? "true" : "false"); return;
-    case OPT_LEVEL: snprintf(out, outsz, "%s", srv_log_level_name(*(const srv_log_level *)field)); return;
+    case OPT_LEVEL: snprintf(out, outsz, "%s", util_log_level_name(*(const util_log_level *)field)); return;
     case OPT_INT64: {
         static const char units[] = "GMK";
         long long v = (long long)*(const int64_t *)field;

@@ -18,7 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "server/log.h"
+#include "util/log.h"
 
 #define SRV_PATH_MAX 1024
 #define SRV_CONFIG_MAX_KEYS 48 /* room in srv_config.origin; config.c asserts it fits */
@@ -49,7 +49,7 @@ typedef struct srv_config {
     int max_n;
     int max_steps;
     int request_timeout_s;
-    srv_log_level log_level;
+    util_log_level log_level;
     /* the REST API (api/) */
     int64_t max_upload_bytes;    /* dataset uploads (multipart, tar) */
     int adapter_cache;           /* adapters kept loaded for generation */

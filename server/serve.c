@@ -27,7 +27,7 @@
 #include "api/tasks.h"
 #include "jobs/jobs.h"
 #include "server/config.h"
-#include "server/log.h"
+#include "util/log.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -90,7 +90,7 @@ static const char *pick_model(const srv_config *cfg, char *buf, size_t bufsz) {
         snprintf(buf, bufsz, "%s/%s", cfg->share_dir, default_model);
         if (is_dir(buf)) return buf;
     }
-    srv_log(SRV_LOG_INFO, "no %s in the current directory%s%s: using %s", default_model,
+    util_log(UTIL_LOG_INFO, "no %s in the current directory%s%s: using %s", default_model,
             *cfg->share_dir ? " or under " : "", cfg->share_dir, SRV_MODEL_RANDOM_TINY);
     return SRV_MODEL_RANDOM_TINY;
 }
@@ -101,16 +101,16 @@ static int load_model(const char *which, eng_ctx *ctx, eng_model **out) {
                  ? eng_model_create(ctx, tiny_unet_config, tiny_scheduler_config, 0, out, &err)
                  : eng_model_load(ctx, which, out, &err);
     if (rc != ENG_OK) {
-        srv_log(SRV_LOG_ERROR, "cannot load model %s: %s: %s", which, eng_strerror(rc), err.msg);
+        util_log(UTIL_LOG_ERROR, "cannot load model %s: %s: %s", which, eng_strerror(rc), err.msg);
         return -1;
     }
     eng_model_info info;
     eng_model_get_info(*out, &info);
-    srv_log(SRV_LOG_INFO, "model %s (%s): %lld parameters, %dx%d, %d channels, %s, hash %s",
+    util_log(UTIL_LOG_INFO, "model %s (%s): %lld parameters, %dx%d, %d channels, %s, hash %s",
             info.name, which, (long long)info.parameters, info.sample_size, info.sample_size,
             info.out_channels, eng_prediction_name(info.prediction), info.hash);
     if (!info.trained)
-        srv_log(SRV_LOG_WARN, "model %s has untrained random weights: its images are noise",
+        util_log(UTIL_LOG_WARN, "model %s has untrained random weights: its images are noise",
                 info.name);
     return 0;
 }
@@ -136,10 +136,10 @@ static int register_shipped_adapters(const srv_config *cfg, const char *model_di
     eng_model_get_info(model, &info);
     int added = 0;
     if (jobs_adapter_register_dir(store, dir, info.hash, &added, msg, sizeof msg) != JOBS_OK) {
-        srv_log(SRV_LOG_ERROR, "adapters_dir: %s", msg);
+        util_log(UTIL_LOG_ERROR, "adapters_dir: %s", msg);
         return -1;
     }
-    if (added) srv_log(SRV_LOG_INFO, "%d shipped adapter%s registered from %s", added, added == 1 ? "" : "s", dir);
+    if (added) util_log(UTIL_LOG_INFO, "%d shipped adapter%s registered from %s", added, added == 1 ? "" : "s", dir);
     return 0;
 }
 
@@ -161,10 +161,10 @@ int srv_cmd_serve(int argc, char **argv) {
         fprintf(stderr, "codid serve: %s\n", msg);
         return EXIT_USAGE;
     }
-    srv_log_set_level(cfg.log_level);
-    if (*cfg.config) srv_log(SRV_LOG_INFO, "settings from %s", cfg.config);
+    util_log_set_level(cfg.log_level);
+    if (*cfg.config) util_log(UTIL_LOG_INFO, "settings from %s", cfg.config);
     if (make_dirs(cfg.data_dir, msg, sizeof msg) != 0) {
-        srv_log(SRV_LOG_ERROR, "%s", msg);
+        util_log(UTIL_LOG_ERROR, "%s", msg);
         return EXIT_USAGE;
     }
 
@@ -182,40 +182,50 @@ int srv_cmd_serve(int argc, char **argv) {
     eng_ctx *ctx = NULL;
     eng_error err = {0};
     if ((rc = eng_ctx_create(&cp, &ctx, &err)) != ENG_OK) {
-        srv_log(SRV_LOG_ERROR, "engine: %s: %s", eng_strerror(rc), err.msg);
+        util_log(UTIL_LOG_ERROR, "engine: %s: %s", eng_strerror(rc), err.msg);
         return EXIT_RUNTIME;
     }
-    srv_log(SRV_LOG_INFO, "engine on %s, %d generation threads", eng_ctx_device_name(ctx),
+    util_log(UTIL_LOG_INFO, "engine on %s, %d generation threads", eng_ctx_device_name(ctx),
             cfg.threads ? cfg.threads : eng_get_threads());
 
     /* before the server listens: authentication reads keys from the store */
     jobs_system *jobs = NULL;
     if (jobs_system_open(cfg.data_dir, &jobs, msg, sizeof msg) != 0) {
-        srv_log(SRV_LOG_ERROR, "jobs: %s", msg);
+        util_log(UTIL_LOG_ERROR, "jobs: %s", msg);
         eng_ctx_free(ctx);
         return EXIT_RUNTIME;
     }
-    api_app app = {.cfg = &cfg, .ctx = ctx, .store = jobs_system_store(jobs)};
+    api_app app = {.cfg = {.max_body_bytes = cfg.max_body_bytes,
+                            .max_pixels = cfg.max_pixels,
+                            .max_n = cfg.max_n,
+                            .max_steps = cfg.max_steps,
+                            .queue_max = cfg.queue_max,
+                            .max_streams = cfg.max_streams},
+                   .ctx = ctx,
+                   .store = jobs_system_store(jobs)};
+    snprintf(app.cfg.cors_origins, sizeof app.cfg.cors_origins, "%s", cfg.cors_origins);
+    snprintf(app.cfg.cifar10_dir, sizeof app.cfg.cifar10_dir, "%s", cfg.cifar10_dir);
+    snprintf(app.cfg.fashion_mnist_dir, sizeof app.cfg.fashion_mnist_dir, "%s", cfg.fashion_mnist_dir);
     atomic_init(&app.ready, 0);
     char host[128];
     int port = 0;
     srv_config_listen_split(cfg.listen, host, sizeof host, &port);
     int n_keys = 0;
     if (jobs_store_key_count(app.store, &n_keys, msg, sizeof msg) != JOBS_OK) {
-        srv_log(SRV_LOG_ERROR, "keys: %s", msg);
+        util_log(UTIL_LOG_ERROR, "keys: %s", msg);
         jobs_system_stop(jobs);
         eng_ctx_free(ctx);
         return EXIT_RUNTIME;
     }
     if (n_keys == 0 && !api_host_is_loopback(host) && !cfg.insecure) {
-        srv_log(SRV_LOG_ERROR, "no API key is configured, so %s (not loopback) would serve anyone: "
+        util_log(UTIL_LOG_ERROR, "no API key is configured, so %s (not loopback) would serve anyone: "
                 "create one (codid keys create --scope admin --data-dir %s) or pass --insecure",
                 host, cfg.data_dir);
         jobs_system_stop(jobs);
         eng_ctx_free(ctx);
         return EXIT_USAGE;
     }
-    if (n_keys == 0) srv_log(SRV_LOG_INFO, "no API key configured: requests are not authenticated");
+    if (n_keys == 0) util_log(UTIL_LOG_INFO, "no API key configured: requests are not authenticated");
     api_server_params hp = {
         .host = host,
         .port = port,
@@ -230,24 +240,24 @@ int srv_cmd_serve(int argc, char **argv) {
     };
     api_server *server = NULL;
     if (api_server_start(&hp, &server, msg, sizeof msg) != 0) {
-        srv_log(SRV_LOG_ERROR, "%s", msg);
+        util_log(UTIL_LOG_ERROR, "%s", msg);
         jobs_system_stop(jobs);
         eng_ctx_free(ctx);
         return EXIT_USAGE;
     }
-    srv_log(SRV_LOG_INFO, "listening on http://%s%s%s:%d (data in %s)",
+    util_log(UTIL_LOG_INFO, "listening on http://%s%s%s:%d (data in %s)",
             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
             api_server_port(server), cfg.data_dir);
 
     int exit_code = 0;
     eng_model *model = NULL;
-    srv_batcher *batcher = NULL;
+    api_batcher *batcher = NULL;
     char model_buf[SRV_PATH_MAX + sizeof default_model + 1];
     const char *model_dir = pick_model(&cfg, model_buf, sizeof model_buf);
     if (load_model(model_dir, ctx, &model) != 0) {
         exit_code = EXIT_RUNTIME;
     } else {
-        srv_batcher_params bp = {
+        api_batcher_params bp = {
             .model = model,
             .threads = cfg.threads,
             .max_batch = cfg.max_batch,
@@ -255,15 +265,15 @@ int srv_cmd_serve(int argc, char **argv) {
             .queue_max = cfg.queue_max,
             .queue_timeout_ms = cfg.request_timeout_s * 1000,
         };
-        if (srv_batcher_start(&bp, &batcher, msg, sizeof msg) != 0) {
-            srv_log(SRV_LOG_ERROR, "%s", msg);
+        if (api_batcher_start(&bp, &batcher, msg, sizeof msg) != 0) {
+            util_log(UTIL_LOG_ERROR, "%s", msg);
             exit_code = EXIT_RUNTIME;
         }
     }
     if (exit_code == 0) {
         jobs_system_params jp = {cfg.workers, cfg.train_threads, ctx, model};
         if (jobs_system_start_workers(jobs, &jp, msg, sizeof msg) != 0) {
-            srv_log(SRV_LOG_ERROR, "jobs: %s", msg);
+            util_log(UTIL_LOG_ERROR, "jobs: %s", msg);
             exit_code = EXIT_RUNTIME;
         }
     }
@@ -277,7 +287,7 @@ int srv_cmd_serve(int argc, char **argv) {
             api_tasks_start("prepare", 1, cfg.queue_max, cfg.threads, &app.prep, msg, sizeof msg) != 0 ||
             api_tasks_start("import", 1, IMPORTS_QUEUE_MAX, 0, &app.imports, msg, sizeof msg) != 0 ||
             api_sse_start(app.store, cfg.max_streams, SSE_POLL_MS, heartbeat, &app.sse, msg, sizeof msg) != 0) {
-            srv_log(SRV_LOG_ERROR, "%s", msg);
+            util_log(UTIL_LOG_ERROR, "%s", msg);
             exit_code = EXIT_RUNTIME;
         }
     }
@@ -287,26 +297,26 @@ int srv_cmd_serve(int argc, char **argv) {
         eng_model_get_info(model, &app.model_info);
         app.batcher = batcher;
         atomic_store_explicit(&app.ready, 1, memory_order_release);
-        srv_log(SRV_LOG_INFO, "ready");
+        util_log(UTIL_LOG_INFO, "ready");
         int sig = 0;
         sigwait(&stop_signals, &sig);
-        srv_log(SRV_LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        util_log(UTIL_LOG_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         atomic_store_explicit(&app.ready, 0, memory_order_release);
     }
 
     api_server_quiesce(server);
     api_tasks_stop(app.prep); /* what it holds still joins the batcher's queue */
-    if (batcher) srv_batcher_stop(batcher, cfg.request_timeout_s * 1000);
+    if (batcher) api_batcher_stop(batcher, cfg.request_timeout_s * 1000);
     api_tasks_stop(app.imports);
     api_sse_stop(app.sse);
     if (api_server_drain(server, DRAIN_MS) != 0)
-        srv_log(SRV_LOG_WARN, "requests still open after %d ms: closing them", DRAIN_MS);
+        util_log(UTIL_LOG_WARN, "requests still open after %d ms: closing them", DRAIN_MS);
     api_server_stop(server);
     jobs_system_stop(jobs);
-    srv_batcher_free(batcher);
+    api_batcher_free(batcher);
     api_adapters_stop(app.adapters);
     eng_model_free(model);
     eng_ctx_free(ctx);
-    if (exit_code == 0) srv_log(SRV_LOG_INFO, "stopped");
+    if (exit_code == 0) util_log(UTIL_LOG_INFO, "stopped");
     return exit_code;
 }

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "api/condition.h"
-#include "api/plot.h"
-#include "api/sha256.h"
+#include "util/plot.h"
+#include "util/sha256.h"
 #include "api/upload.h"
 #include "tests/test.h"
 
@@ -18,42 +18,42 @@
 
 TEST(sha256_vectors) {
     char hex[65];
-    api_sha256_hex("", 0, hex);
+    util_sha256_hex("", 0, hex);
     CHECK_EQ_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    api_sha256_hex("abc", 3, hex);
+    util_sha256_hex("abc", 3, hex);
     CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    api_sha256_hex(m448, strlen(m448), hex);
+    util_sha256_hex(m448, strlen(m448), hex);
     CHECK_EQ_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     const char *m896 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
-    api_sha256_hex(m896, strlen(m896), hex);
+    util_sha256_hex(m896, strlen(m896), hex);
     CHECK_EQ_STR(hex, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
 }
 
 TEST(sha256_million_a_in_odd_chunks) {
     static char a[1000];
     memset(a, 'a', sizeof a);
-    api_sha256 c;
-    api_sha256_init(&c);
+    util_sha256 c;
+    util_sha256_init(&c);
     size_t left = 1000000, k = 0;
     while (left) {
         size_t n = 1 + (k++ * 37) % 999;
         if (n > left) n = left;
-        api_sha256_update(&c, a, n);
+        util_sha256_update(&c, a, n);
         left -= n;
     }
     uint8_t d[32];
-    api_sha256_final(&c, d);
+    util_sha256_final(&c, d);
     char hex[65];
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
     CHECK_EQ_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 TEST(equal_ct) {
-    CHECK(api_equal_ct("abcdef", "abcdef", 6));
-    CHECK(!api_equal_ct("abcdef", "abcdeg", 6));
-    CHECK(!api_equal_ct("xbcdef", "abcdef", 6));
-    CHECK(api_equal_ct("", "", 0));
+    CHECK(util_equal_ct("abcdef", "abcdef", 6));
+    CHECK(!util_equal_ct("abcdef", "abcdeg", 6));
+    CHECK(!util_equal_ct("xbcdef", "abcdef", 6));
+    CHECK(util_equal_ct("", "", 0));
 }
 
 /* ---- multipart ---------------------------------------------------------------- */
@@ -227,7 +227,7 @@ TEST(condition_inpaint_and_channels) {
     uint8_t rgb[8 * 8 * 3], gray[8 * 8];
     memset(rgb, 200, sizeof rgb);
     for (int i = 0; i < 64; i++) gray[i] = i < 32 ? 255 : 0; /* top half: fill */
-    api_image img = {8, 8, 3, rgb}, mask = {8, 8, 1, gray};
+    util_image img = {8, 8, 3, rgb}, mask = {8, 8, 1, gray};
     api_cond_params p;
     memset(&p, 0, sizeof p);
     eng_task_params_init(&p.task, ENG_TASK_INPAINT);
@@ -256,7 +256,7 @@ TEST(condition_inpaint_and_channels) {
 TEST(condition_sr_upsamples_small_inputs) {
     uint8_t low[4 * 4 * 3];
     memset(low, 90, sizeof low);
-    api_image img = {4, 4, 3, low};
+    util_image img = {4, 4, 3, low};
     api_cond_params p;
     memset(&p, 0, sizeof p);
     eng_task_params_init(&p.task, ENG_TASK_SR);
@@ -274,11 +274,11 @@ TEST(condition_sr_upsamples_small_inputs) {
 
 TEST(plot_draws_series_inside_the_axes) {
     double x[3] = {0, 1, 2}, y[3] = {1, 0.5, 0};
-    api_series s = {y, {255, 0, 0}};
+    util_series s = {y, {255, 0, 0}};
     uint8_t *rgb = NULL;
     char msg[128];
     int w = 200, h = 100;
-    CHECK_MSG(api_plot_raster(x, 3, &s, 1, w, h, &rgb, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(util_plot_raster(x, 3, &s, 1, w, h, &rgb, msg, sizeof msg) == 0, "%s", msg);
     int red = 0, outside = 0;
     for (int yy = 0; yy < h; yy++)
         for (int xx = 0; xx < w; xx++) {
@@ -290,9 +290,9 @@ TEST(plot_draws_series_inside_the_axes) {
         }
     free(rgb);
     CHECK_MSG(red > 100 && outside == 0, "red %d, outside %d", red, outside);
-    CHECK(api_plot_raster(x, 3, &s, 1, 10, 10, &rgb, msg, sizeof msg) != 0);
+    CHECK(util_plot_raster(x, 3, &s, 1, 10, 10, &rgb, msg, sizeof msg) != 0);
     /* no data: axes only, still a picture */
-    CHECK(api_plot_raster(x, 0, &s, 1, 100, 100, &rgb, msg, sizeof msg) == 0);
+    CHECK(util_plot_raster(x, 0, &s, 1, 100, 100, &rgb, msg, sizeof msg) == 0);
     free(rgb);
 }
 

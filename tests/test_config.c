@@ -55,7 +55,7 @@ TEST(defaults) {
     CHECK_EQ_INT(c.max_n, 16);
     CHECK_EQ_INT(c.max_steps, 1000);
     CHECK_EQ_INT(c.request_timeout_s, 60);
-    CHECK_EQ_INT(c.log_level, SRV_LOG_INFO);
+    CHECK_EQ_INT(c.log_level, UTIL_LOG_INFO);
 }
 
 TEST(flag_beats_env_beats_file) {
@@ -101,7 +101,7 @@ TEST(flag_forms_and_suffixes) {
     CHECK_EQ_STR(c.listen, "[::1]:0");
     CHECK_EQ_INT(c.max_body_bytes, 2048);
     CHECK_EQ_INT(c.max_pixels, 4 << 20);
-    CHECK_EQ_INT(c.log_level, SRV_LOG_DEBUG);
+    CHECK_EQ_INT(c.log_level, UTIL_LOG_DEBUG);
     CHECK_EQ_STR(c.model, "random-tiny");
     char host[64];
     int port = -1;

@@ -1,5 +1,5 @@
 /* test_dataset.c - jobs/dataset.c: file format, importers, crop and resize. */
-#include "api/png.h"
+#include "util/png.h"
 #include "jobs/dataset.h"
 #include "tests/test.h"
 
@@ -51,7 +51,7 @@ static int write_png(const char *dir, const char *name, const uint8_t *px, int w
 {
     uint8_t *png;
     size_t len;
-    if (api_png_encode(px, w, h, c, &png, &len, NULL, 0) != 0) return -1;
+    if (util_png_encode(px, w, h, c, &png, &len, NULL, 0) != 0) return -1;
     int rc = write_bytes(dir, name, png, keep ? keep : len);
     free(png);
     return rc;

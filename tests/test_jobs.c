@@ -11,7 +11,7 @@
 #include "jobs/jobspec.h"
 #include "jobs/store.h"
 #include "jobs/worker.h"
-#include "server/log.h"
+#include "util/log.h"
 #include "tests/test.h"
 
 #include <ftw.h>
@@ -1154,7 +1154,7 @@ TEST(bad_job_fails_with_a_message) {
 }
 
 int main(void) {
-    srv_log_set_level(SRV_LOG_WARN);
+    util_log_set_level(UTIL_LOG_WARN);
     RUN(fresh_database_gets_latest_schema);
     RUN(reopening_is_a_noop);
     RUN(newer_database_refused);

@@ -1,6 +1,6 @@
-/* test_png.c - api/png.c and api/base64.c. */
-#include "api/base64.h"
-#include "api/png.h"
+/* test_png.c - util/png.c and util/base64.c. */
+#include "util/base64.h"
+#include "util/png.h"
 #include "tests/test.h"
 
 #include <png.h>
@@ -92,16 +92,16 @@ static void round_trip(int channels)
     uint8_t *png = NULL;
     size_t len = 0;
     char msg[256];
-    CHECK_MSG(api_png_encode(px, W, H, channels, &png, &len, msg, sizeof msg) == 0, "%s", msg);
-    api_image img;
-    int rc = api_png_decode(png, len, 0, 1 << 20, &img, msg, sizeof msg);
+    CHECK_MSG(util_png_encode(px, W, H, channels, &png, &len, msg, sizeof msg) == 0, "%s", msg);
+    util_image img;
+    int rc = util_png_decode(png, len, 0, 1 << 20, &img, msg, sizeof msg);
     free(png);
     CHECK_MSG(rc == 0, "%s", msg);
     CHECK_EQ_INT(img.width, W);
     CHECK_EQ_INT(img.height, H);
     CHECK_EQ_INT(img.channels, channels);
     int same = memcmp(img.data, px, (size_t)W * H * channels) == 0;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(same);
     CHECK(img.data == NULL);
 }
@@ -117,22 +117,22 @@ TEST(decode_file_matches_memory)
     uint8_t *png;
     size_t len;
     char msg[256], path[] = "/tmp/codid_test_png_XXXXXX";
-    CHECK(api_png_encode(px, 5, 4, 3, &png, &len, msg, sizeof msg) == 0);
+    CHECK(util_png_encode(px, 5, 4, 3, &png, &len, msg, sizeof msg) == 0);
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     ssize_t n = write(fd, png, len);
     close(fd);
     free(png);
     CHECK_EQ_INT(n, (ssize_t)len);
-    api_image img;
-    int rc = api_png_decode_file(path, 0, 100, &img, msg, sizeof msg);
+    util_image img;
+    int rc = util_png_decode_file(path, 0, 100, &img, msg, sizeof msg);
     unlink(path);
     CHECK_MSG(rc == 0, "%s", msg);
     int same = img.width == 5 && img.height == 4 && img.channels == 3 &&
                memcmp(img.data, px, sizeof px) == 0;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(same);
-    CHECK(api_png_decode_file(path, 0, 100, &img, msg, sizeof msg) == -1);
+    CHECK(util_png_decode_file(path, 0, 100, &img, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "cannot open") != NULL);
 }
 
@@ -142,29 +142,29 @@ TEST(channel_conversions)
     const uint8_t rgb[3] = {200, 100, 50}, gray[1] = {77};
     uint8_t *png;
     size_t len;
-    api_image img;
+    util_image img;
     char msg[256];
-    CHECK(api_png_encode(rgb, 1, 1, 3, &png, &len, msg, sizeof msg) == 0);
-    int rc1 = api_png_decode(png, len, 1, 1, &img, msg, sizeof msg);
+    CHECK(util_png_encode(rgb, 1, 1, 3, &png, &len, msg, sizeof msg) == 0);
+    int rc1 = util_png_decode(png, len, 1, 1, &img, msg, sizeof msg);
     int luma = img.data ? img.data[0] : -1;
-    api_image_free(&img);
-    int rc4 = api_png_decode(png, len, 4, 1, &img, msg, sizeof msg);
+    util_image_free(&img);
+    int rc4 = util_png_decode(png, len, 4, 1, &img, msg, sizeof msg);
     int rgba_ok = rc4 == 0 && img.channels == 4 && img.data[0] == 200 && img.data[1] == 100 &&
                   img.data[2] == 50 && img.data[3] == 255;
-    api_image_free(&img);
+    util_image_free(&img);
     free(png);
     CHECK(rc1 == 0);
     /* Rec. 709: 0.2126 * 200 + 0.7152 * 100 + 0.0722 * 50 = 117.6 */
     CHECK_NEAR(luma, 117.6, 1.0);
     CHECK(rgba_ok);
 
-    CHECK(api_png_encode(gray, 1, 1, 1, &png, &len, msg, sizeof msg) == 0);
-    rc1 = api_png_decode(png, len, 3, 1, &img, msg, sizeof msg);
+    CHECK(util_png_encode(gray, 1, 1, 1, &png, &len, msg, sizeof msg) == 0);
+    rc1 = util_png_decode(png, len, 3, 1, &img, msg, sizeof msg);
     int rgb_ok = rc1 == 0 && img.channels == 3 && img.data[0] == 77 && img.data[1] == 77 &&
                  img.data[2] == 77;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(rgb_ok);
-    CHECK(api_png_decode(png, len, 2, 1, &img, msg, sizeof msg) == -1);
+    CHECK(util_png_decode(png, len, 2, 1, &img, msg, sizeof msg) == -1);
     free(png);
 }
 
@@ -182,15 +182,15 @@ TEST(decode_16bit_rgb)
     static mem m;
     raw_png r = {.w = 2, .h = 1, .bit_depth = 16, .color_type = PNG_COLOR_TYPE_RGB, .rows = row};
     CHECK(write_raw(&r, &m) == 0);
-    api_image img;
+    util_image img;
     char msg[256];
-    CHECK_MSG(api_png_decode(m.data, m.len, 0, 16, &img, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(util_png_decode(m.data, m.len, 0, 16, &img, msg, sizeof msg) == 0, "%s", msg);
     int ok = img.channels == 3 && img.width == 2;
     for (int i = 0; ok && i < 6; i++) {
         int want = (int)((v[i] * 255u + 32767u) / 65535u); /* scaled, not truncated */
         if (abs(img.data[i] - want) > 0) ok = 0;
     }
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(ok);
 }
 
@@ -202,23 +202,23 @@ TEST(decode_palette_with_transparency)
     static mem m;
     raw_png r = {.w = 2, .h = 2, .bit_depth = 4, .color_type = PNG_COLOR_TYPE_PALETTE,
                  .rows = rows, .palette = pal, .npalette = 3};
-    api_image img;
+    util_image img;
     char msg[256];
 
     CHECK(write_raw(&r, &m) == 0);
-    CHECK_MSG(api_png_decode(m.data, m.len, 0, 4, &img, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(util_png_decode(m.data, m.len, 0, 4, &img, msg, sizeof msg) == 0, "%s", msg);
     const uint8_t want3[12] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 0, 0};
     int ok3 = img.channels == 3 && memcmp(img.data, want3, 12) == 0;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(ok3);
 
     r.trns = trns;
     r.ntrns = 3;
     CHECK(write_raw(&r, &m) == 0);
-    CHECK_MSG(api_png_decode(m.data, m.len, 0, 4, &img, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(util_png_decode(m.data, m.len, 0, 4, &img, msg, sizeof msg) == 0, "%s", msg);
     const uint8_t want4[16] = {255, 0, 0, 255, 0, 255, 0, 128, 0, 0, 255, 0, 255, 0, 0, 255};
     int ok4 = img.channels == 4 && memcmp(img.data, want4, 16) == 0;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(ok4);
 }
 
@@ -228,20 +228,20 @@ TEST(decode_gray_alpha)
     static mem m;
     raw_png r = {.w = 2, .h = 1, .bit_depth = 8, .color_type = PNG_COLOR_TYPE_GRAY_ALPHA, .rows = row};
     CHECK(write_raw(&r, &m) == 0);
-    api_image img;
+    util_image img;
     char msg[256];
-    CHECK_MSG(api_png_decode(m.data, m.len, 0, 2, &img, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(util_png_decode(m.data, m.len, 0, 2, &img, msg, sizeof msg) == 0, "%s", msg);
     const uint8_t want[8] = {10, 10, 10, 200, 250, 250, 250, 0};
     int ok = img.channels == 4 && memcmp(img.data, want, 8) == 0;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(ok);
-    CHECK(api_png_decode(m.data, m.len, 1, 2, &img, msg, sizeof msg) == 0);
+    CHECK(util_png_decode(m.data, m.len, 1, 2, &img, msg, sizeof msg) == 0);
     ok = img.channels == 1 && img.data[0] == 10 && img.data[1] == 250;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(ok);
-    CHECK_MSG(api_png_decode(m.data, m.len, 3, 2, &img, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(util_png_decode(m.data, m.len, 3, 2, &img, msg, sizeof msg) == 0, "%s", msg);
     ok = img.channels == 3 && memcmp(img.data, want, 3) == 0 && memcmp(img.data + 3, want + 4, 3) == 0;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(ok);
 }
 
@@ -254,16 +254,16 @@ TEST(decode_1bit_gray_and_interlaced)
     raw_png r = {.w = W, .h = H, .bit_depth = 1, .color_type = PNG_COLOR_TYPE_GRAY,
                  .interlace = PNG_INTERLACE_ADAM7, .rows = rows};
     CHECK(write_raw(&r, &m) == 0);
-    api_image img;
+    util_image img;
     char msg[256];
-    CHECK_MSG(api_png_decode(m.data, m.len, 0, W * H, &img, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(util_png_decode(m.data, m.len, 0, W * H, &img, msg, sizeof msg) == 0, "%s", msg);
     int ok = img.channels == 1 && img.width == W && img.height == H;
     for (int y = 0; ok && y < H; y++)
         for (int x = 0; x < W; x++) {
             int bit = rows[y * 3 + x / 8] >> (7 - x % 8) & 1;
             if (img.data[y * W + x] != (bit ? 255 : 0)) ok = 0;
         }
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(ok);
 }
 
@@ -271,13 +271,13 @@ TEST(decode_1bit_gray_and_interlaced)
 
 TEST(refuses_non_png)
 {
-    api_image img;
+    util_image img;
     char msg[256];
     const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 'J', 'F', 'I', 'F', 0, 1};
-    CHECK(api_png_decode((const uint8_t *)"hello, world", 12, 0, 100, &img, msg, sizeof msg) == -1);
+    CHECK(util_png_decode((const uint8_t *)"hello, world", 12, 0, 100, &img, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "not a PNG") != NULL);
-    CHECK(api_png_decode(jpeg, sizeof jpeg, 0, 100, &img, msg, sizeof msg) == -1);
-    CHECK(api_png_decode(jpeg, 0, 0, 100, &img, msg, sizeof msg) == -1);
+    CHECK(util_png_decode(jpeg, sizeof jpeg, 0, 100, &img, msg, sizeof msg) == -1);
+    CHECK(util_png_decode(jpeg, 0, 0, 100, &img, msg, sizeof msg) == -1);
     CHECK(img.data == NULL);
 }
 
@@ -288,18 +288,18 @@ TEST(refuses_every_truncation)
     uint8_t *png;
     size_t len;
     char msg[256];
-    CHECK(api_png_encode(px, 9, 7, 3, &png, &len, msg, sizeof msg) == 0);
+    CHECK(util_png_encode(px, 9, 7, 3, &png, &len, msg, sizeof msg) == 0);
     size_t accepted = 0;
     for (size_t n = 0; n < len; n++) {
-        api_image img;
-        if (api_png_decode(png, n, 0, 100, &img, msg, sizeof msg) == 0) {
+        util_image img;
+        if (util_png_decode(png, n, 0, 100, &img, msg, sizeof msg) == 0) {
             accepted++;
-            api_image_free(&img);
+            util_image_free(&img);
         }
     }
-    api_image img;
-    int full = api_png_decode(png, len, 0, 100, &img, msg, sizeof msg);
-    api_image_free(&img);
+    util_image img;
+    int full = util_png_decode(png, len, 0, 100, &img, msg, sizeof msg);
+    util_image_free(&img);
     free(png);
     CHECK_EQ_INT(accepted, 0);
     CHECK(full == 0);
@@ -330,19 +330,19 @@ TEST(refuses_too_many_pixels_before_reading_them)
     put_be32(f + 41, (uint32_t)crc32(0, f + 37, 4));
     memcpy(f + 49, "IEND", 4);
     put_be32(f + 53, (uint32_t)crc32(0, f + 49, 4));
-    api_image img;
+    util_image img;
     char msg[256];
-    CHECK(api_png_decode(f, sizeof f, 0, 1 << 20, &img, msg, sizeof msg) == -1);
+    CHECK(util_png_decode(f, sizeof f, 0, 1 << 20, &img, msg, sizeof msg) == -1);
     CHECK_MSG(strstr(msg, "limit") != NULL, "message: %s", msg);
 
     uint8_t px[64 * 64];
     uint8_t *png;
     size_t len;
     memset(px, 9, sizeof px);
-    CHECK(api_png_encode(px, 64, 64, 1, &png, &len, msg, sizeof msg) == 0);
-    int over = api_png_decode(png, len, 0, 64 * 64 - 1, &img, msg, sizeof msg);
-    int at = api_png_decode(png, len, 0, 64 * 64, &img, msg, sizeof msg);
-    api_image_free(&img);
+    CHECK(util_png_encode(px, 64, 64, 1, &png, &len, msg, sizeof msg) == 0);
+    int over = util_png_decode(png, len, 0, 64 * 64 - 1, &img, msg, sizeof msg);
+    int at = util_png_decode(png, len, 0, 64 * 64, &img, msg, sizeof msg);
+    util_image_free(&img);
     free(png);
     CHECK(over == -1);
     CHECK(at == 0);
@@ -354,11 +354,11 @@ TEST(encode_refuses_bad_arguments)
     uint8_t *png = (uint8_t *)px;
     size_t len = 1;
     char msg[256];
-    CHECK(api_png_encode(px, 1, 1, 2, &png, &len, msg, sizeof msg) == -1);
+    CHECK(util_png_encode(px, 1, 1, 2, &png, &len, msg, sizeof msg) == -1);
     CHECK(png == NULL && len == 0);
-    CHECK(api_png_encode(px, 0, 1, 1, &png, &len, msg, sizeof msg) == -1);
-    CHECK(api_png_encode(NULL, 1, 1, 1, &png, &len, msg, sizeof msg) == -1);
-    CHECK(api_png_encode(px, 1 << 20, 1 << 20, 4, &png, &len, msg, sizeof msg) == -1);
+    CHECK(util_png_encode(px, 0, 1, 1, &png, &len, msg, sizeof msg) == -1);
+    CHECK(util_png_encode(NULL, 1, 1, 1, &png, &len, msg, sizeof msg) == -1);
+    CHECK(util_png_encode(px, 1 << 20, 1 << 20, 4, &png, &len, msg, sizeof msg) == -1);
 }
 
 /* Rewrites the CRC of every chunk that still fits, so mutations reach the
@@ -384,7 +384,7 @@ TEST(fuzz_mutations_never_crash)
     uint8_t *png;
     size_t len;
     char msg[256];
-    CHECK(api_png_encode(px, W, H, 4, &png, &len, msg, sizeof msg) == 0);
+    CHECK(util_png_encode(px, W, H, 4, &png, &len, msg, sizeof msg) == 0);
     uint8_t *buf = malloc(len + 64);
     CHECK(buf != NULL);
     rng_state = 12345;
@@ -403,13 +403,13 @@ TEST(fuzz_mutations_never_crash)
             }
         }
         if (it % 2) fix_crcs(buf, n);
-        api_image img;
+        util_image img;
         msg[0] = '\0';
         static const int wants[4] = {0, 1, 3, 4};
-        if (api_png_decode(buf, n, wants[rng() % 4], W * H * 4, &img, msg, sizeof msg) == 0) {
+        if (util_png_decode(buf, n, wants[rng() % 4], W * H * 4, &img, msg, sizeof msg) == 0) {
             if (img.width < 1 || img.height < 1 || !img.data) silent++;
             decoded++;
-            api_image_free(&img);
+            util_image_free(&img);
         } else {
             if (!msg[0]) silent++;
             refused++;
@@ -433,13 +433,13 @@ TEST(base64_rfc4648_vectors)
         uint8_t *d;
         size_t elen, dlen;
         char msg[128];
-        CHECK(api_base64_encode((const uint8_t *)plain[i], strlen(plain[i]), 64, &e, &elen, msg,
+        CHECK(util_base64_encode((const uint8_t *)plain[i], strlen(plain[i]), 64, &e, &elen, msg,
                                 sizeof msg) == 0);
         int enc_ok = strcmp(e, coded[i]) == 0 && elen == strlen(coded[i]) &&
-                     elen == api_base64_encoded_len(strlen(plain[i]));
+                     elen == util_base64_encoded_len(strlen(plain[i]));
         free(e);
         CHECK_MSG(enc_ok, "encoding \"%s\"", plain[i]);
-        CHECK(api_base64_decode(coded[i], strlen(coded[i]), 64, &d, &dlen, msg, sizeof msg) == 0);
+        CHECK(util_base64_decode(coded[i], strlen(coded[i]), 64, &d, &dlen, msg, sizeof msg) == 0);
         int dec_ok = dlen == strlen(plain[i]) && memcmp(d, plain[i], dlen) == 0;
         free(d);
         CHECK_MSG(dec_ok, "decoding \"%s\"", coded[i]);
@@ -450,7 +450,7 @@ static int decodes_to(const char *in, const char *want)
 {
     uint8_t *d;
     size_t n;
-    if (api_base64_decode(in, strlen(in), 1024, &d, &n, NULL, 0) != 0) return 0;
+    if (util_base64_decode(in, strlen(in), 1024, &d, &n, NULL, 0) != 0) return 0;
     int ok = n == strlen(want) && memcmp(d, want, n) == 0;
     free(d);
     return ok;
@@ -461,7 +461,7 @@ static int refuses(const char *in, const char *msg_part)
     uint8_t *d = (uint8_t *)"x";
     size_t n = 7;
     char msg[128] = "";
-    int rc = api_base64_decode(in, strlen(in), 1024, &d, &n, msg, sizeof msg);
+    int rc = util_base64_decode(in, strlen(in), 1024, &d, &n, msg, sizeof msg);
     if (rc == 0) free(d);
     return rc == -1 && d == NULL && n == 0 && strstr(msg, msg_part) != NULL;
 }
@@ -487,13 +487,13 @@ TEST(base64_caps)
     char *e;
     size_t n;
     char msg[128];
-    CHECK(api_base64_decode("Zm9vYmFy", 8, 5, &d, &n, msg, sizeof msg) == -1);
+    CHECK(util_base64_decode("Zm9vYmFy", 8, 5, &d, &n, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "limit") != NULL);
-    CHECK(api_base64_decode("Zm9vYmE", 7, 4, &d, &n, msg, sizeof msg) == -1);
-    CHECK(api_base64_decode("Zm9vYmFy", 8, 6, &d, &n, msg, sizeof msg) == 0);
+    CHECK(util_base64_decode("Zm9vYmE", 7, 4, &d, &n, msg, sizeof msg) == -1);
+    CHECK(util_base64_decode("Zm9vYmFy", 8, 6, &d, &n, msg, sizeof msg) == 0);
     free(d);
-    CHECK(api_base64_encode((const uint8_t *)"foobar", 6, 7, &e, &n, msg, sizeof msg) == -1);
-    CHECK(api_base64_encode((const uint8_t *)"foobar", 6, 8, &e, &n, msg, sizeof msg) == 0);
+    CHECK(util_base64_encode((const uint8_t *)"foobar", 6, 7, &e, &n, msg, sizeof msg) == -1);
+    CHECK(util_base64_encode((const uint8_t *)"foobar", 6, 8, &e, &n, msg, sizeof msg) == 0);
     free(e);
 }
 
@@ -505,8 +505,8 @@ TEST(base64_binary_round_trip)
         char *e;
         uint8_t *d;
         size_t elen, dlen;
-        CHECK(api_base64_encode(all, len, 1024, &e, &elen, NULL, 0) == 0);
-        CHECK(api_base64_decode(e, elen, 256, &d, &dlen, NULL, 0) == 0);
+        CHECK(util_base64_encode(all, len, 1024, &e, &elen, NULL, 0) == 0);
+        CHECK(util_base64_decode(e, elen, 256, &d, &dlen, NULL, 0) == 0);
         int ok = dlen == len && memcmp(d, all, len) == 0;
         free(e);
         free(d);
@@ -518,7 +518,7 @@ static int strips_to(const char *in, const char *want)
 {
     const char *p;
     size_t n;
-    if (api_data_url_strip(in, strlen(in), &p, &n, NULL, 0) != 0) return 0;
+    if (util_data_url_strip(in, strlen(in), &p, &n, NULL, 0) != 0) return 0;
     return n == strlen(want) && memcmp(p, want, n) == 0;
 }
 
@@ -533,11 +533,11 @@ TEST(data_url_strip)
     size_t n;
     char msg[128];
     const char *jpeg = "data:image/jpeg;base64,/9j/";
-    CHECK(api_data_url_strip(jpeg, strlen(jpeg), &p, &n, msg, sizeof msg) == -1);
+    CHECK(util_data_url_strip(jpeg, strlen(jpeg), &p, &n, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "image/jpeg") != NULL);
-    CHECK(api_data_url_strip("data:image/png,abc", 18, &p, &n, msg, sizeof msg) == -1);
+    CHECK(util_data_url_strip("data:image/png,abc", 18, &p, &n, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "base64") != NULL);
-    CHECK(api_data_url_strip("data:image/png;base64", 21, &p, &n, msg, sizeof msg) == -1);
+    CHECK(util_data_url_strip("data:image/png;base64", 21, &p, &n, msg, sizeof msg) == -1);
 }
 
 TEST(png_through_data_url)
@@ -547,23 +547,23 @@ TEST(png_through_data_url)
     uint8_t *png, *back;
     char *b64, url[512], msg[128];
     size_t len, blen, backlen;
-    CHECK(api_png_encode(px, 3, 2, 3, &png, &len, msg, sizeof msg) == 0);
-    CHECK(api_base64_encode(png, len, 400, &b64, &blen, msg, sizeof msg) == 0);
+    CHECK(util_png_encode(px, 3, 2, 3, &png, &len, msg, sizeof msg) == 0);
+    CHECK(util_base64_encode(png, len, 400, &b64, &blen, msg, sizeof msg) == 0);
     snprintf(url, sizeof url, "data:image/png;base64,%s", b64);
     free(b64);
     const char *payload;
     size_t plen;
-    CHECK(api_data_url_strip(url, strlen(url), &payload, &plen, msg, sizeof msg) == 0);
-    CHECK(api_base64_decode(payload, plen, 1 << 16, &back, &backlen, msg, sizeof msg) == 0);
-    api_image img;
-    int rc = api_png_decode(back, backlen, 3, 6, &img, msg, sizeof msg);
+    CHECK(util_data_url_strip(url, strlen(url), &payload, &plen, msg, sizeof msg) == 0);
+    CHECK(util_base64_decode(payload, plen, 1 << 16, &back, &backlen, msg, sizeof msg) == 0);
+    util_image img;
+    int rc = util_png_decode(back, backlen, 3, 6, &img, msg, sizeof msg);
     int same = backlen == len && memcmp(back, png, len) == 0;
     free(back);
     free(png);
     CHECK(same);
     CHECK(rc == 0);
     same = memcmp(img.data, px, sizeof px) == 0;
-    api_image_free(&img);
+    util_image_free(&img);
     CHECK(same);
 }
 

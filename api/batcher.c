@@ -7,7 +7,7 @@
  *
  * Queue
  * -----
- * HTTP handlers call srv_batcher_submit(), which appends the request to a
+ * HTTP handlers call api_batcher_submit(), which appends the request to a
  * FIFO list under `lock` and signals `more`; it refuses when queue_max
  * requests already wait (the handler answers 429) or once stopping began.
  * The batcher owns a submitted request until it calls the request's done()
@@ -41,12 +41,12 @@
  *
  * Shutdown
  * --------
- * srv_batcher_stop() sets `stopping`: submissions are refused, the running
+ * api_batcher_stop() sets `stopping`: submissions are refused, the running
  * batch finishes (or is cancelled through the progress callback once the
  * grace period passes), then the thread fails every waiting request with
  * ESHUTDOWN and exits.
  */
-#include "server/batcher.h"
+#include "api/batcher.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -58,26 +58,26 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "api/png.h"
-#include "server/log.h"
+#include "util/png.h"
+#include "util/log.h"
 
-struct srv_batcher {
-    srv_batcher_params p;
+struct api_batcher {
+    api_batcher_params p;
     pthread_t thread;
     pthread_mutex_t lock;     /* guards the queue and stopping */
     pthread_cond_t more;      /* a request arrived, or stopping began */
-    srv_gen_request *head, *tail;
+    api_gen_request *head, *tail;
     int queued;
     int stopping;
     atomic_int cancel;        /* the running engine call should stop */
-    srv_gen_request **batch;  /* room for the requests of one batch */
+    api_gen_request **batch;  /* room for the requests of one batch */
     int last_images;          /* images in the previous batch (batcher thread) */
 };
 
 /* The batch being formed or run; lives on the batcher thread's stack. */
 typedef struct batch {
-    srv_batcher *b;
-    srv_gen_request **reqs;
+    api_batcher *b;
+    api_gen_request **reqs;
     int n_reqs;
     int images;
     eng_adapter *adapter;
@@ -100,12 +100,12 @@ static uint64_t random_seed(int n) {
         x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)ts.tv_sec;
     }
     /* seed + i stays below the limit for all n images */
-    return x % (SRV_SEED_LIMIT - (uint64_t)n);
+    return x % (API_SEED_LIMIT - (uint64_t)n);
 }
 
-static void fail_req(srv_gen_request *req, srv_gen_status status, const char *fmt, ...)
+static void fail_req(api_gen_request *req, api_gen_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void fail_req(srv_gen_request *req, srv_gen_status status, const char *fmt, ...) {
+static void fail_req(api_gen_request *req, api_gen_status status, const char *fmt, ...) {
     req->status = status;
     va_list ap;
     va_start(ap, fmt);
@@ -113,7 +113,7 @@ static void fail_req(srv_gen_request *req, srv_gen_status status, const char *fm
     va_end(ap);
 }
 
-void srv_gen_request_release(srv_gen_request *req) {
+void api_gen_request_release(api_gen_request *req) {
     if (req->pngs)
         for (int i = 0; i < req->n; i++) free(req->pngs[i]);
     free(req->pngs);
@@ -123,16 +123,16 @@ void srv_gen_request_release(srv_gen_request *req) {
 }
 
 /* Completes a list linked through next. */
-static void complete_all(srv_gen_request *list) {
+static void complete_all(api_gen_request *list) {
     while (list) {
-        srv_gen_request *next = list->next;
+        api_gen_request *next = list->next;
         list->next = NULL;
         list->done(list);
         list = next;
     }
 }
 
-static void unlink_req(srv_batcher *b, srv_gen_request *prev, srv_gen_request *req) {
+static void unlink_req(api_batcher *b, api_gen_request *prev, api_gen_request *req) {
     if (prev) prev->next = req->next;
     else b->head = req->next;
     if (b->tail == req) b->tail = prev;
@@ -142,12 +142,12 @@ static void unlink_req(srv_batcher *b, srv_gen_request *prev, srv_gen_request *r
 
 /* A request that must not run: its client left or it waited too long.
  * Moves it to *failed and returns 1. Called under the lock. */
-static int drop_if_stale(srv_batcher *b, srv_gen_request *req, double now,
-                         srv_gen_request **failed) {
+static int drop_if_stale(api_batcher *b, api_gen_request *req, double now,
+                         api_gen_request **failed) {
     if (req->client_gone && req->client_gone(req))
-        fail_req(req, SRV_GEN_EGONE, "the client disconnected");
+        fail_req(req, API_GEN_EGONE, "the client disconnected");
     else if (now - req->enqueued_ms > b->p.queue_timeout_ms)
-        fail_req(req, SRV_GEN_ETIMEDOUT, "waited %.0f ms in the queue, over %d ms",
+        fail_req(req, API_GEN_ETIMEDOUT, "waited %.0f ms in the queue, over %d ms",
                  now - req->enqueued_ms, b->p.queue_timeout_ms);
     else
         return 0;
@@ -156,7 +156,7 @@ static int drop_if_stale(srv_batcher *b, srv_gen_request *req, double now,
     return 1;
 }
 
-static void batch_add(batch *bt, srv_gen_request *req) {
+static void batch_add(batch *bt, api_gen_request *req) {
     if (!req->seed_given) {
         req->seed = bt->n_reqs == 0 ? random_seed(req->n) : bt->next_seed;
     }
@@ -172,20 +172,20 @@ static void batch_add(batch *bt, srv_gen_request *req) {
     bt->next_seed += (uint64_t)req->n;
 }
 
-static int batch_fits(const batch *bt, const srv_gen_request *req, int max_batch) {
+static int batch_fits(const batch *bt, const api_gen_request *req, int max_batch) {
     if (req->adapter != bt->adapter || req->steps != bt->steps || req->eta != bt->eta)
         return 0;
     if (bt->images + req->n > max_batch) return 0;
     if (req->seed_given) return req->seed == bt->next_seed;
-    return bt->next_seed + (uint64_t)req->n <= SRV_SEED_LIMIT;
+    return bt->next_seed + (uint64_t)req->n <= API_SEED_LIMIT;
 }
 
 /* Moves every waiting request that fits into bt. Under the lock. */
-static void batch_scan(srv_batcher *b, batch *bt, srv_gen_request **failed) {
+static void batch_scan(api_batcher *b, batch *bt, api_gen_request **failed) {
     double now = now_ms();
-    srv_gen_request *prev = NULL, *req = b->head;
+    api_gen_request *prev = NULL, *req = b->head;
     while (req && bt->images < b->p.max_batch) {
-        srv_gen_request *next = req->next;
+        api_gen_request *next = req->next;
         int first = bt->n_reqs == 0;
         if (first || batch_fits(bt, req, b->p.max_batch)) {
             unlink_req(b, prev, req);
@@ -197,7 +197,7 @@ static void batch_scan(srv_batcher *b, batch *bt, srv_gen_request **failed) {
     }
 }
 
-static void timed_wait(srv_batcher *b, double ms) {
+static void timed_wait(api_batcher *b, double ms) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     long long ns = (long long)ts.tv_nsec + (long long)(ms * 1e6);
@@ -208,7 +208,7 @@ static void timed_wait(srv_batcher *b, double ms) {
 
 /* Forms the next batch (possibly empty when every waiting request was
  * stale). Under the lock; returns 0 when the thread should exit. */
-static int next_batch(srv_batcher *b, batch *bt, srv_gen_request **failed) {
+static int next_batch(api_batcher *b, batch *bt, api_gen_request **failed) {
     while (!b->stopping && !b->head) pthread_cond_wait(&b->more, &b->lock);
     if (b->stopping) return 0;
     double deadline = now_ms() + b->p.batch_wait_ms;
@@ -231,33 +231,33 @@ static int on_progress(int step, int steps, void *user) {
     batch *bt = user;
     if (atomic_load(&bt->b->cancel)) return 1;
     for (int i = 0; i < bt->n_reqs; i++) {
-        srv_gen_request *req = bt->reqs[i];
+        api_gen_request *req = bt->reqs[i];
         if (!req->client_gone || !req->client_gone(req)) return 0;
     }
     return 1; /* nobody is waiting for these images */
 }
 
-static void encode_images(srv_gen_request *req, const eng_image *imgs) {
+static void encode_images(api_gen_request *req, const eng_image *imgs) {
     double t0 = now_ms();
     req->pngs = calloc((size_t)req->n, sizeof *req->pngs);
     req->png_lens = calloc((size_t)req->n, sizeof *req->png_lens);
     if (!req->pngs || !req->png_lens) {
-        fail_req(req, SRV_GEN_ENOMEM, "out of memory for the encoded images");
+        fail_req(req, API_GEN_ENOMEM, "out of memory for the encoded images");
         return;
     }
     for (int i = 0; i < req->n; i++) {
         const eng_image *im = &imgs[i];
         char msg[200];
-        if (api_png_encode(im->data, im->width, im->height, im->channels, &req->pngs[i],
+        if (util_png_encode(im->data, im->width, im->height, im->channels, &req->pngs[i],
                            &req->png_lens[i], msg, sizeof msg) != 0) {
-            fail_req(req, SRV_GEN_EENGINE, "PNG encoding failed: %s", msg);
+            fail_req(req, API_GEN_EENGINE, "PNG encoding failed: %s", msg);
             return;
         }
     }
     req->encode_ms = now_ms() - t0;
 }
 
-static void run_batch(srv_batcher *b, batch *bt) {
+static void run_batch(api_batcher *b, batch *bt) {
     double t0 = now_ms();
     for (int i = 0; i < bt->n_reqs; i++) {
         bt->reqs[i]->queue_ms = t0 - bt->reqs[i]->enqueued_ms;
@@ -284,27 +284,27 @@ static void run_batch(srv_batcher *b, batch *bt) {
         snprintf(err.msg, sizeof err.msg, "out of memory");
     }
     double t1 = now_ms();
-    srv_log(SRV_LOG_DEBUG, "batch: %d requests, %d images, %d steps, seed %llu: %.1f ms%s%s",
+    util_log(UTIL_LOG_DEBUG, "batch: %d requests, %d images, %d steps, seed %llu: %.1f ms%s%s",
             bt->n_reqs, bt->images, bt->steps, (unsigned long long)bt->seed, t1 - t0,
             rc ? ", failed: " : "", rc ? err.msg : "");
 
     int offset = 0;
     for (int i = 0; i < bt->n_reqs; i++) {
-        srv_gen_request *req = bt->reqs[i];
+        api_gen_request *req = bt->reqs[i];
         req->inference_ms = t1 - t0;
         if (rc == ENG_OK) {
-            req->status = SRV_GEN_OK;
+            req->status = API_GEN_OK;
             encode_images(req, out + offset);
-            if (req->status != SRV_GEN_OK) srv_gen_request_release(req);
+            if (req->status != API_GEN_OK) api_gen_request_release(req);
         } else if (rc == ENG_ECANCELLED) {
             if (atomic_load(&b->cancel))
-                fail_req(req, SRV_GEN_ESHUTDOWN, "cancelled: the daemon is stopping");
+                fail_req(req, API_GEN_ESHUTDOWN, "cancelled: the daemon is stopping");
             else
-                fail_req(req, SRV_GEN_EGONE, "cancelled: every client disconnected");
+                fail_req(req, API_GEN_EGONE, "cancelled: every client disconnected");
         } else if (rc == ENG_ENOMEM) {
-            fail_req(req, SRV_GEN_ENOMEM, "%s", err.msg);
+            fail_req(req, API_GEN_ENOMEM, "%s", err.msg);
         } else {
-            fail_req(req, SRV_GEN_EENGINE, "%s: %s", eng_strerror(rc), err.msg);
+            fail_req(req, API_GEN_EENGINE, "%s: %s", eng_strerror(rc), err.msg);
         }
         offset += req->n;
     }
@@ -318,11 +318,11 @@ static void run_batch(srv_batcher *b, batch *bt) {
 }
 
 static void *batcher_main(void *arg) {
-    srv_batcher *b = arg;
+    api_batcher *b = arg;
     if (b->p.threads > 0) eng_set_threads(b->p.threads);
     for (;;) {
         batch bt = {.b = b, .reqs = b->batch};
-        srv_gen_request *failed = NULL;
+        api_gen_request *failed = NULL;
         pthread_mutex_lock(&b->lock);
         int go_on = next_batch(b, &bt, &failed);
         pthread_mutex_unlock(&b->lock);
@@ -332,18 +332,18 @@ static void *batcher_main(void *arg) {
     }
 
     pthread_mutex_lock(&b->lock);
-    srv_gen_request *left = b->head;
+    api_gen_request *left = b->head;
     b->head = b->tail = NULL;
     b->queued = 0;
     pthread_mutex_unlock(&b->lock);
-    for (srv_gen_request *req = left; req; req = req->next)
-        fail_req(req, SRV_GEN_ESHUTDOWN, "the daemon is stopping");
+    for (api_gen_request *req = left; req; req = req->next)
+        fail_req(req, API_GEN_ESHUTDOWN, "the daemon is stopping");
     complete_all(left);
     return NULL;
 }
 
-int srv_batcher_start(const srv_batcher_params *p, srv_batcher **out, char *msg, size_t msgsz) {
-    srv_batcher *b = calloc(1, sizeof *b);
+int api_batcher_start(const api_batcher_params *p, api_batcher **out, char *msg, size_t msgsz) {
+    api_batcher *b = calloc(1, sizeof *b);
     if (!b) {
         snprintf(msg, msgsz, "out of memory");
         return -1;
@@ -371,7 +371,7 @@ int srv_batcher_start(const srv_batcher_params *p, srv_batcher **out, char *msg,
     return 0;
 }
 
-int srv_batcher_submit(srv_batcher *b, srv_gen_request *req) {
+int api_batcher_submit(api_batcher *b, api_gen_request *req) {
     req->next = NULL;
     req->enqueued_ms = now_ms();
     req->pngs = NULL;
@@ -392,7 +392,7 @@ int srv_batcher_submit(srv_batcher *b, srv_gen_request *req) {
     return rc;
 }
 
-void srv_batcher_stop(srv_batcher *b, int grace_ms) {
+void api_batcher_stop(api_batcher *b, int grace_ms) {
     pthread_mutex_lock(&b->lock);
     int already = b->stopping;
     b->stopping = 1;
@@ -409,20 +409,20 @@ void srv_batcher_stop(srv_batcher *b, int grace_ms) {
         deadline.tv_nsec -= 1000000000L;
     }
     if (pthread_timedjoin_np(b->thread, NULL, &deadline) != 0) {
-        srv_log(SRV_LOG_WARN, "generation still running after %d ms: cancelling it", grace_ms);
+        util_log(UTIL_LOG_WARN, "generation still running after %d ms: cancelling it", grace_ms);
         atomic_store(&b->cancel, 1);
         pthread_join(b->thread, NULL);
     }
 }
 
-int srv_batcher_queued(srv_batcher *b) {
+int api_batcher_queued(api_batcher *b) {
     pthread_mutex_lock(&b->lock);
     int n = b->queued;
     pthread_mutex_unlock(&b->lock);
     return n;
 }
 
-void srv_batcher_free(srv_batcher *b) {
+void api_batcher_free(api_batcher *b) {
     if (!b) return;
     pthread_cond_destroy(&b->more);
     pthread_mutex_destroy(&b->lock);

@@ -1,7 +1,7 @@
 /* sha256.c - see sha256.h. The compression function follows FIPS 180-4
  * section 6.2.2: message schedule W[0..63], eight working variables, 64
  * rounds with the constants K (the cube roots of the first 64 primes). */
-#include "api/sha256.h"
+#include "util/sha256.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -37,7 +37,7 @@ static void compress(uint32_t h[8], const uint8_t b[64]) {
     h[0] += a, h[1] += bb, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += hh;
 }
 
-void api_sha256_init(api_sha256 *c) {
+void util_sha256_init(util_sha256 *c) {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(c->h, iv, sizeof iv);
@@ -45,7 +45,7 @@ void api_sha256_init(api_sha256 *c) {
     c->fill = 0;
 }
 
-void api_sha256_update(api_sha256 *c, const void *data, size_t n) {
+void util_sha256_update(util_sha256 *c, const void *data, size_t n) {
     const uint8_t *p = data;
     c->len += n;
     while (n) {
@@ -59,26 +59,26 @@ void api_sha256_update(api_sha256 *c, const void *data, size_t n) {
     }
 }
 
-void api_sha256_final(api_sha256 *c, uint8_t out[API_SHA256_BYTES]) {
+void util_sha256_final(util_sha256 *c, uint8_t out[UTIL_SHA256_BYTES]) {
     uint64_t bits = c->len * 8;
     uint8_t pad[72] = {0x80};
     size_t padlen = (c->fill < 56 ? 56 : 120) - c->fill;
     for (int i = 0; i < 8; i++) pad[padlen + i] = (uint8_t)(bits >> (56 - 8 * i));
-    api_sha256_update(c, pad, padlen + 8);
+    util_sha256_update(c, pad, padlen + 8);
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 4; j++) out[4 * i + j] = (uint8_t)(c->h[i] >> (24 - 8 * j));
 }
 
-void api_sha256_hex(const void *data, size_t n, char out[2 * API_SHA256_BYTES + 1]) {
-    api_sha256 c;
-    uint8_t d[API_SHA256_BYTES];
-    api_sha256_init(&c);
-    api_sha256_update(&c, data, n);
-    api_sha256_final(&c, d);
-    for (int i = 0; i < API_SHA256_BYTES; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+void util_sha256_hex(const void *data, size_t n, char out[2 * UTIL_SHA256_BYTES + 1]) {
+    util_sha256 c;
+    uint8_t d[UTIL_SHA256_BYTES];
+    util_sha256_init(&c);
+    util_sha256_update(&c, data, n);
+    util_sha256_final(&c, d);
+    for (int i = 0; i < UTIL_SHA256_BYTES; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-int api_equal_ct(const void *a, const void *b, size_t n) {
+int util_equal_ct(const void *a, const void *b, size_t n) {
     const volatile uint8_t *x = a, *y = b;
     uint8_t diff = 0;
     for (size_t i = 0; i < n; i++) diff |= x[i] ^ y[i];

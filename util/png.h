@@ -1,7 +1,7 @@
 /*
  * png.h - PNG decoding and encoding in memory (libpng).
  *
- * Every image the daemon handles crosses this module as an api_image: 8-bit
+ * Every image the daemon handles crosses this module as an util_image: 8-bit
  * samples, interleaved (height, width, channels), channels 1 (gray), 3 (RGB)
  * or 4 (RGBA), the layout engine.h's eng_image uses. Whatever the file holds
  * (palette, 1/2/4/16-bit, gray, alpha, tRNS, Adam7 interlacing) the decoder
@@ -10,19 +10,19 @@
  * Functions return 0 on success and -1 on failure with a message in `msg`
  * (when msg is not NULL); a failing call leaves *out empty and leaks nothing.
  */
-#ifndef CODID_API_PNG_H
-#define CODID_API_PNG_H
+#ifndef CODID_UTIL_PNG_H
+#define CODID_UTIL_PNG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct api_image {
+typedef struct util_image {
     int width, height, channels; /* channels 1, 3 or 4 */
     uint8_t *data;               /* height * width * channels bytes */
-} api_image;
+} util_image;
 
 /* Frees img->data and zeroes the struct; NULL and empty images are fine. */
-void api_image_free(api_image *img);
+void util_image_free(util_image *img);
 
 /*
  * Decodes a PNG held in buf[0..len) into out (8-bit samples).
@@ -40,23 +40,23 @@ void api_image_free(api_image *img);
  * data (bad CRC in a critical chunk, short image data) and files missing
  * their IEND chunk.
  */
-int api_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels,
-                   api_image *out, char *msg, size_t msgsz);
+int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels,
+                   util_image *out, char *msg, size_t msgsz);
 
-/* api_png_decode for a file, streamed rather than read whole into memory. */
-int api_png_decode_file(const char *path, int want_channels, size_t max_pixels,
-                        api_image *out, char *msg, size_t msgsz);
+/* util_png_decode for a file, streamed rather than read whole into memory. */
+int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
+                        util_image *out, char *msg, size_t msgsz);
 
 /* Hard cap on one encoded PNG; images whose worst-case encoding could pass
  * it are refused before encoding starts. */
-#define API_PNG_ENCODE_MAX_BYTES ((size_t)1 << 30)
+#define UTIL_PNG_ENCODE_MAX_BYTES ((size_t)1 << 30)
 
 /*
  * Encodes w x h pixels (channels 1, 3 or 4, interleaved, 8-bit) as a
  * non-interlaced PNG into a buffer allocated with malloc: *out (free() it)
  * and *outlen.
  */
-int api_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out,
+int util_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out,
                    size_t *outlen, char *msg, size_t msgsz);
 
 #endif

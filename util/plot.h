@@ -5,28 +5,28 @@
  * last x printed with a small built-in digit font. No fonts or graphics
  * libraries beyond libpng.
  */
-#ifndef CODID_API_PLOT_H
-#define CODID_API_PLOT_H
+#ifndef CODID_UTIL_PLOT_H
+#define CODID_UTIL_PLOT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define API_PLOT_MIN_SIDE 64
-#define API_PLOT_MAX_SIDE 2048
-#define API_PLOT_MAX_SERIES 4
+#define UTIL_PLOT_MIN_SIDE 64
+#define UTIL_PLOT_MAX_SIDE 2048
+#define UTIL_PLOT_MAX_SERIES 4
 
-typedef struct api_series {
+typedef struct util_series {
     const double *y;    /* n values; NaN marks a gap */
     uint8_t rgb[3];
-} api_series;
+} util_series;
 
 /* Draws series[0..n_series) over x[0..n) (increasing) on a w x h canvas and
  * encodes it as a PNG (*png, malloc'd, *len). Returns 0, or -1 with msg. */
-int api_plot_png(const double *x, int n, const api_series *series, int n_series, int w, int h,
+int util_plot_png(const double *x, int n, const util_series *series, int n_series, int w, int h,
                  uint8_t **png, size_t *len, char *msg, size_t msgsz);
 
 /* The canvas before encoding (w * h * 3 bytes, malloc'd): for tests. */
-int api_plot_raster(const double *x, int n, const api_series *series, int n_series, int w, int h,
+int util_plot_raster(const double *x, int n, const util_series *series, int n_series, int w, int h,
                     uint8_t **rgb, char *msg, size_t msgsz);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * png.c - libpng behind api_image.
+ * png.c - libpng behind util_image.
  *
  * libpng reports errors by calling our error function, which must not
  * return: it copies the message and longjmps back to the setjmp in
@@ -9,9 +9,9 @@
  * after setjmp would be indeterminate) and the error path can free them.
  * libpng's own structs are created before the setjmp and never reassigned.
  */
-#include "api/png.h"
+#include "util/png.h"
 
-#include "api/buf.h"
+#include "util/buf.h"
 
 #include <errno.h>
 #include <png.h>
@@ -33,7 +33,7 @@ typedef struct codec_ctx {
     uint8_t *data;
     png_bytep *rows;
     /* encode output, capped */
-    api_buf out;
+    util_buf out;
 } codec_ctx;
 
 static void set_msg(char *msg, size_t msgsz, const char *text)
@@ -41,7 +41,7 @@ static void set_msg(char *msg, size_t msgsz, const char *text)
     if (msg && msgsz) snprintf(msg, msgsz, "%s", text);
 }
 
-void api_image_free(api_image *img)
+void util_image_free(util_image *img)
 {
     if (!img) return;
     free(img->data);
@@ -105,7 +105,7 @@ static int set_transforms(png_structp png, png_infop info, int want)
 
 /* Reads from the source already set in c, past the 8 signature bytes. */
 static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixels,
-                      api_image *out)
+                      util_image *out)
 {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     if (!png) {
@@ -175,8 +175,8 @@ static void decode_failed(const codec_ctx *c, char *msg, size_t msgsz)
     if (msg && msgsz) snprintf(msg, msgsz, "invalid PNG: %s", c->err);
 }
 
-int api_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels,
-                   api_image *out, char *msg, size_t msgsz)
+int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels,
+                   util_image *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof *out);
     if (check_want(want_channels, msg, msgsz) != 0) return -1;
@@ -192,8 +192,8 @@ int api_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max
     return 0;
 }
 
-int api_png_decode_file(const char *path, int want_channels, size_t max_pixels,
-                        api_image *out, char *msg, size_t msgsz)
+int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
+                        util_image *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof *out);
     if (check_want(want_channels, msg, msgsz) != 0) return -1;
@@ -218,7 +218,7 @@ int api_png_decode_file(const char *path, int want_channels, size_t max_pixels,
 static void write_buffer(png_structp png, png_bytep src, size_t n)
 {
     codec_ctx *c = png_get_io_ptr(png);
-    int rc = api_buf_add(&c->out, src, n);
+    int rc = util_buf_add(&c->out, src, n);
     if (rc == API_BUF_TOOBIG) png_error(png, "encoded PNG exceeds its size cap");
     if (rc != API_BUF_OK) png_error(png, "out of memory");
 }
@@ -243,7 +243,7 @@ static int encode_run(codec_ctx *c, const uint8_t *pixels, int w, int h, int cha
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        api_buf_free(&c->out);
+        util_buf_free(&c->out);
         return -1;
     }
     static const int color_types[5] = {0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB,
@@ -259,7 +259,7 @@ static int encode_run(codec_ctx *c, const uint8_t *pixels, int w, int h, int cha
     return 0;
 }
 
-int api_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out,
+int util_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out,
                    size_t *outlen, char *msg, size_t msgsz)
 {
     *out = NULL;
@@ -271,16 +271,16 @@ int api_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **
     /* Worst case: raw rows plus a filter byte each, deflate's stored-block
      * overhead (5 bytes per 16 KiB, bounded by raw / 1024) and chunk framing. */
     size_t raw = ((size_t)w * channels + 1) * (size_t)h;
-    if (raw > API_PNG_ENCODE_MAX_BYTES / 2) {
+    if (raw > UTIL_PNG_ENCODE_MAX_BYTES / 2) {
         set_msg(msg, msgsz, "encode: image too large");
         return -1;
     }
     codec_ctx c = {0};
-    api_buf_init(&c.out, raw + raw / 1024 + 65536);
+    util_buf_init(&c.out, raw + raw / 1024 + 65536);
     if (encode_run(&c, pixels, w, h, channels) != 0) {
         if (msg && msgsz) snprintf(msg, msgsz, "PNG encoding failed: %s", c.err);
         return -1;
     }
-    *out = (uint8_t *)api_buf_take(&c.out, outlen);
+    *out = (uint8_t *)util_buf_take(&c.out, outlen);
     return 0;
 }

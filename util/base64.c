@@ -1,4 +1,4 @@
-#include "api/base64.h"
+#include "util/base64.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,21 +13,21 @@ static void set_msg(char *msg, size_t msgsz, const char *text)
     if (msg && msgsz) snprintf(msg, msgsz, "%s", text);
 }
 
-size_t api_base64_encoded_len(size_t n)
+size_t util_base64_encoded_len(size_t n)
 {
     return (n / 3 + (n % 3 != 0)) * 4;
 }
 
-int api_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
+int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
                       size_t *outlen, char *msg, size_t msgsz)
 {
     *out = NULL;
     *outlen = 0;
-    if (n > (SIZE_MAX - 4) / 4 * 3 || api_base64_encoded_len(n) > max_out) {
+    if (n > (SIZE_MAX - 4) / 4 * 3 || util_base64_encoded_len(n) > max_out) {
         set_msg(msg, msgsz, "base64 output would exceed its size limit");
         return -1;
     }
-    size_t len = api_base64_encoded_len(n);
+    size_t len = util_base64_encoded_len(n);
     char *dst = malloc(len + 1);
     if (!dst) {
         set_msg(msg, msgsz, "out of memory");
@@ -71,7 +71,7 @@ static int is_space(unsigned char ch)
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
 }
 
-int api_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
+int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
                       size_t *outlen, char *msg, size_t msgsz)
 {
     *out = NULL;
@@ -137,7 +137,7 @@ too_long:
     return -1;
 }
 
-int api_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len,
+int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len,
                        char *msg, size_t msgsz)
 {
     static const char scheme[] = "data:", b64[] = ";base64", png[] = "image/png";

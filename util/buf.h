@@ -3,8 +3,8 @@
  * (curl's dynbuf): request bodies and response texts grow in one of these,
  * so no input can make the daemon allocate past the limit it was given.
  */
-#ifndef CODID_API_BUF_H
-#define CODID_API_BUF_H
+#ifndef CODID_UTIL_BUF_H
+#define CODID_UTIL_BUF_H
 
 #include <stddef.h>
 
@@ -14,15 +14,15 @@ enum {
     API_BUF_NOMEM = -2
 };
 
-typedef struct api_buf {
+typedef struct util_buf {
     char *data; /* NUL-terminated past len when not NULL */
     size_t len, alloc, max;
-} api_buf;
+} util_buf;
 
-void api_buf_init(api_buf *b, size_t max);
-int api_buf_add(api_buf *b, const void *p, size_t n);
+void util_buf_init(util_buf *b, size_t max);
+int util_buf_add(util_buf *b, const void *p, size_t n);
 /* Hands the data (may be NULL when empty) to the caller and resets b. */
-char *api_buf_take(api_buf *b, size_t *len);
-void api_buf_free(api_buf *b);
+char *util_buf_take(util_buf *b, size_t *len);
+void util_buf_free(util_buf *b);
 
 #endif

@@ -1,18 +1,18 @@
 /* buf.c - see buf.h. */
-#include "api/buf.h"
+#include "util/buf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define BUF_MIN_ALLOC 256
 
-void api_buf_init(api_buf *b, size_t max) {
+void util_buf_init(util_buf *b, size_t max) {
     b->data = NULL;
     b->len = b->alloc = 0;
     b->max = max;
 }
 
-int api_buf_add(api_buf *b, const void *p, size_t n) {
+int util_buf_add(util_buf *b, const void *p, size_t n) {
     if (n > b->max - b->len) return API_BUF_TOOBIG;
     size_t need = b->len + n + 1; /* room for the NUL */
     if (need > b->alloc) {
@@ -29,14 +29,14 @@ int api_buf_add(api_buf *b, const void *p, size_t n) {
     return API_BUF_OK;
 }
 
-char *api_buf_take(api_buf *b, size_t *len) {
+char *util_buf_take(util_buf *b, size_t *len) {
     char *data = b->data;
     if (len) *len = b->len;
-    api_buf_init(b, b->max);
+    util_buf_init(b, b->max);
     return data;
 }
 
-void api_buf_free(api_buf *b) {
+void util_buf_free(util_buf *b) {
     free(b->data);
-    api_buf_init(b, b->max);
+    util_buf_init(b, b->max);
 }

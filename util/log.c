@@ -2,7 +2,7 @@
  * log.c - see log.h. Lines longer than LOG_LINE_MAX are cut, never split:
  * a log line is one event.
  */
-#include "server/log.h"
+#include "util/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,28 +13,28 @@
 
 #define LOG_LINE_MAX 2048
 
-srv_log_level srv_log_threshold = SRV_LOG_INFO;
+util_log_level util_log_threshold = UTIL_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const level_tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
 
-void srv_log_set_level(srv_log_level level) { srv_log_threshold = level; }
+void util_log_set_level(util_log_level level) { util_log_threshold = level; }
 
-int srv_log_level_from_name(const char *name, srv_log_level *out) {
-    for (int i = 0; i <= SRV_LOG_DEBUG; i++) {
+int util_log_level_from_name(const char *name, util_log_level *out) {
+    for (int i = 0; i <= UTIL_LOG_DEBUG; i++) {
         if (strcasecmp(name, level_names[i]) == 0) {
-            *out = (srv_log_level)i;
+            *out = (util_log_level)i;
             return 0;
         }
     }
     return -1;
 }
 
-const char *srv_log_level_name(srv_log_level level) {
-    return level >= SRV_LOG_ERROR && level <= SRV_LOG_DEBUG ? level_names[level] : "?";
+const char *util_log_level_name(util_log_level level) {
+    return level >= UTIL_LOG_ERROR && level <= UTIL_LOG_DEBUG ? level_names[level] : "?";
 }
 
-void srv_log_write(srv_log_level level, const char *fmt, ...) {
+void util_log_write(util_log_level level, const char *fmt, ...) {
     char line[LOG_LINE_MAX];
     struct timespec ts;
     struct tm tm;

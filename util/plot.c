@@ -1,12 +1,12 @@
 /* plot.c - see plot.h. */
-#include "api/plot.h"
+#include "util/plot.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/png.h"
+#include "util/png.h"
 
 #define MARGIN_LEFT 56
 #define MARGIN_RIGHT 12
@@ -67,13 +67,13 @@ static void number(char *buf, size_t bufsz, double v) {
     snprintf(buf, bufsz, "%.3g", v);
 }
 
-int api_plot_raster(const double *x, int n, const api_series *series, int n_series, int w, int h,
+int util_plot_raster(const double *x, int n, const util_series *series, int n_series, int w, int h,
                     uint8_t **rgb, char *msg, size_t msgsz) {
-    if (w < API_PLOT_MIN_SIDE || h < API_PLOT_MIN_SIDE || w > API_PLOT_MAX_SIDE || h > API_PLOT_MAX_SIDE) {
-        snprintf(msg, msgsz, "the plot must be %d to %d pixels a side", API_PLOT_MIN_SIDE, API_PLOT_MAX_SIDE);
+    if (w < UTIL_PLOT_MIN_SIDE || h < UTIL_PLOT_MIN_SIDE || w > UTIL_PLOT_MAX_SIDE || h > UTIL_PLOT_MAX_SIDE) {
+        snprintf(msg, msgsz, "the plot must be %d to %d pixels a side", UTIL_PLOT_MIN_SIDE, UTIL_PLOT_MAX_SIDE);
         return -1;
     }
-    if (n_series < 0 || n_series > API_PLOT_MAX_SERIES || n < 0) {
+    if (n_series < 0 || n_series > UTIL_PLOT_MAX_SERIES || n < 0) {
         snprintf(msg, msgsz, "bad series");
         return -1;
     }
@@ -137,11 +137,11 @@ int api_plot_raster(const double *x, int n, const api_series *series, int n_seri
     return 0;
 }
 
-int api_plot_png(const double *x, int n, const api_series *series, int n_series, int w, int h,
+int util_plot_png(const double *x, int n, const util_series *series, int n_series, int w, int h,
                  uint8_t **png, size_t *len, char *msg, size_t msgsz) {
     uint8_t *rgb;
-    if (api_plot_raster(x, n, series, n_series, w, h, &rgb, msg, msgsz) != 0) return -1;
-    int rc = api_png_encode(rgb, w, h, 3, png, len, msg, msgsz);
+    if (util_plot_raster(x, n, series, n_series, w, h, &rgb, msg, msgsz) != 0) return -1;
+    int rc = util_png_encode(rgb, w, h, 3, png, len, msg, msgsz);
     free(rgb);
     return rc;
 }

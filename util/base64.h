@@ -6,17 +6,17 @@
  * (when msg is not NULL). Outputs are allocated with malloc (free() them),
  * NUL-terminated for convenience, and bounded by the caller's max_out.
  */
-#ifndef CODID_API_BASE64_H
-#define CODID_API_BASE64_H
+#ifndef CODID_UTIL_BASE64_H
+#define CODID_UTIL_BASE64_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* Characters in the padded encoding of n bytes, without the NUL. */
-size_t api_base64_encoded_len(size_t n);
+size_t util_base64_encoded_len(size_t n);
 
 /* Encodes src[0..n) with padding; refuses output longer than max_out. */
-int api_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
+int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
                       size_t *outlen, char *msg, size_t msgsz);
 
 /*
@@ -25,7 +25,7 @@ int api_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
  * other character outside the standard alphabet (including base64url's '-'
  * and '_') is refused with its offset. Refuses output longer than max_out.
  */
-int api_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
+int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
                       size_t *outlen, char *msg, size_t msgsz);
 
 /*
@@ -34,7 +34,7 @@ int api_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
  * present and a media type, if any, of image/png (case-insensitive).
  * Sets *payload / *payload_len to point inside s.
  */
-int api_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len,
+int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len,
                        char *msg, size_t msgsz);
 
 #endif
