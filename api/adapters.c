@@ -63,8 +63,10 @@ static void drop(api_adapters *c, int i, eng_adapter **freed, int *n_freed) {
  * ones past capacity, go to the free list (room: c->n entries). */
 static void sweep(api_adapters *c, eng_adapter **freed, int *n_freed) {
     for (int i = 0; i < c->n;)
-        if (c->items[i].dead && c->items[i].refs == 0) drop(c, i, freed, n_freed);
-        else i++;
+        if (c->items[i].dead && c->items[i].refs == 0)
+            drop(c, i, freed, n_freed);
+        else
+            i++;
     while (c->n > c->capacity) {
         int lru = -1;
         for (int i = 0; i < c->n; i++)
@@ -85,8 +87,7 @@ static void free_all(eng_adapter **freed, int n) {
     free(freed);
 }
 
-int api_adapters_acquire(api_adapters *c, int64_t id, const char *path, eng_adapter **out,
-                         char *msg, size_t msgsz) {
+int api_adapters_acquire(api_adapters *c, int64_t id, const char *path, eng_adapter **out, char *msg, size_t msgsz) {
     eng_adapter *loaded = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         pthread_mutex_lock(&c->lock);
@@ -195,7 +196,9 @@ int64_t api_adapters_memory(api_adapters *c, int *count) {
 
 /* ---- endpoints -------------------------------------------------------- */
 
-static void sweep_task(void *arg) { api_adapters_sweep(arg); }
+static void sweep_task(void *arg) {
+    api_adapters_sweep(arg);
+}
 
 /* Adds "loaded" (whether generation has it in memory) to an adapter. */
 static void add_loaded(api_app *app, cJSON *a) {

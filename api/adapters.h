@@ -26,8 +26,7 @@ void api_adapters_stop(api_adapters *c);
 
 /* The adapter of registry row id (file path), loaded when missing. Returns
  * an eng_status with a message; *out holds a reference until release. */
-int api_adapters_acquire(api_adapters *c, int64_t id, const char *path, eng_adapter **out,
-                         char *msg, size_t msgsz);
+int api_adapters_acquire(api_adapters *c, int64_t id, const char *path, eng_adapter **out, char *msg, size_t msgsz);
 void api_adapters_release(api_adapters *c, eng_adapter *a);
 /* The row is gone: the adapter is freed once unused, by the next sweep or
  * acquire (event-loop safe). */

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/batcher.h"
 #include "api/http.h"
 #include "engine/engine.h"
 #include "jobs/store.h"
-#include "api/batcher.h"
 
 typedef struct api_tasks api_tasks;
 typedef struct api_adapters api_adapters;
@@ -32,10 +32,10 @@ typedef struct api_limits {
     int64_t max_pixels;
     int max_n;
     int max_steps;
-    int queue_max;       /* generate requests waiting; then 429 */
-    int max_streams;     /* open event streams */
+    int queue_max;   /* generate requests waiting; then 429 */
+    int max_streams; /* open event streams */
     char cors_origins[1024];
-    char cifar10_dir[1024];       /* built-in dataset sources */
+    char cifar10_dir[1024]; /* built-in dataset sources */
     char fashion_mnist_dir[1024];
 } api_limits;
 

@@ -1,26 +1,25 @@
 /* auth.c - see auth.h. */
 #include "api/auth.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <arpa/inet.h>
 
 #include "api/api.h"
 #include "util/sha256.h"
 
-#define KEY_TAG "codid_"
+#define KEY_TAG        "codid_"
 #define KEY_PREFIX_HEX 12
 #define KEY_SECRET_HEX 48
-#define KEY_LEN (sizeof KEY_TAG - 1 + KEY_PREFIX_HEX + 1 + KEY_SECRET_HEX)
-#define CORS_MAX_AGE "600"
+#define KEY_LEN        (sizeof KEY_TAG - 1 + KEY_PREFIX_HEX + 1 + KEY_SECRET_HEX)
+#define CORS_MAX_AGE   "600"
 
 /* Request headers a cross-origin client may send (lower case). */
-static const char *const cors_headers[] = {"authorization", "content-type", "x-api-key", "accept",
-                                           "last-event-id"};
-#define CORS_ALLOW_HEADERS "Authorization, Content-Type, X-API-Key, Accept, Last-Event-ID"
+static const char *const cors_headers[] = {"authorization", "content-type", "x-api-key", "accept", "last-event-id"};
+#define CORS_ALLOW_HEADERS  "Authorization, Content-Type, X-API-Key, Accept, Last-Event-ID"
 #define CORS_EXPOSE_HEADERS "X-Request-Id, X-Seed, Retry-After, Location"
 
 static int hex_random(char *out, size_t hex_digits) {
@@ -31,8 +30,7 @@ static int hex_random(char *out, size_t hex_digits) {
     return 0;
 }
 
-int api_key_create(jobs_store *st, const char *scope, char *key, size_t keysz, int64_t *id,
-                   char *msg, size_t msgsz) {
+int api_key_create(jobs_store *st, const char *scope, char *key, size_t keysz, int64_t *id, char *msg, size_t msgsz) {
     char prefix[KEY_PREFIX_HEX + 1], secret[KEY_SECRET_HEX + 1], hash[2 * UTIL_SHA256_BYTES + 1];
     if (keysz < KEY_LEN + 1) {
         snprintf(msg, msgsz, "key buffer too small");
@@ -72,9 +70,8 @@ typedef enum key_check { KEY_NONE, KEY_BAD, KEY_GENERATE, KEY_ADMIN, KEY_ERROR }
 static key_check check_key(jobs_store *st, const char *key) {
     if (!key) return KEY_NONE;
     size_t tag = sizeof KEY_TAG - 1;
-    if (strlen(key) != KEY_LEN || strncmp(key, KEY_TAG, tag) != 0 ||
-        !all_hex(key + tag, KEY_PREFIX_HEX) || key[tag + KEY_PREFIX_HEX] != '_' ||
-        !all_hex(key + tag + KEY_PREFIX_HEX + 1, KEY_SECRET_HEX))
+    if (strlen(key) != KEY_LEN || strncmp(key, KEY_TAG, tag) != 0 || !all_hex(key + tag, KEY_PREFIX_HEX) ||
+        key[tag + KEY_PREFIX_HEX] != '_' || !all_hex(key + tag + KEY_PREFIX_HEX + 1, KEY_SECRET_HEX))
         return KEY_BAD;
     char prefix[KEY_PREFIX_HEX + 1], hash[2 * UTIL_SHA256_BYTES + 1], msg[128];
     memcpy(prefix, key + tag, KEY_PREFIX_HEX);
@@ -115,8 +112,10 @@ static int origin_allowed(const char *list, const char *origin, int *any) {
         size_t n = strcspn(p, ",");
         size_t m = n;
         while (m && p[m - 1] == ' ') m--;
-        if (m == 1 && *p == '*') *any = 1;
-        else if (m && m == olen && memcmp(p, origin, m) == 0) return 1;
+        if (m == 1 && *p == '*')
+            *any = 1;
+        else if (m && m == olen && memcmp(p, origin, m) == 0)
+            return 1;
         p += n;
     }
     return *any;
@@ -157,11 +156,12 @@ static int header_refused(const char *list, char *bad, size_t badsz) {
 static api_status cors(api_request *r, const api_limits *cfg) {
     const char *origin = api_request_header(r, "Origin");
     const char *want_method = api_request_header(r, "Access-Control-Request-Method");
-    int preflight = !api_request_route(r) && *api_request_allow(r) && want_method &&
-                    strcmp(api_request_method(r), "OPTIONS") == 0;
+    int preflight =
+        !api_request_route(r) && *api_request_allow(r) && want_method && strcmp(api_request_method(r), "OPTIONS") == 0;
     if (!*cfg->cors_origins) {
         if (preflight && origin)
-            return api_problem(r, API_FORBIDDEN, "Origin: cross-origin requests are not enabled (cors_origins is empty)");
+            return api_problem(r, API_FORBIDDEN,
+                               "Origin: cross-origin requests are not enabled (cors_origins is empty)");
         return 0;
     }
     int any = 0;
@@ -169,8 +169,7 @@ static api_status cors(api_request *r, const api_limits *cfg) {
     if (!any) api_request_keep_header(r, "Vary", "Origin");
     if (!origin) return 0;
     if (!allowed) {
-        if (preflight)
-            return api_problem(r, API_FORBIDDEN, "Origin: '%.100s' is not in cors_origins", origin);
+        if (preflight) return api_problem(r, API_FORBIDDEN, "Origin: '%.100s' is not in cors_origins", origin);
         return 0; /* no CORS headers: the browser keeps the answer from the page */
     }
     api_request_keep_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
@@ -180,13 +179,11 @@ static api_status cors(api_request *r, const api_limits *cfg) {
 
     char bad[80];
     if (!method_listed(api_request_allow(r), want_method))
-        return api_problem(r, API_FORBIDDEN,
-                           "Access-Control-Request-Method: %.20s is not allowed on %s (allowed: %s)",
+        return api_problem(r, API_FORBIDDEN, "Access-Control-Request-Method: %.20s is not allowed on %s (allowed: %s)",
                            want_method, api_request_path(r), api_request_allow(r));
     const char *want_headers = api_request_header(r, "Access-Control-Request-Headers");
     if (want_headers && header_refused(want_headers, bad, sizeof bad))
-        return api_problem(r, API_FORBIDDEN,
-                           "Access-Control-Request-Headers: '%s' is not allowed (allowed: %s)", bad,
+        return api_problem(r, API_FORBIDDEN, "Access-Control-Request-Headers: '%s' is not allowed (allowed: %s)", bad,
                            CORS_ALLOW_HEADERS);
     api_respond(r, API_NO_CONTENT, "text/plain", NULL, 0);
     api_response_header(r, "Access-Control-Allow-Methods", api_request_allow(r));
@@ -213,22 +210,20 @@ api_status api_admit(api_request *r) {
      * answers 503 */
     if (!atomic_load_explicit(&app->ready, memory_order_acquire)) return 0;
     int configured = keys_configured(app);
-    if (configured < 0)
-        return api_problem(r, API_SERVICE_UNAVAILABLE, "the key store cannot be read; try again");
+    if (configured < 0) return api_problem(r, API_SERVICE_UNAVAILABLE, "the key store cannot be read; try again");
     if (configured == 0) return 0;
     switch (check_key(app->store, request_key(r))) {
-    case KEY_NONE:
-        return unauthorized(r, "Authorization: this needs an API key (Authorization: Bearer KEY, or X-API-Key: KEY)");
-    case KEY_BAD: return unauthorized(r, "Authorization: unknown, revoked or malformed API key");
-    case KEY_ERROR:
-        return api_problem(r, API_SERVICE_UNAVAILABLE, "the key store cannot be read; try again");
-    case KEY_GENERATE:
-        if (route->access == API_ACCESS_ADMIN)
-            return api_problem(r, API_FORBIDDEN,
-                               "scope: %s %s needs an admin key; this key's scope is generate",
-                               api_request_method(r), route->pattern);
-        return 0;
-    case KEY_ADMIN: return 0;
+        case KEY_NONE:
+            return unauthorized(r,
+                                "Authorization: this needs an API key (Authorization: Bearer KEY, or X-API-Key: KEY)");
+        case KEY_BAD: return unauthorized(r, "Authorization: unknown, revoked or malformed API key");
+        case KEY_ERROR: return api_problem(r, API_SERVICE_UNAVAILABLE, "the key store cannot be read; try again");
+        case KEY_GENERATE:
+            if (route->access == API_ACCESS_ADMIN)
+                return api_problem(r, API_FORBIDDEN, "scope: %s %s needs an admin key; this key's scope is generate",
+                                   api_request_method(r), route->pattern);
+            return 0;
+        case KEY_ADMIN: return 0;
     }
     return 0;
 }

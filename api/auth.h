@@ -33,8 +33,7 @@ enum { API_ACCESS_PUBLIC = 0, API_ACCESS_GENERATE = 1, API_ACCESS_ADMIN = 2 };
 
 /* Makes a key of scope "generate" or "admin", stores its hash, and writes
  * the key to key[0..keysz). Returns a jobs_status. */
-int api_key_create(jobs_store *st, const char *scope, char *key, size_t keysz, int64_t *id,
-                   char *msg, size_t msgsz);
+int api_key_create(jobs_store *st, const char *scope, char *key, size_t keysz, int64_t *id, char *msg, size_t msgsz);
 
 /* The admit hook (api_server_params.admit); the app is an api_app. */
 api_status api_admit(api_request *r);

@@ -58,20 +58,20 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "util/png.h"
 #include "util/log.h"
+#include "util/png.h"
 
 struct api_batcher {
     api_batcher_params p;
     pthread_t thread;
-    pthread_mutex_t lock;     /* guards the queue and stopping */
-    pthread_cond_t more;      /* a request arrived, or stopping began */
+    pthread_mutex_t lock; /* guards the queue and stopping */
+    pthread_cond_t more;  /* a request arrived, or stopping began */
     api_gen_request *head, *tail;
     int queued;
     int stopping;
-    atomic_int cancel;        /* the running engine call should stop */
-    api_gen_request **batch;  /* room for the requests of one batch */
-    int last_images;          /* images in the previous batch (batcher thread) */
+    atomic_int cancel;       /* the running engine call should stop */
+    api_gen_request **batch; /* room for the requests of one batch */
+    int last_images;         /* images in the previous batch (batcher thread) */
 };
 
 /* The batch being formed or run; lives on the batcher thread's stack. */
@@ -133,8 +133,10 @@ static void complete_all(api_gen_request *list) {
 }
 
 static void unlink_req(api_batcher *b, api_gen_request *prev, api_gen_request *req) {
-    if (prev) prev->next = req->next;
-    else b->head = req->next;
+    if (prev)
+        prev->next = req->next;
+    else
+        b->head = req->next;
     if (b->tail == req) b->tail = prev;
     req->next = NULL;
     b->queued--;
@@ -142,13 +144,12 @@ static void unlink_req(api_batcher *b, api_gen_request *prev, api_gen_request *r
 
 /* A request that must not run: its client left or it waited too long.
  * Moves it to *failed and returns 1. Called under the lock. */
-static int drop_if_stale(api_batcher *b, api_gen_request *req, double now,
-                         api_gen_request **failed) {
+static int drop_if_stale(api_batcher *b, api_gen_request *req, double now, api_gen_request **failed) {
     if (req->client_gone && req->client_gone(req))
         fail_req(req, API_GEN_EGONE, "the client disconnected");
     else if (now - req->enqueued_ms > b->p.queue_timeout_ms)
-        fail_req(req, API_GEN_ETIMEDOUT, "waited %.0f ms in the queue, over %d ms",
-                 now - req->enqueued_ms, b->p.queue_timeout_ms);
+        fail_req(req, API_GEN_ETIMEDOUT, "waited %.0f ms in the queue, over %d ms", now - req->enqueued_ms,
+                 b->p.queue_timeout_ms);
     else
         return 0;
     req->next = *failed;
@@ -173,8 +174,7 @@ static void batch_add(batch *bt, api_gen_request *req) {
 }
 
 static int batch_fits(const batch *bt, const api_gen_request *req, int max_batch) {
-    if (req->adapter != bt->adapter || req->steps != bt->steps || req->eta != bt->eta)
-        return 0;
+    if (req->adapter != bt->adapter || req->steps != bt->steps || req->eta != bt->eta) return 0;
     if (bt->images + req->n > max_batch) return 0;
     if (req->seed_given) return req->seed == bt->next_seed;
     return bt->next_seed + (uint64_t)req->n <= API_SEED_LIMIT;
@@ -248,8 +248,8 @@ static void encode_images(api_gen_request *req, const eng_image *imgs) {
     for (int i = 0; i < req->n; i++) {
         const eng_image *im = &imgs[i];
         char msg[200];
-        if (util_png_encode(im->data, im->width, im->height, im->channels, &req->pngs[i],
-                           &req->png_lens[i], msg, sizeof msg) != 0) {
+        if (util_png_encode(im->data, im->width, im->height, im->channels, &req->pngs[i], &req->png_lens[i], msg,
+                            sizeof msg) != 0) {
             fail_req(req, API_GEN_EENGINE, "PNG encoding failed: %s", msg);
             return;
         }
@@ -284,9 +284,8 @@ static void run_batch(api_batcher *b, batch *bt) {
         snprintf(err.msg, sizeof err.msg, "out of memory");
     }
     double t1 = now_ms();
-    util_log(UTIL_LOG_DEBUG, "batch: %d requests, %d images, %d steps, seed %llu: %.1f ms%s%s",
-            bt->n_reqs, bt->images, bt->steps, (unsigned long long)bt->seed, t1 - t0,
-            rc ? ", failed: " : "", rc ? err.msg : "");
+    util_log(UTIL_LOG_DEBUG, "batch: %d requests, %d images, %d steps, seed %llu: %.1f ms%s%s", bt->n_reqs, bt->images,
+             bt->steps, (unsigned long long)bt->seed, t1 - t0, rc ? ", failed: " : "", rc ? err.msg : "");
 
     int offset = 0;
     for (int i = 0; i < bt->n_reqs; i++) {
@@ -336,8 +335,7 @@ static void *batcher_main(void *arg) {
     b->head = b->tail = NULL;
     b->queued = 0;
     pthread_mutex_unlock(&b->lock);
-    for (api_gen_request *req = left; req; req = req->next)
-        fail_req(req, API_GEN_ESHUTDOWN, "the daemon is stopping");
+    for (api_gen_request *req = left; req; req = req->next) fail_req(req, API_GEN_ESHUTDOWN, "the daemon is stopping");
     complete_all(left);
     return NULL;
 }
@@ -378,12 +376,12 @@ int api_batcher_submit(api_batcher *b, api_gen_request *req) {
     req->png_lens = NULL;
     req->msg[0] = '\0';
     pthread_mutex_lock(&b->lock);
-    int rc = b->stopping ? SRV_BATCH_ESTOPPED
-             : b->queued >= b->p.queue_max ? SRV_BATCH_EFULL
-                                           : SRV_BATCH_OK;
+    int rc = b->stopping ? SRV_BATCH_ESTOPPED : b->queued >= b->p.queue_max ? SRV_BATCH_EFULL : SRV_BATCH_OK;
     if (rc == SRV_BATCH_OK) {
-        if (b->tail) b->tail->next = req;
-        else b->head = req;
+        if (b->tail)
+            b->tail->next = req;
+        else
+            b->head = req;
         b->tail = req;
         b->queued++;
         pthread_cond_signal(&b->more);

@@ -19,10 +19,10 @@
 
 typedef enum api_gen_status {
     API_GEN_OK = 0,
-    API_GEN_ESHUTDOWN = -1,  /* the daemon is stopping */
-    API_GEN_ETIMEDOUT = -2,  /* waited longer than the queue timeout */
-    API_GEN_EGONE = -3,      /* the client disconnected before its images were made */
-    API_GEN_EENGINE = -4,    /* the engine failed; msg says why */
+    API_GEN_ESHUTDOWN = -1, /* the daemon is stopping */
+    API_GEN_ETIMEDOUT = -2, /* waited longer than the queue timeout */
+    API_GEN_EGONE = -3,     /* the client disconnected before its images were made */
+    API_GEN_EENGINE = -4,   /* the engine failed; msg says why */
     API_GEN_ENOMEM = -5
 } api_gen_status;
 
@@ -30,12 +30,12 @@ typedef struct api_gen_request api_gen_request;
 
 struct api_gen_request {
     /* Set by the submitter. */
-    eng_adapter *adapter; /* NULL: unconditional */
+    eng_adapter *adapter;  /* NULL: unconditional */
     const eng_image *cond; /* with an adapter: the condition of all n images,
                               at the model's size (the submitter's) */
     int n, steps;
     float eta;
-    int seed_given;       /* 0: the batcher picks the seed and reports it */
+    int seed_given; /* 0: the batcher picks the seed and reports it */
     uint64_t seed;
     /* 1 when nobody waits for the result any more; called on the batcher
      * thread, may be NULL. */
@@ -48,10 +48,10 @@ struct api_gen_request {
     /* Set by the batcher before done(). */
     api_gen_status status;
     char msg[256];
-    uint8_t **pngs;       /* n encoded images (malloc'd) when status is OK */
+    uint8_t **pngs; /* n encoded images (malloc'd) when status is OK */
     size_t *png_lens;
     double queue_ms, inference_ms, encode_ms;
-    int batch_images;     /* images made by the engine call this request rode in */
+    int batch_images; /* images made by the engine call this request rode in */
 
     /* Private to the batcher. */
     api_gen_request *next;
@@ -75,8 +75,8 @@ typedef struct api_batcher_params {
 
 enum {
     SRV_BATCH_OK = 0,
-    SRV_BATCH_EFULL = -1,    /* queue_max requests are waiting */
-    SRV_BATCH_ESTOPPED = -2  /* api_batcher_stop() has begun */
+    SRV_BATCH_EFULL = -1,   /* queue_max requests are waiting */
+    SRV_BATCH_ESTOPPED = -2 /* api_batcher_stop() has begun */
 };
 
 int api_batcher_start(const api_batcher_params *p, api_batcher **out, char *msg, size_t msgsz);

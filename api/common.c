@@ -15,17 +15,17 @@ int api_not_ready(api_request *r) {
 
 api_status api_jobs_problem(api_request *r, int rc, const char *msg) {
     switch (rc) {
-    case JOBS_EINVAL: return api_problem(r, API_BAD_REQUEST, "%s", msg);
-    case JOBS_ENOTFOUND: return api_problem(r, API_NOT_FOUND, "%s", msg);
-    case JOBS_ESTATE:
-    case JOBS_EEXIST:
-    case JOBS_EINUSE: return api_problem(r, API_CONFLICT, "%s", msg);
-    case JOBS_EBUSY: {
-        api_status st = api_problem(r, API_SERVICE_UNAVAILABLE, "%s", msg);
-        api_response_header(r, "Retry-After", "1");
-        return st;
-    }
-    default: return api_problem(r, API_INTERNAL_SERVER_ERROR, "%s", msg);
+        case JOBS_EINVAL: return api_problem(r, API_BAD_REQUEST, "%s", msg);
+        case JOBS_ENOTFOUND: return api_problem(r, API_NOT_FOUND, "%s", msg);
+        case JOBS_ESTATE:
+        case JOBS_EEXIST:
+        case JOBS_EINUSE: return api_problem(r, API_CONFLICT, "%s", msg);
+        case JOBS_EBUSY: {
+            api_status st = api_problem(r, API_SERVICE_UNAVAILABLE, "%s", msg);
+            api_response_header(r, "Retry-After", "1");
+            return st;
+        }
+        default: return api_problem(r, API_INTERNAL_SERVER_ERROR, "%s", msg);
     }
 }
 

@@ -50,45 +50,42 @@ int api_bicubic_resize(const uint8_t *src, int side, int c, uint8_t *dst, int si
         for (int x = 0; x < size; x++)
             for (int ch = 0; ch < c; ch++) {
                 double acc = 0;
-                for (int k = 0; k < 4; k++)
-                    acc += wt[x * 4 + k] * src[((size_t)y * side + idx[x * 4 + k]) * c + ch];
+                for (int k = 0; k < 4; k++) acc += wt[x * 4 + k] * src[((size_t)y * side + idx[x * 4 + k]) * c + ch];
                 tmp[((size_t)y * size + x) * c + ch] = acc;
             }
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++)
             for (int ch = 0; ch < c; ch++) {
                 double acc = 0;
-                for (int k = 0; k < 4; k++)
-                    acc += wt[y * 4 + k] * tmp[((size_t)idx[y * 4 + k] * size + x) * c + ch];
+                for (int k = 0; k < 4; k++) acc += wt[y * 4 + k] * tmp[((size_t)idx[y * 4 + k] * size + x) * c + ch];
                 dst[((size_t)y * size + x) * c + ch] = acc <= 0 ? 0 : acc >= 255 ? 255 : (uint8_t)lround(acc);
             }
     free(tmp), free(idx), free(wt);
     return 0;
 }
 
-static const char *channels_word(int c) { return c == 1 ? "grayscale" : c == 3 ? "RGB" : "RGBA"; }
+static const char *channels_word(int c) {
+    return c == 1 ? "grayscale" : c == 3 ? "RGB" : "RGBA";
+}
 
 /* img fitted to size x size with `channels`: bicubic up for sr inputs
  * smaller than the model, the importers' crop-and-resize otherwise. */
-static int fit(const api_cond_params *p, const util_image *img, int channels, uint8_t *out, char *msg,
-               size_t msgsz) {
+static int fit(const api_cond_params *p, const util_image *img, int channels, uint8_t *out, char *msg, size_t msgsz) {
     int side = img->width < img->height ? img->width : img->height;
     if (p->task.kind != ENG_TASK_SR || side >= p->size)
-        return jobs_image_fit(img->data, img->width, img->height, img->channels, p->size, channels, out, msg,
-                              msgsz);
+        return jobs_image_fit(img->data, img->width, img->height, img->channels, p->size, channels, out, msg, msgsz);
     /* crop and convert at the native size, then upsample */
     uint8_t *crop = malloc((size_t)side * side * channels);
-    int rc = crop ? jobs_image_fit(img->data, img->width, img->height, img->channels, side, channels, crop, msg,
-                                   msgsz)
-                  : -1;
+    int rc =
+        crop ? jobs_image_fit(img->data, img->width, img->height, img->channels, side, channels, crop, msg, msgsz) : -1;
     if (rc == 0) rc = api_bicubic_resize(crop, side, channels, out, p->size);
     if (rc != 0 && !crop) snprintf(msg, msgsz, "out of memory");
     free(crop);
     return rc;
 }
 
-static api_status preprocess(const api_cond_params *p, const util_image *img, int want, uint8_t *out,
-                             char *msg, size_t msgsz) {
+static api_status preprocess(const api_cond_params *p, const util_image *img, int want, uint8_t *out, char *msg,
+                             size_t msgsz) {
     static const char *const names[] = {"none", "canny", "sobel", "gray", "task"};
     int ci = p->model_channels, size = p->size;
     eng_task_params tp = p->task;
@@ -135,8 +132,8 @@ static api_status preprocess(const api_cond_params *p, const util_image *img, in
     return st;
 }
 
-api_status api_condition_build(const api_cond_params *p, const util_image *img, const util_image *mask,
-                               eng_image *out, char *msg, size_t msgsz) {
+api_status api_condition_build(const api_cond_params *p, const util_image *img, const util_image *mask, eng_image *out,
+                               char *msg, size_t msgsz) {
     const char *task = eng_task_name(p->task.kind);
     int ci = p->model_channels, size = p->size;
     int want = eng_task_cond_channels(&p->task, ci);
@@ -177,8 +174,8 @@ api_status api_condition_build(const api_cond_params *p, const util_image *img, 
     } else {
         int rgb = inpaint ? want - 1 : want;
         if (img->channels < rgb) {
-            snprintf(msg, msgsz, "image: the %s adapter takes a %d-channel (%s) image; got %d channels (%s)", task,
-                     rgb, channels_word(rgb), img->channels, channels_word(img->channels));
+            snprintf(msg, msgsz, "image: the %s adapter takes a %d-channel (%s) image; got %d channels (%s)", task, rgb,
+                     channels_word(rgb), img->channels, channels_word(img->channels));
             st = API_BAD_REQUEST;
         } else if (!inpaint) {
             if (fit(p, img, rgb, data, msg, msgsz) != 0) st = API_INTERNAL_SERVER_ERROR;

@@ -24,8 +24,8 @@
 #include <stdint.h>
 
 #include "api/http.h"
-#include "util/png.h"
 #include "engine/engine.h"
+#include "util/png.h"
 
 typedef enum api_preprocess {
     API_PRE_NONE = 0,
@@ -43,14 +43,14 @@ typedef struct api_cond_params {
     int model_channels;   /* the base model's image channels */
     int size;             /* the model's sample size */
     api_preprocess preprocess;
-    uint64_t seed;        /* for preprocess "task" */
+    uint64_t seed; /* for preprocess "task" */
 } api_cond_params;
 
 /* Builds *out (data malloc'd: eng_image_free or free) from img and mask
  * (NULL when not given). API_OK, or a 4xx (or 500) with msg naming the
  * field (image, mask, preprocess). */
-api_status api_condition_build(const api_cond_params *p, const util_image *img, const util_image *mask,
-                               eng_image *out, char *msg, size_t msgsz);
+api_status api_condition_build(const api_cond_params *p, const util_image *img, const util_image *mask, eng_image *out,
+                               char *msg, size_t msgsz);
 
 /* Bicubic resize of a side x side image of c channels to size x size. */
 int api_bicubic_resize(const uint8_t *src, int side, int c, uint8_t *dst, int size);

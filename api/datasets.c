@@ -25,16 +25,16 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "util/png.h"
 #include "api/tasks.h"
 #include "api/upload.h"
 #include "jobs/dataset.h"
 #include "jobs/jobs.h"
 #include "jobs/jobspec.h"
 #include "util/log.h"
+#include "util/png.h"
 
 #define UPLOAD_FILES_MAX 100000
-#define FILE_LABEL_MAX 120
+#define FILE_LABEL_MAX   120
 
 typedef enum import_kind { IMPORT_BUILTIN, IMPORT_FOLDER, IMPORT_MULTIPART, IMPORT_TAR } import_kind;
 
@@ -78,8 +78,8 @@ static int has_suffix(const char *s, const char *suffix) {
 /* Shared by every form: name, size, channels, limit. */
 static api_status check_common(api_request *r, import_job *j) {
     if (*j->name && !jobs_name_valid(j->name))
-        return api_problem(r, API_BAD_REQUEST,
-                           "name: 1-%d letters, digits, '.', '_' or '-', starting with a letter", JOBS_NAME_MAX);
+        return api_problem(r, API_BAD_REQUEST, "name: 1-%d letters, digits, '.', '_' or '-', starting with a letter",
+                           JOBS_NAME_MAX);
     if (j->size < 1 || j->size > JOBS_DATASET_MAX_SIDE)
         return api_problem(r, API_BAD_REQUEST, "size: must be 1..%d", JOBS_DATASET_MAX_SIDE);
     if (j->channels != 1 && j->channels != 3 && j->channels != 4)
@@ -108,8 +108,9 @@ static api_status parse_json(api_request *r, import_job *j) {
     size_t len;
     const char *body = api_request_body(r, &len);
     if (len == 0)
-        return api_problem(r, API_BAD_REQUEST, "body: empty; send {\"builtin\": \"cifar10\", ...}, PNG files "
-                                               "(multipart/form-data) or a tar of PNGs (application/x-tar)");
+        return api_problem(r, API_BAD_REQUEST,
+                           "body: empty; send {\"builtin\": \"cifar10\", ...}, PNG files "
+                           "(multipart/form-data) or a tar of PNGs (application/x-tar)");
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!doc)
@@ -122,13 +123,20 @@ static api_status parse_json(api_request *r, import_job *j) {
         const char *k = v->string;
         if (cJSON_GetObjectItemCaseSensitive(doc, k) != v)
             st = api_problem(r, API_BAD_REQUEST, "%s: given twice", k);
-        else if (strcmp(k, "builtin") == 0) st = string_value(r, k, v, builtin, sizeof builtin);
-        else if (strcmp(k, "split") == 0) st = string_value(r, k, v, split, sizeof split), seen_split = 1;
-        else if (strcmp(k, "folder") == 0) st = string_value(r, k, v, folder, sizeof folder);
-        else if (strcmp(k, "name") == 0) st = string_value(r, k, v, j->name, sizeof j->name);
-        else if (strcmp(k, "limit") == 0) st = int_value(r, k, v, 1, JOBS_DATASET_MAX_COUNT, &j->limit);
-        else if (strcmp(k, "size") == 0) st = int_value(r, k, v, 1, JOBS_DATASET_MAX_SIDE, &j->size);
-        else if (strcmp(k, "channels") == 0) st = int_value(r, k, v, 1, 4, &j->channels);
+        else if (strcmp(k, "builtin") == 0)
+            st = string_value(r, k, v, builtin, sizeof builtin);
+        else if (strcmp(k, "split") == 0)
+            st = string_value(r, k, v, split, sizeof split), seen_split = 1;
+        else if (strcmp(k, "folder") == 0)
+            st = string_value(r, k, v, folder, sizeof folder);
+        else if (strcmp(k, "name") == 0)
+            st = string_value(r, k, v, j->name, sizeof j->name);
+        else if (strcmp(k, "limit") == 0)
+            st = int_value(r, k, v, 1, JOBS_DATASET_MAX_COUNT, &j->limit);
+        else if (strcmp(k, "size") == 0)
+            st = int_value(r, k, v, 1, JOBS_DATASET_MAX_SIDE, &j->size);
+        else if (strcmp(k, "channels") == 0)
+            st = int_value(r, k, v, 1, 4, &j->channels);
         else
             st = api_problem(r, API_BAD_REQUEST,
                              "%s: unknown field (known: builtin, split, folder, name, limit, size, channels)", k);
@@ -152,8 +160,7 @@ static api_status parse_json(api_request *r, import_job *j) {
     if (seen_split) return api_problem(r, API_BAD_REQUEST, "split: applies to builtin datasets only");
     if (!api_request_is_admin(r))
         return api_problem(r, API_FORBIDDEN, "folder: importing a folder on the server needs an admin key");
-    if (folder[0] != '/')
-        return api_problem(r, API_BAD_REQUEST, "folder: must be an absolute path");
+    if (folder[0] != '/') return api_problem(r, API_BAD_REQUEST, "folder: must be an absolute path");
     char *real = realpath(folder, NULL);
     struct stat sb;
     int ok = real && stat(real, &sb) == 0 && S_ISDIR(sb.st_mode);
@@ -223,8 +230,9 @@ static api_status parse_multipart(api_request *r, import_job *j, const char *ct)
         } else if (strcmp(p->name, "channels") == 0) {
             st = form_int(r, p, 1, 4, &j->channels);
         } else {
-            st = api_problem(r, API_BAD_REQUEST,
-                             "%s: unknown form field (known: name, size, channels, and files with a filename)", p->name);
+            st =
+                api_problem(r, API_BAD_REQUEST,
+                            "%s: unknown form field (known: name, size, channels, and files with a filename)", p->name);
         }
     }
     if (st == API_OK && j->n_files == 0)
@@ -261,8 +269,10 @@ static api_status parse_tar(api_request *r, import_job *j) {
     const uint8_t *body = (const uint8_t *)api_request_body(r, &len);
     char msg[256];
     const char *q = api_request_query(r, "name");
-    if (q && strlen(q) < sizeof j->name) snprintf(j->name, sizeof j->name, "%s", q);
-    else if (q) return api_problem(r, API_BAD_REQUEST, "name: 1-%d characters", JOBS_NAME_MAX);
+    if (q && strlen(q) < sizeof j->name)
+        snprintf(j->name, sizeof j->name, "%s", q);
+    else if (q)
+        return api_problem(r, API_BAD_REQUEST, "name: 1-%d characters", JOBS_NAME_MAX);
     static const char *const ints[] = {"size", "channels"};
     for (int i = 0; i < 2; i++) {
         const char *v = api_request_query(r, ints[i]);
@@ -374,8 +384,8 @@ static void run_import(void *arg) {
     if (j->kind == IMPORT_MULTIPART || j->kind == IMPORT_TAR) remove_tree(tmp);
     cJSON *ds = NULL;
     if (!failed) {
-        int rc = jobs_dataset_register(app->store, j->name, out, j->source, *j->split ? j->split : NULL,
-                                       stats.skipped, &ds, msg, sizeof msg);
+        int rc = jobs_dataset_register(app->store, j->name, out, j->source, *j->split ? j->split : NULL, stats.skipped,
+                                       &ds, msg, sizeof msg);
         if (rc != JOBS_OK) {
             unlink(out);
             api_jobs_problem(r, rc, msg);

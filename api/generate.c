@@ -24,16 +24,16 @@
 
 #include "api/adapters.h"
 #include "api/api.h"
-#include "util/base64.h"
 #include "api/condition.h"
-#include "util/png.h"
 #include "api/tasks.h"
 #include "api/upload.h"
 #include "jobs/jobs.h"
+#include "util/base64.h"
+#include "util/png.h"
 
-#define SEED_HEADER_MAX 24
-#define ADAPTER_REF_MAX 80
-#define FORM_PARTS_MAX 16
+#define SEED_HEADER_MAX         24
+#define ADAPTER_REF_MAX         80
+#define FORM_PARTS_MAX          16
 #define DISTILLED_DEFAULT_STEPS 4
 
 typedef struct gen_input {
@@ -72,16 +72,12 @@ static int is_integer(const cJSON *v) {
 }
 
 /* An integer field in [min, max]; limit names the setting behind max. */
-static api_status int_field(api_request *r, const cJSON *v, int min, int max, const char *limit,
-                            int *out) {
-    if (!is_integer(v))
-        return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", v->string);
+static api_status int_field(api_request *r, const cJSON *v, int min, int max, const char *limit, int *out) {
+    if (!is_integer(v)) return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", v->string);
     if (v->valuedouble < min)
-        return api_problem(r, API_BAD_REQUEST, "%s: %.0f is below the minimum %d", v->string,
-                           v->valuedouble, min);
+        return api_problem(r, API_BAD_REQUEST, "%s: %.0f is below the minimum %d", v->string, v->valuedouble, min);
     if (v->valuedouble > max)
-        return api_problem(r, API_BAD_REQUEST, "%s: %.0f is over %s (%d)", v->string,
-                           v->valuedouble, limit, max);
+        return api_problem(r, API_BAD_REQUEST, "%s: %.0f is over %s (%d)", v->string, v->valuedouble, limit, max);
     *out = (int)v->valuedouble;
     return API_OK;
 }
@@ -109,8 +105,7 @@ static const char *const field_names[N_FIELDS] = {"n",       "steps", "seed", "e
                                                   "adapter", "image", "mask", "preprocess"};
 #define KNOWN_FIELDS "n, steps, seed, eta, adapter, image, mask, preprocess"
 
-static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSON *doc, int *seen,
-                               gen_input *in) {
+static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSON *doc, int *seen, gen_input *in) {
     api_status st = API_OK;
     for (cJSON *v = doc->child; v && st == API_OK; v = v->next) {
         int f = 0;
@@ -193,8 +188,10 @@ static api_status parse_form(api_request *r, const api_limits *cfg, const char *
                 v = cJSON_Parse(text);
             if (!v && text) v = cJSON_CreateString(text);
             free(text);
-            if (!v) st = api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
-            else cJSON_AddItemToObject(doc, p->name, v);
+            if (!v)
+                st = api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+            else
+                cJSON_AddItemToObject(doc, p->name, v);
         }
     }
     free(parts);
@@ -253,9 +250,8 @@ static api_status respond_images(api_request *r, api_gen_request *req, int want_
         char *b64;
         size_t b64len;
         char msg[128];
-        if (util_base64_encode(req->pngs[i], req->png_lens[i],
-                              util_base64_encoded_len(req->png_lens[i]), &b64, &b64len, msg,
-                              sizeof msg) != 0) {
+        if (util_base64_encode(req->pngs[i], req->png_lens[i], util_base64_encoded_len(req->png_lens[i]), &b64, &b64len,
+                               msg, sizeof msg) != 0) {
             cJSON_Delete(doc);
             return api_problem(r, API_INTERNAL_SERVER_ERROR, "image %d: %s", i, msg);
         }
@@ -286,17 +282,15 @@ static void on_generated(api_gen_request *req) {
     gen_job *job = req->user;
     api_request *r = job->r;
     switch (req->status) {
-    case API_GEN_OK:
-        api_metrics_batch(req->batch_images);
-        respond_images(r, req, job->want_png);
-        break;
-    case API_GEN_ESHUTDOWN:
-    case API_GEN_EGONE:
-    case API_GEN_ENOMEM: api_problem(r, API_SERVICE_UNAVAILABLE, "%s", req->msg); break;
-    case API_GEN_ETIMEDOUT:
-        api_problem(r, API_SERVICE_UNAVAILABLE, "%s (request_timeout_s)", req->msg);
-        break;
-    case API_GEN_EENGINE: api_problem(r, API_INTERNAL_SERVER_ERROR, "%s", req->msg); break;
+        case API_GEN_OK:
+            api_metrics_batch(req->batch_images);
+            respond_images(r, req, job->want_png);
+            break;
+        case API_GEN_ESHUTDOWN:
+        case API_GEN_EGONE:
+        case API_GEN_ENOMEM: api_problem(r, API_SERVICE_UNAVAILABLE, "%s", req->msg); break;
+        case API_GEN_ETIMEDOUT: api_problem(r, API_SERVICE_UNAVAILABLE, "%s (request_timeout_s)", req->msg); break;
+        case API_GEN_EENGINE: api_problem(r, API_INTERNAL_SERVER_ERROR, "%s", req->msg); break;
     }
     api_gen_request_release(req);
     api_adapters_release(job->app->adapters, req->adapter);
@@ -366,8 +360,8 @@ static void prepare(void *arg) {
         util_image_free(&img);
         goto fail;
     }
-    api_cond_params cp = {info.task, app->model_info.in_channels, app->model_info.sample_size,
-                          job->in.preprocess, job->req.seed};
+    api_cond_params cp = {info.task, app->model_info.in_channels, app->model_info.sample_size, job->in.preprocess,
+                          job->req.seed};
     api_status st = api_condition_build(&cp, &img, job->in.mask ? &mask : NULL, &job->cond, msg, sizeof msg);
     util_image_free(&img);
     util_image_free(&mask);
@@ -423,9 +417,12 @@ api_status api_generate(api_request *r) {
     api_status st = parse_input(r, &app->cfg, in);
     if (st == API_OK && !*in->adapter && (in->image || in->mask || in->preprocess))
         st = api_problem(r, API_BAD_REQUEST, "%s: needs an adapter (without one the model samples unconditionally)",
-                         in->image ? "image" : in->mask ? "mask" : "preprocess");
+                         in->image  ? "image"
+                         : in->mask ? "mask"
+                                    : "preprocess");
     if (st == API_OK && *in->adapter && !in->image)
-        st = api_problem(r, API_BAD_REQUEST, "image: required with an adapter (a base64 PNG, a data: URL, or a file part)");
+        st = api_problem(r, API_BAD_REQUEST,
+                         "image: required with an adapter (a base64 PNG, a data: URL, or a file part)");
 
     static const char *const offers[] = {"application/json", "image/png"};
     const char *type = st == API_OK ? api_negotiate(r, offers, 2) : NULL;
@@ -433,8 +430,8 @@ api_status api_generate(api_request *r) {
         st = api_problem(r, API_NOT_ACCEPTABLE, "Accept: this endpoint answers application/json or image/png");
     int want_png = type && strcmp(type, "image/png") == 0;
     if (st == API_OK && want_png && in->n != 1)
-        st = api_problem(r, API_NOT_ACCEPTABLE,
-                         "Accept: image/png holds one image; n is %d (accept application/json)", in->n);
+        st = api_problem(r, API_NOT_ACCEPTABLE, "Accept: image/png holds one image; n is %d (accept application/json)",
+                         in->n);
     if (st == API_OK && *in->adapter) st = find_adapter(r, app, job);
     if (st != API_OK) {
         gen_job_free(job);

@@ -67,14 +67,14 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-#define API_MAX_PARAMS 4
-#define API_MAX_HEADERS 4
-#define API_MAX_KEPT 6    /* headers kept across responses (CORS) */
-#define API_MAX_ALLOWED 8 /* methods listed in one Allow header */
-#define API_HEADER_NAME_MAX 48
+#define API_MAX_PARAMS       4
+#define API_MAX_HEADERS      4
+#define API_MAX_KEPT         6 /* headers kept across responses (CORS) */
+#define API_MAX_ALLOWED      8 /* methods listed in one Allow header */
+#define API_HEADER_NAME_MAX  48
 #define API_HEADER_VALUE_MAX 128
-#define PROBLEM_DETAIL_MAX 512
-#define LOG_PATH_MAX 200
+#define PROBLEM_DETAIL_MAX   512
+#define LOG_PATH_MAX         200
 
 struct api_server {
     struct MHD_Daemon *mhd;
@@ -97,10 +97,10 @@ typedef struct api_header {
 struct api_stream {
     pthread_mutex_t lock;
     util_buf pending; /* written, not yet handed to MHD */
-    int ended;       /* the writer has no more */
-    int closed;      /* MHD freed the response: nobody reads */
-    int suspended;   /* the reader suspended the connection for want of data */
-    int refs;        /* the connection's and the writer's */
+    int ended;        /* the writer has no more */
+    int closed;       /* MHD freed the response: nobody reads */
+    int suspended;    /* the reader suspended the connection for want of data */
+    int refs;         /* the connection's and the writer's */
     struct MHD_Connection *conn;
 };
 
@@ -143,7 +143,7 @@ const char *api_status_title(api_status status) {
     case API_##name: return title;
         API_STATUS_TABLE(API_STATUS_CASE_)
 #undef API_STATUS_CASE_
-    case API_SUSPENDED: break;
+        case API_SUSPENDED: break;
     }
     return "Unknown";
 }
@@ -195,8 +195,7 @@ static int match_pattern(const char *pattern, const char *path, route_match *m) 
 
 static void join_methods(const char *const *methods, int n, char *out, size_t outsz) {
     out[0] = '\0';
-    for (int k = 0; k < n; k++)
-        snprintf(out + strlen(out), outsz - strlen(out), "%s%s", k ? ", " : "", methods[k]);
+    for (int k = 0; k < n; k++) snprintf(out + strlen(out), outsz - strlen(out), "%s%s", k ? ", " : "", methods[k]);
 }
 
 /* Routes r, or answers 404/405 (with Allow) and returns -1. An OPTIONS
@@ -237,8 +236,7 @@ static int route_request(api_request *r) {
     join_methods(allowed, n_allowed, r->allow, sizeof r->allow);
     if (strcmp(r->method, MHD_HTTP_METHOD_OPTIONS) == 0) return 0;
     const char *allow = r->allow;
-    api_problem(r, API_METHOD_NOT_ALLOWED, "%s is not allowed on %s; allowed: %s", r->method,
-                r->path, allow);
+    api_problem(r, API_METHOD_NOT_ALLOWED, "%s is not allowed on %s; allowed: %s", r->method, r->path, allow);
     api_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     return -1;
 }
@@ -259,8 +257,7 @@ static void clear_response(api_request *r) {
     r->has_response = 0;
 }
 
-api_status api_respond(api_request *r, api_status status, const char *content_type, void *body,
-                       size_t len) {
+api_status api_respond(api_request *r, api_status status, const char *content_type, void *body, size_t len) {
     clear_response(r);
     r->has_response = 1;
     r->status = status;
@@ -288,8 +285,7 @@ api_status api_problem(api_request *r, api_status status, const char *fmt, ...) 
     char *text = NULL;
     if (doc && cJSON_AddStringToObject(doc, "type", "about:blank") &&
         cJSON_AddStringToObject(doc, "title", api_status_title(status)) &&
-        cJSON_AddNumberToObject(doc, "status", (double)status) &&
-        cJSON_AddStringToObject(doc, "detail", detail))
+        cJSON_AddNumberToObject(doc, "status", (double)status) && cJSON_AddStringToObject(doc, "detail", detail))
         text = cJSON_PrintUnformatted(doc);
     cJSON_Delete(doc);
     /* Without memory for the JSON the status line still tells the story. */
@@ -298,8 +294,7 @@ api_status api_problem(api_request *r, api_status status, const char *fmt, ...) 
 }
 
 static int add_header(api_header *list, int *n, int max, const char *name, const char *value) {
-    if (*n == max || strlen(name) >= API_HEADER_NAME_MAX || strlen(value) >= API_HEADER_VALUE_MAX)
-        return -1;
+    if (*n == max || strlen(name) >= API_HEADER_NAME_MAX || strlen(value) >= API_HEADER_VALUE_MAX) return -1;
     api_header *h = &list[(*n)++];
     memcpy(h->name, name, strlen(name) + 1);
     memcpy(h->value, value, strlen(value) + 1);
@@ -367,8 +362,8 @@ static void stream_wake(api_stream *s) {
     }
 }
 
-api_status api_respond_stream(api_request *r, api_status status, const char *content_type,
-                              size_t max_pending, api_stream **out) {
+api_status api_respond_stream(api_request *r, api_status status, const char *content_type, size_t max_pending,
+                              api_stream **out) {
     api_stream *s = calloc(1, sizeof *s);
     if (!s) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     pthread_mutex_init(&s->lock, NULL);
@@ -410,8 +405,7 @@ void api_stream_release(api_stream *s) {
 static enum MHD_Result queue_response(api_request *r) {
     struct MHD_Response *resp;
     if (r->stream) {
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, r->stream,
-                                                 stream_done);
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, r->stream, stream_done);
         if (resp) r->stream = NULL; /* MHD holds the connection's reference now */
     } else {
         resp = MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
@@ -422,8 +416,7 @@ static enum MHD_Result queue_response(api_request *r) {
              MHD_add_response_header(resp, "X-Request-Id", r->id);
     for (int i = 0; ok && i < r->n_headers; i++)
         ok = MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
-    for (int i = 0; ok && i < r->n_kept; i++)
-        ok = MHD_add_response_header(resp, r->kept[i].name, r->kept[i].value);
+    for (int i = 0; ok && i < r->n_kept; i++) ok = MHD_add_response_header(resp, r->kept[i].name, r->kept[i].value);
     enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)r->status, resp) : MHD_NO;
     MHD_destroy_response(resp);
     if (ret == MHD_YES) {
@@ -435,11 +428,21 @@ static enum MHD_Result queue_response(api_request *r) {
 
 /* ---- the request ------------------------------------------------------ */
 
-const char *api_request_method(const api_request *r) { return r->method; }
-const char *api_request_path(const api_request *r) { return r->path; }
-const char *api_request_id(const api_request *r) { return r->id; }
-void *api_request_app(const api_request *r) { return r->server->params.app; }
-double api_request_age_ms(const api_request *r) { return now_ms() - r->start_ms; }
+const char *api_request_method(const api_request *r) {
+    return r->method;
+}
+const char *api_request_path(const api_request *r) {
+    return r->path;
+}
+const char *api_request_id(const api_request *r) {
+    return r->id;
+}
+void *api_request_app(const api_request *r) {
+    return r->server->params.app;
+}
+double api_request_age_ms(const api_request *r) {
+    return now_ms() - r->start_ms;
+}
 
 const char *api_request_header(api_request *r, const char *name) {
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
@@ -449,14 +452,17 @@ const char *api_request_query(api_request *r, const char *name) {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-const api_route *api_request_route(const api_request *r) { return r->route; }
-const char *api_request_allow(const api_request *r) { return r->allow; }
+const api_route *api_request_route(const api_request *r) {
+    return r->route;
+}
+const char *api_request_allow(const api_request *r) {
+    return r->allow;
+}
 
 const char *api_request_param(const api_request *r, const char *name) {
     size_t len = strlen(name);
     for (int i = 0; i < r->n_params; i++)
-        if (r->param_name_lens[i] == len && memcmp(r->param_names[i], name, len) == 0)
-            return r->param_values[i];
+        if (r->param_name_lens[i] == len && memcmp(r->param_names[i], name, len) == 0) return r->param_values[i];
     return NULL;
 }
 
@@ -479,19 +485,20 @@ static double accept_q(const char *accept, const char *type) {
         size_t range_len = strcspn(p, ";, \t");
         if (p + range_len > end) range_len = (size_t)(end - p);
         int rank = 0;
-        if (range_len == strlen(type) && strncasecmp(p, type, range_len) == 0) rank = 3;
+        if (range_len == strlen(type) && strncasecmp(p, type, range_len) == 0)
+            rank = 3;
         else if (range_len == main_len + 2 && strncasecmp(p, type, main_len) == 0 &&
                  strncmp(p + main_len, "/*", 2) == 0)
             rank = 2;
-        else if (range_len == 3 && strncmp(p, "*/*", 3) == 0) rank = 1;
+        else if (range_len == 3 && strncmp(p, "*/*", 3) == 0)
+            rank = 1;
         if (rank > best_rank) {
             double q = 1;
             for (const char *s = p + range_len; s < end; s++) {
                 if (*s != ';') continue;
                 s++;
                 while (s < end && *s == ' ') s++;
-                if (s + 2 <= end && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=')
-                    q = strtod(s + 2, NULL);
+                if (s + 2 <= end && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=') q = strtod(s + 2, NULL);
             }
             best_rank = rank;
             best_q = q;
@@ -522,7 +529,9 @@ api_status api_request_suspend(api_request *r) {
     return API_SUSPENDED;
 }
 
-void api_request_resume(api_request *r) { MHD_resume_connection(r->conn); }
+void api_request_resume(api_request *r) {
+    MHD_resume_connection(r->conn);
+}
 
 int api_request_client_gone(const api_request *r) {
     char c;
@@ -532,8 +541,7 @@ int api_request_client_gone(const api_request *r) {
     return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
-static api_request *request_new(api_server *s, struct MHD_Connection *conn, const char *url,
-                                const char *method) {
+static api_request *request_new(api_server *s, struct MHD_Connection *conn, const char *url, const char *method) {
     api_request *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->path = strdup(url);
@@ -545,8 +553,7 @@ static api_request *request_new(api_server *s, struct MHD_Connection *conn, cons
     r->conn = conn;
     r->method = method;
     r->start_ms = now_ms();
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = info ? info->connect_fd : -1;
     uint64_t id = mix64(s->id_base + atomic_fetch_add(&s->id_counter, 1));
     snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)id);
@@ -574,22 +581,18 @@ static void run_handler(api_request *r) {
     api_status status = r->route->handler(r);
     if (r->suspended) return;
     if (status == API_SUSPENDED) {
-        api_problem(r, API_INTERNAL_SERVER_ERROR, "handler for %s %s gave no response",
-                    r->method, r->route->pattern);
+        api_problem(r, API_INTERNAL_SERVER_ERROR, "handler for %s %s gave no response", r->method, r->route->pattern);
     } else if (!r->has_response) {
         api_problem(r, status, "%s", api_status_title(status));
     }
 }
 
 static const char *body_limit_name(const api_request *r) {
-    return r->route && r->route->upload && r->server->params.max_upload_bytes
-               ? "max_upload_bytes"
-               : "max_body_bytes";
+    return r->route && r->route->upload && r->server->params.max_upload_bytes ? "max_upload_bytes" : "max_body_bytes";
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
     (void)version;
     api_server *s = cls;
@@ -607,11 +610,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             api_response_header(r, MHD_HTTP_HEADER_ALLOW, r->allow);
             return queue_response(r);
         }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > r->body.max) {
-            api_problem(r, API_CONTENT_TOO_LARGE, "request body of %s bytes is over %s (%zu)", cl,
-                        body_limit_name(r), r->body.max);
+            api_problem(r, API_CONTENT_TOO_LARGE, "request body of %s bytes is over %s (%zu)", cl, body_limit_name(r),
+                        r->body.max);
             return queue_response(r);
         }
         return MHD_YES;
@@ -623,8 +625,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->has_response) return MHD_YES; /* already refused: drop the rest */
         int rc = util_buf_add(&r->body, upload_data, n);
         if (rc == API_BUF_TOOBIG)
-            api_problem(r, API_CONTENT_TOO_LARGE, "request body is over %s (%zu)",
-                        body_limit_name(r), r->body.max);
+            api_problem(r, API_CONTENT_TOO_LARGE, "request body is over %s (%zu)", body_limit_name(r), r->body.max);
         else if (rc != API_BUF_OK)
             api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory reading the request body");
         return MHD_YES;
@@ -648,14 +649,12 @@ static void log_path(const char *path, char *out, size_t outsz) {
     out[i] = '\0';
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
     (void)cls, (void)conn;
     api_request *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
-    if (r->server->params.observe)
-        r->server->params.observe(r, r->sent_status, api_request_age_ms(r));
+    if (r->server->params.observe) r->server->params.observe(r, r->sent_status, api_request_age_ms(r));
     if (util_log_threshold >= UTIL_LOG_INFO) {
         char path[LOG_PATH_MAX];
         log_path(r->path, path, sizeof path);
@@ -666,8 +665,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                                                           : " (error)";
         char status[12] = "-"; /* nothing was sent */
         if (r->sent_status) snprintf(status, sizeof status, "%u", r->sent_status);
-        util_log(UTIL_LOG_INFO, "%s %s %s %zu bytes %.1f ms id=%s%s", r->method, path, status,
-                r->sent_bytes, api_request_age_ms(r), r->id, why);
+        util_log(UTIL_LOG_INFO, "%s %s %s %zu bytes %.1f ms id=%s%s", r->method, path, status, r->sent_bytes,
+                 api_request_age_ms(r), r->id, why);
     }
     request_free(r);
 }
@@ -747,11 +746,10 @@ int api_server_start(const api_server_params *p, api_server **out, char *msg, si
         free(s);
         return -1;
     }
-    s->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-        s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, p->timeout_s, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+                              NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+                              s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                              p->timeout_s, MHD_OPTION_END);
     if (!s->mhd) {
         close(s->listen_fd);
         pthread_cond_destroy(&s->idle);
@@ -763,7 +761,9 @@ int api_server_start(const api_server_params *p, api_server **out, char *msg, si
     return 0;
 }
 
-int api_server_port(const api_server *s) { return s->port; }
+int api_server_port(const api_server *s) {
+    return s->port;
+}
 
 void api_server_quiesce(api_server *s) {
     /* From here the listening socket is ours again; closed after stop. */

@@ -18,24 +18,24 @@
 #include <cjson/cJSON.h>
 
 /* Every status the daemon answers with: name, code, reason phrase. */
-#define API_STATUS_TABLE(X)                                     \
-    X(OK, 200, "OK")                                            \
-    X(CREATED, 201, "Created")                                  \
-    X(ACCEPTED, 202, "Accepted")                                \
-    X(NO_CONTENT, 204, "No Content")                            \
-    X(BAD_REQUEST, 400, "Bad Request")                          \
-    X(UNAUTHORIZED, 401, "Unauthorized")                        \
-    X(FORBIDDEN, 403, "Forbidden")                              \
-    X(NOT_FOUND, 404, "Not Found")                              \
-    X(METHOD_NOT_ALLOWED, 405, "Method Not Allowed")            \
-    X(NOT_ACCEPTABLE, 406, "Not Acceptable")                    \
-    X(CONFLICT, 409, "Conflict")                                \
-    X(CONTENT_TOO_LARGE, 413, "Content Too Large")              \
-    X(UNSUPPORTED_MEDIA_TYPE, 415, "Unsupported Media Type")    \
-    X(UNPROCESSABLE_CONTENT, 422, "Unprocessable Content")      \
-    X(TOO_MANY_REQUESTS, 429, "Too Many Requests")              \
-    X(INTERNAL_SERVER_ERROR, 500, "Internal Server Error")      \
-    X(SERVICE_UNAVAILABLE, 503, "Service Unavailable")          \
+#define API_STATUS_TABLE(X)                                  \
+    X(OK, 200, "OK")                                         \
+    X(CREATED, 201, "Created")                               \
+    X(ACCEPTED, 202, "Accepted")                             \
+    X(NO_CONTENT, 204, "No Content")                         \
+    X(BAD_REQUEST, 400, "Bad Request")                       \
+    X(UNAUTHORIZED, 401, "Unauthorized")                     \
+    X(FORBIDDEN, 403, "Forbidden")                           \
+    X(NOT_FOUND, 404, "Not Found")                           \
+    X(METHOD_NOT_ALLOWED, 405, "Method Not Allowed")         \
+    X(NOT_ACCEPTABLE, 406, "Not Acceptable")                 \
+    X(CONFLICT, 409, "Conflict")                             \
+    X(CONTENT_TOO_LARGE, 413, "Content Too Large")           \
+    X(UNSUPPORTED_MEDIA_TYPE, 415, "Unsupported Media Type") \
+    X(UNPROCESSABLE_CONTENT, 422, "Unprocessable Content")   \
+    X(TOO_MANY_REQUESTS, 429, "Too Many Requests")           \
+    X(INTERNAL_SERVER_ERROR, 500, "Internal Server Error")   \
+    X(SERVICE_UNAVAILABLE, 503, "Service Unavailable")       \
     X(GATEWAY_TIMEOUT, 504, "Gateway Timeout")
 
 typedef enum api_status {
@@ -68,10 +68,10 @@ typedef struct api_server_params {
     int port;         /* 0: any free port (see api_server_port) */
     const api_route *routes;
     size_t n_routes;
-    void *app;        /* handed to handlers by api_request_app() */
+    void *app; /* handed to handlers by api_request_app() */
     size_t max_body_bytes;
     size_t max_upload_bytes; /* the cap of routes marked upload */
-    unsigned timeout_s; /* idle connections are closed after this */
+    unsigned timeout_s;      /* idle connections are closed after this */
     /* Called on the event-loop thread once a request's headers are in and
      * it is routed, before its body is read: for a request that matched no
      * route a 404/405 is already set, and an OPTIONS request to a known
@@ -128,13 +128,11 @@ const char *api_negotiate(api_request *r, const char *const *offers, size_t n);
 /* Each of these replaces any response set before, extra headers included.
  * body: malloc'd, owned by the request from now on (NULL when len is 0);
  * content_type: a string that outlives the request (a literal). */
-api_status api_respond(api_request *r, api_status status, const char *content_type, void *body,
-                       size_t len);
+api_status api_respond(api_request *r, api_status status, const char *content_type, void *body, size_t len);
 /* Prints and frees doc. */
 api_status api_respond_json(api_request *r, api_status status, cJSON *doc);
 /* application/problem+json {type, title, status, detail}. */
-api_status api_problem(api_request *r, api_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+api_status api_problem(api_request *r, api_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An extra header for the response set last (a few fit); -1 when there is
  * no room. */
 int api_response_header(api_request *r, const char *name, const char *value);
@@ -158,8 +156,8 @@ typedef struct api_stream api_stream;
 /* Sets r's response to a stream (chunked, no Content-Length) whose pending
  * bytes are capped at max_pending; *out receives the writer's handle.
  * From a handler only. */
-api_status api_respond_stream(api_request *r, api_status status, const char *content_type,
-                              size_t max_pending, api_stream **out);
+api_status api_respond_stream(api_request *r, api_status status, const char *content_type, size_t max_pending,
+                              api_stream **out);
 /* From any thread: 0; -1 once the stream is closed or ended; API_BUF_TOOBIG
  * when the client reads too slowly for max_pending. */
 int api_stream_write(api_stream *s, const char *data, size_t len);

@@ -13,17 +13,17 @@
 #include <strings.h>
 
 #include "api/api.h"
-#include "util/buf.h"
-#include "util/plot.h"
 #include "api/sse.h"
 #include "jobs/jobs.h"
+#include "util/buf.h"
+#include "util/plot.h"
 
-#define JOBS_PAGE_DEFAULT 20
-#define LOSS_ROWS_MAX 100000 /* progress rows a loss curve reads at most */
-#define LOSS_PAGE 1000
+#define JOBS_PAGE_DEFAULT  20
+#define LOSS_ROWS_MAX      100000 /* progress rows a loss curve reads at most */
+#define LOSS_PAGE          1000
 #define LOSS_CSV_MAX_BYTES (8 << 20)
-#define PLOT_W_DEFAULT 640
-#define PLOT_H_DEFAULT 360
+#define PLOT_W_DEFAULT     640
+#define PLOT_H_DEFAULT     360
 
 /* The links of a job, and the adapter it made. */
 static void add_links(cJSON *job) {
@@ -51,8 +51,7 @@ static void add_links(cJSON *job) {
 /* The {id} of the path as a job id; answers 404 when it cannot be one. */
 static int path_job_id(api_request *r, int64_t *id) {
     if (api_parse_id(api_request_param(r, "id"), id) == 0) return 0;
-    api_problem(r, API_NOT_FOUND, "job '%.40s' not found (job ids are positive integers)",
-                api_request_param(r, "id"));
+    api_problem(r, API_NOT_FOUND, "job '%.40s' not found (job ids are positive integers)", api_request_param(r, "id"));
     return -1;
 }
 
@@ -102,8 +101,7 @@ api_status api_jobs_create(api_request *r) {
 }
 
 /* An optional integer query parameter in [lo, hi]; answers 400 naming it. */
-static int int_query(api_request *r, const char *name, long long lo, long long hi, long long def,
-                     long long *out) {
+static int int_query(api_request *r, const char *name, long long lo, long long hi, long long def, long long *out) {
     const char *v = api_request_query(r, name);
     *out = def;
     if (!v) return 0;

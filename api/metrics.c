@@ -17,11 +17,11 @@
 
 #include "api/adapters.h"
 #include "api/api.h"
-#include "util/buf.h"
 #include "api/sse.h"
 #include "api/tasks.h"
+#include "util/buf.h"
 
-#define MAX_ROUTES 32 /* routes past this count as unmatched */
+#define MAX_ROUTES        32 /* routes past this count as unmatched */
 #define METRICS_MAX_BYTES (1 << 20)
 
 static const int status_codes[] = {
@@ -31,8 +31,7 @@ static const int status_codes[] = {
 };
 #define N_STATUS (sizeof status_codes / sizeof status_codes[0] + 1) /* + "other" */
 
-static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                        0.5,   1,      2.5,   5,    10,    30,    60};
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define N_LAT (sizeof latency_bounds / sizeof latency_bounds[0])
 static const int batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 #define N_BATCH (sizeof batch_bounds / sizeof batch_bounds[0])
@@ -65,7 +64,9 @@ void api_metrics_batch(int batch_images) {
     atomic_fetch_add_explicit(&batch_images_sum, (uint_fast64_t)batch_images, memory_order_relaxed);
 }
 
-static uint64_t get(atomic_uint_fast64_t *v) { return atomic_load_explicit(v, memory_order_relaxed); }
+static uint64_t get(atomic_uint_fast64_t *v) {
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
 
 static void out(util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out(util_buf *b, const char *fmt, ...) {
@@ -125,8 +126,10 @@ static void write_batches(util_buf *b) {
     uint64_t cum = 0;
     for (size_t k = 0; k <= N_BATCH; k++) {
         cum += get(&batches[k]);
-        if (k < N_BATCH) out(b, "codid_generate_batch_images_bucket{le=\"%d\"} %" PRIu64 "\n", batch_bounds[k], cum);
-        else out(b, "codid_generate_batch_images_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+        if (k < N_BATCH)
+            out(b, "codid_generate_batch_images_bucket{le=\"%d\"} %" PRIu64 "\n", batch_bounds[k], cum);
+        else
+            out(b, "codid_generate_batch_images_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
     }
     out(b, "codid_generate_batch_images_sum %" PRIu64 "\n", get(&batch_images_sum));
     out(b, "codid_generate_batch_images_count %" PRIu64 "\n", cum);
@@ -134,18 +137,24 @@ static void write_batches(util_buf *b) {
 
 static void write_gauges(util_buf *b, api_app *app) {
     int ready = atomic_load_explicit(&app->ready, memory_order_acquire);
-    out(b, "# HELP codid_ready 1 once the model is loaded and requests are served.\n"
-           "# TYPE codid_ready gauge\ncodid_ready %d\n", ready);
+    out(b,
+        "# HELP codid_ready 1 once the model is loaded and requests are served.\n"
+        "# TYPE codid_ready gauge\ncodid_ready %d\n",
+        ready);
     if (!ready) return;
-    out(b, "# HELP codid_generate_queue_depth Generate requests waiting for the batcher.\n"
-           "# TYPE codid_generate_queue_depth gauge\ncodid_generate_queue_depth %d\n",
+    out(b,
+        "# HELP codid_generate_queue_depth Generate requests waiting for the batcher.\n"
+        "# TYPE codid_generate_queue_depth gauge\ncodid_generate_queue_depth %d\n",
         api_batcher_queued(app->batcher));
-    out(b, "# HELP codid_tasks_pending Requests being prepared or imported off the event loop.\n"
-           "# TYPE codid_tasks_pending gauge\n"
-           "codid_tasks_pending{pool=\"prepare\"} %d\ncodid_tasks_pending{pool=\"import\"} %d\n",
+    out(b,
+        "# HELP codid_tasks_pending Requests being prepared or imported off the event loop.\n"
+        "# TYPE codid_tasks_pending gauge\n"
+        "codid_tasks_pending{pool=\"prepare\"} %d\ncodid_tasks_pending{pool=\"import\"} %d\n",
         api_tasks_pending(app->prep), api_tasks_pending(app->imports));
-    out(b, "# HELP codid_event_streams Open job event streams.\n"
-           "# TYPE codid_event_streams gauge\ncodid_event_streams %d\n", api_sse_count(app->sse));
+    out(b,
+        "# HELP codid_event_streams Open job event streams.\n"
+        "# TYPE codid_event_streams gauge\ncodid_event_streams %d\n",
+        api_sse_count(app->sse));
     int64_t counts[5];
     char msg[128];
     if (jobs_store_job_counts(app->store, counts, msg, sizeof msg) == JOBS_OK) {
@@ -153,15 +162,17 @@ static void write_gauges(util_buf *b, api_app *app) {
         for (int s = 0; s < 5; s++)
             out(b, "codid_jobs{state=\"%s\"} %" PRId64 "\n", jobs_state_name((jobs_state)s), counts[s]);
     }
-    out(b, "# HELP codid_model_memory_bytes Weights of the base model resident on its device.\n"
-           "# TYPE codid_model_memory_bytes gauge\ncodid_model_memory_bytes{model=\"%s\",device=\"%s\"} %" PRId64 "\n",
+    out(b,
+        "# HELP codid_model_memory_bytes Weights of the base model resident on its device.\n"
+        "# TYPE codid_model_memory_bytes gauge\ncodid_model_memory_bytes{model=\"%s\",device=\"%s\"} %" PRId64 "\n",
         app->model_info.name, eng_ctx_device_name(app->ctx), app->model_info.memory_bytes);
     int loaded = 0;
     int64_t bytes = api_adapters_memory(app->adapters, &loaded);
-    out(b, "# HELP codid_adapters_loaded Adapters loaded for generation.\n"
-           "# TYPE codid_adapters_loaded gauge\ncodid_adapters_loaded %d\n"
-           "# HELP codid_adapter_memory_bytes Weights of the loaded adapters.\n"
-           "# TYPE codid_adapter_memory_bytes gauge\ncodid_adapter_memory_bytes %" PRId64 "\n",
+    out(b,
+        "# HELP codid_adapters_loaded Adapters loaded for generation.\n"
+        "# TYPE codid_adapters_loaded gauge\ncodid_adapters_loaded %d\n"
+        "# HELP codid_adapter_memory_bytes Weights of the loaded adapters.\n"
+        "# TYPE codid_adapter_memory_bytes gauge\ncodid_adapter_memory_bytes %" PRId64 "\n",
         loaded, bytes);
 }
 

@@ -8,9 +8,7 @@ static cJSON *model_json(const api_app *app) {
     cJSON_AddStringToObject(m, "id", info->name);
     cJSON_AddStringToObject(m, "name", info->name);
     cJSON_AddBoolToObject(m, "trained", info->trained);
-    if (!info->trained)
-        cJSON_AddStringToObject(m, "note",
-                                "untrained random weights: generated images are noise");
+    if (!info->trained) cJSON_AddStringToObject(m, "note", "untrained random weights: generated images are noise");
     cJSON_AddNumberToObject(m, "sample_size", info->sample_size);
     cJSON_AddNumberToObject(m, "in_channels", info->in_channels);
     cJSON_AddNumberToObject(m, "out_channels", info->out_channels);

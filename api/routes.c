@@ -4,9 +4,9 @@
 #include "api/api.h"
 #include "api/auth.h"
 
-#define PUBLIC API_ACCESS_PUBLIC
+#define PUBLIC   API_ACCESS_PUBLIC
 #define GENERATE API_ACCESS_GENERATE
-#define ADMIN API_ACCESS_ADMIN
+#define ADMIN    API_ACCESS_ADMIN
 
 const api_route api_routes[] = {
     {"GET", "/healthz", api_healthz, PUBLIC, 0},

@@ -61,7 +61,8 @@ static int poll_conn(api_sse *sse, sse_conn *c) {
     int rc = jobs_get(sse->st, c->job_id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) {
         char data[400];
-        snprintf(data, sizeof data, "{\"detail\":\"%s\"}", rc == JOBS_ENOTFOUND ? "the job is gone" : "the store cannot be read");
+        snprintf(data, sizeof data, "{\"detail\":\"%s\"}",
+                 rc == JOBS_ENOTFOUND ? "the job is gone" : "the store cannot be read");
         send_event(c, "error", 0, data);
         return 1;
     }
@@ -80,8 +81,8 @@ static int poll_conn(api_sse *sse, sse_conn *c) {
     for (int more = 1; more && !failed;) {
         jobs_event *ev = NULL;
         int n = 0;
-        if (jobs_store_events_since(sse->st, c->job_id, c->last_id, EVENTS_PER_POLL, &ev, &n, msg,
-                                    sizeof msg) != JOBS_OK)
+        if (jobs_store_events_since(sse->st, c->job_id, c->last_id, EVENTS_PER_POLL, &ev, &n, msg, sizeof msg) !=
+            JOBS_OK)
             return 1;
         for (int i = 0; i < n && !failed; i++) {
             failed = send_event(c, ev[i].kind, ev[i].id, ev[i].payload) != 0;
@@ -150,8 +151,8 @@ static void *sse_main(void *arg) {
     return NULL;
 }
 
-int api_sse_start(jobs_store *st, int max_streams, int poll_ms, int heartbeat_ms, api_sse **out,
-                  char *msg, size_t msgsz) {
+int api_sse_start(jobs_store *st, int max_streams, int poll_ms, int heartbeat_ms, api_sse **out, char *msg,
+                  size_t msgsz) {
     api_sse *sse = calloc(1, sizeof *sse);
     if (!sse) {
         snprintf(msg, msgsz, "out of memory");

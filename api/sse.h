@@ -30,8 +30,8 @@
 
 typedef struct api_sse api_sse;
 
-int api_sse_start(jobs_store *st, int max_streams, int poll_ms, int heartbeat_ms, api_sse **out,
-                  char *msg, size_t msgsz);
+int api_sse_start(jobs_store *st, int max_streams, int poll_ms, int heartbeat_ms, api_sse **out, char *msg,
+                  size_t msgsz);
 /* Takes over the writer's reference to s: 0, or -1 when max_streams are
  * open or stopping began (s is then ended and released). */
 int api_sse_add(api_sse *sse, api_stream *s, int64_t job_id, int64_t after_event_id);

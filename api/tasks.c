@@ -44,8 +44,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-int api_tasks_start(const char *name, int workers, int queue_max, int threads, api_tasks **out,
-                    char *msg, size_t msgsz) {
+int api_tasks_start(const char *name, int workers, int queue_max, int threads, api_tasks **out, char *msg,
+                    size_t msgsz) {
     api_tasks *t = calloc(1, sizeof *t);
     if (t) t->workers = calloc((size_t)(workers > 0 ? workers : 1), sizeof *t->workers);
     if (!t || !t->workers) {
@@ -79,8 +79,10 @@ int api_tasks_submit(api_tasks *t, void (*run)(void *arg), void *arg) {
     pthread_mutex_lock(&t->lock);
     int ok = !t->stopping && t->queued < t->queue_max;
     if (ok) {
-        if (t->tail) t->tail->next = k;
-        else t->head = k;
+        if (t->tail)
+            t->tail->next = k;
+        else
+            t->head = k;
         t->tail = k;
         t->queued++;
         pthread_cond_signal(&t->more);

@@ -16,8 +16,8 @@
 typedef struct api_tasks api_tasks;
 
 /* threads: engine intra-op threads each worker sets (0: leave). */
-int api_tasks_start(const char *name, int workers, int queue_max, int threads, api_tasks **out,
-                    char *msg, size_t msgsz);
+int api_tasks_start(const char *name, int workers, int queue_max, int threads, api_tasks **out, char *msg,
+                    size_t msgsz);
 /* 0, or -1 when the queue is full or stopping began. */
 int api_tasks_submit(api_tasks *t, void (*run)(void *arg), void *arg);
 /* Tasks queued or running now. */

@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #define BOUNDARY_MAX 70
-#define TAR_BLOCK 512
+#define TAR_BLOCK    512
 
 static int fail(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *msg, size_t msgsz, const char *fmt, ...) {
@@ -55,8 +55,7 @@ static int header_param(const char *v, size_t vlen, const char *key, char *out, 
     return 0;
 }
 
-int api_multipart_boundary(const char *content_type, char *out, size_t outsz, char *msg,
-                           size_t msgsz) {
+int api_multipart_boundary(const char *content_type, char *out, size_t outsz, char *msg, size_t msgsz) {
     static const char type[] = "multipart/form-data";
     if (!content_type || strncasecmp(content_type, type, sizeof type - 1) != 0)
         return fail(msg, msgsz, "Content-Type: not multipart/form-data");
@@ -95,8 +94,7 @@ static int part_headers(const uint8_t *h, size_t n, api_part *p, int index, char
                     return fail(msg, msgsz, "part %d: no field name (or one over %d bytes)", index,
                                 API_PART_NAME_MAX - 1);
                 if (header_param(v, vlen, "filename", p->filename, sizeof p->filename) < 0)
-                    return fail(msg, msgsz, "part %d: filename over %d bytes", index,
-                                API_PART_FILENAME_MAX - 1);
+                    return fail(msg, msgsz, "part %d: filename over %d bytes", index, API_PART_FILENAME_MAX - 1);
             } else if (nlen == 12 && strncasecmp(line, "Content-Type", 12) == 0) {
                 snprintf(p->content_type, sizeof p->content_type, "%.*s", (int)vlen, v);
             }
@@ -107,8 +105,8 @@ static int part_headers(const uint8_t *h, size_t n, api_part *p, int index, char
     return 0;
 }
 
-int api_multipart_parse(const char *content_type, const uint8_t *body, size_t len, int max_parts,
-                        api_part **parts, int *n, char *msg, size_t msgsz) {
+int api_multipart_parse(const char *content_type, const uint8_t *body, size_t len, int max_parts, api_part **parts,
+                        int *n, char *msg, size_t msgsz) {
     char boundary[BOUNDARY_MAX + 1], delim[BOUNDARY_MAX + 5];
     *parts = NULL;
     *n = 0;
@@ -116,7 +114,8 @@ int api_multipart_parse(const char *content_type, const uint8_t *body, size_t le
     /* "\r\n--boundary"; the first delimiter may start the body */
     int dlen = snprintf(delim, sizeof delim, "\r\n--%s", boundary);
     const uint8_t *end = body + len, *p;
-    if (len >= (size_t)dlen - 2 && memcmp(body, delim + 2, (size_t)dlen - 2) == 0) p = body + dlen - 2;
+    if (len >= (size_t)dlen - 2 && memcmp(body, delim + 2, (size_t)dlen - 2) == 0)
+        p = body + dlen - 2;
     else {
         p = find(body, len, delim, (size_t)dlen);
         if (!p) return fail(msg, msgsz, "body: no multipart boundary '%s'", boundary);
@@ -208,8 +207,8 @@ static void field_str(const uint8_t *f, size_t n, char *out, size_t outsz) {
     snprintf(out, outsz, "%.*s", (int)k, (const char *)f);
 }
 
-int api_tar_each(const uint8_t *buf, size_t len, int (*each)(const api_tar_member *m, void *user),
-                 void *user, char *msg, size_t msgsz) {
+int api_tar_each(const uint8_t *buf, size_t len, int (*each)(const api_tar_member *m, void *user), void *user,
+                 char *msg, size_t msgsz) {
     size_t off = 0;
     char long_name[API_PART_FILENAME_MAX] = "";
     int members = 0;
@@ -221,8 +220,7 @@ int api_tar_each(const uint8_t *buf, size_t len, int (*each)(const api_tar_membe
         for (int i = 0; i < TAR_BLOCK; i++) computed += i >= 148 && i < 156 ? ' ' : h[i];
         if (octal(h + 148, 8, &sum) != 0 || sum != computed)
             return fail(msg, msgsz, "tar: header at byte %zu: bad checksum (not a tar archive?)", off);
-        if (octal(h + 124, 12, &size) != 0)
-            return fail(msg, msgsz, "tar: header at byte %zu: bad size field", off);
+        if (octal(h + 124, 12, &size) != 0) return fail(msg, msgsz, "tar: header at byte %zu: bad size field", off);
         size_t data_off = off + TAR_BLOCK;
         if (size > len - data_off)
             return fail(msg, msgsz, "tar: member at byte %zu: %llu bytes of data, past the end (truncated archive)",
@@ -257,8 +255,9 @@ int api_tar_each(const uint8_t *buf, size_t len, int (*each)(const api_tar_membe
         off = data_off + padded;
     }
     if (off != len)
-        return fail(msg, msgsz, members ? "tar: %zu bytes of a partial header at the end (truncated archive)"
-                                        : "tar: %zu bytes are not a tar archive",
+        return fail(msg, msgsz,
+                    members ? "tar: %zu bytes of a partial header at the end (truncated archive)"
+                            : "tar: %zu bytes are not a tar archive",
                     members ? len - off : len);
     return 0;
 }

@@ -42,10 +42,10 @@ struct ControlNet : AdapterNet {
          * base + adapter == base at the start, and a live embedding lets the
          * condition's gradient flow from the first step. */
         int c0 = cfg.block_out_channels[0];
-        cond_embed = register_module(
-            "controlnet_cond_embedding",
-            torch::nn::Sequential(conv(cond_channels, 32, 3, 1, 1), torch::nn::SiLU(),
-                                  conv(32, 32, 3, 1, 1), torch::nn::SiLU(), conv(32, c0, 3, 1, 1)));
+        cond_embed =
+            register_module("controlnet_cond_embedding",
+                            torch::nn::Sequential(conv(cond_channels, 32, 3, 1, 1), torch::nn::SiLU(),
+                                                  conv(32, 32, 3, 1, 1), torch::nn::SiLU(), conv(32, c0, 3, 1, 1)));
         down_outs = register_module("controlnet_down_blocks", torch::nn::ModuleList());
         for (int ch : cfg.skip_channels()) {
             outs.push_back(zero_conv(ch, ch));
@@ -62,8 +62,7 @@ struct ControlNet : AdapterNet {
         }
     }
 
-    Residuals residuals(const torch::Tensor &z, const torch::Tensor &t,
-                        const torch::Tensor &cond) override {
+    Residuals residuals(const torch::Tensor &z, const torch::Tensor &t, const torch::Tensor &cond) override {
         auto emb = enc.embed_time(cfg, t);
         std::vector<torch::Tensor> skips;
         auto h = enc.conv_in(z) + cond_embed->forward(cond);
@@ -100,8 +99,7 @@ struct Lite : AdapterNet {
         body = register_module("body", torch::nn::ModuleList());
         for (int i = 0; i < nb; i++) {
             int in = i == 0 ? width(0) : width(i - 1);
-            levels.push_back(torch::nn::Sequential(conv(in, width(i), 3, i == 0 ? 1 : 2, 1),
-                                                   torch::nn::SiLU(),
+            levels.push_back(torch::nn::Sequential(conv(in, width(i), 3, i == 0 ? 1 : 2, 1), torch::nn::SiLU(),
                                                    conv(width(i), width(i), 3, 1, 1), torch::nn::SiLU()));
             body->push_back(levels.back());
         }
@@ -121,8 +119,7 @@ struct Lite : AdapterNet {
         mid_out = register_module("adapter_mid_block", zero_conv(width(nb - 1), boc.back()));
     }
 
-    Residuals residuals(const torch::Tensor &, const torch::Tensor &,
-                        const torch::Tensor &cond) override {
+    Residuals residuals(const torch::Tensor &, const torch::Tensor &, const torch::Tensor &cond) override {
         std::vector<torch::Tensor> feats;
         auto h = conv_in(cond);
         for (auto &l : levels) {
@@ -157,8 +154,8 @@ std::vector<int> codi_times(int T, int N, int K) {
     return ts;
 }
 
-torch::Tensor consistency_fn(eng_model *m, eng_adapter *a, const torch::Tensor &z,
-                             const torch::Tensor &t, const torch::Tensor &cond) {
+torch::Tensor consistency_fn(eng_model *m, eng_adapter *a, const torch::Tensor &z, const torch::Tensor &t,
+                             const torch::Tensor &cond) {
     auto dev = z.device();
     auto alpha = gather_coef(m->sched.abar, t, dev).sqrt();
     auto sigma = (1 - gather_coef(m->sched.abar, t, dev)).sqrt();
@@ -168,14 +165,13 @@ torch::Tensor consistency_fn(eng_model *m, eng_adapter *a, const torch::Tensor &
     return c_skip * z + c_out * x0;
 }
 
-torch::Tensor adapter_condition(eng_adapter *a, const eng_image *cond, int n, int size,
-                                const torch::Device &dev) {
+torch::Tensor adapter_condition(eng_adapter *a, const eng_image *cond, int n, int size, const torch::Device &dev) {
     std::vector<uint8_t> buf((size_t)n * size * size * a->cond_channels);
     size_t per = (size_t)size * size * a->cond_channels;
     for (int i = 0; i < n; i++) {
         if (cond[i].width != size || cond[i].height != size || cond[i].channels != a->cond_channels)
-            raise(ENG_EINVAL, "condition %d is %dx%dx%d; this adapter needs %dx%dx%d", i,
-                  cond[i].width, cond[i].height, cond[i].channels, size, size, a->cond_channels);
+            raise(ENG_EINVAL, "condition %d is %dx%dx%d; this adapter needs %dx%dx%d", i, cond[i].width, cond[i].height,
+                  cond[i].channels, size, size, a->cond_channels);
         std::memcpy(buf.data() + per * i, cond[i].data, per);
     }
     return images_to_tensor(buf.data(), n, size, size, a->cond_channels, dev);
@@ -186,8 +182,7 @@ torch::Tensor adapter_condition(eng_adapter *a, const eng_image *cond, int n, in
 torch::Tensor sample_codi(eng_model *m, eng_adapter *a, const eng_gen_params *p, torch::Tensor z,
                           const torch::Tensor &cond, std::vector<at::Generator> &gens) {
     const Schedule &s = m->sched;
-    if (p->steps > a->n_grid)
-        raise(ENG_EINVAL, "steps must be in 1..%d for this adapter", a->n_grid);
+    if (p->steps > a->n_grid) raise(ENG_EINVAL, "steps must be in 1..%d for this adapter", a->n_grid);
     auto ts = codi_times(s.T, a->n_grid, p->steps);
     auto dev = z.device();
     torch::Tensor x0;
@@ -212,15 +207,14 @@ torch::Tensor sample_codi(eng_model *m, eng_adapter *a, const eng_gen_params *p,
     return x0.clamp(-1, 1);
 }
 
-std::unique_ptr<eng_adapter> new_adapter(eng_model *base, eng_adapter_kind kind,
-                                         const eng_task_params &task, int image_channels) {
+std::unique_ptr<eng_adapter> new_adapter(eng_model *base, eng_adapter_kind kind, const eng_task_params &task,
+                                         int image_channels) {
     auto a = std::make_unique<eng_adapter>();
     a->base = base;
     a->kind = kind;
     a->task = task;
     a->cond_channels = eng_task_cond_channels(&task, image_channels);
-    a->net = kind == ENG_ADAPTER_LITE ? make_lite(base, a->cond_channels)
-                                      : make_controlnet(base, a->cond_channels);
+    a->net = kind == ENG_ADAPTER_LITE ? make_lite(base, a->cond_channels) : make_controlnet(base, a->cond_channels);
     a->net->to(base->ctx->device);
     return a;
 }
@@ -248,10 +242,8 @@ extern "C" int eng_adapter_load(eng_model *m, const char *path, eng_adapter **ou
         std::unique_ptr<st_file, void (*)(st_file *)> guard(&f, st_close);
         std::string base_hash = meta(f, "codid.base_hash");
         if (base_hash != m->hash)
-            return fail(err, ENG_EMISMATCH,
-                        "%s was trained on base model %s, not on the loaded base %s (%s)", path,
-                        base_hash.empty() ? "(unknown)" : base_hash.c_str(), m->hash.c_str(),
-                        m->name.c_str());
+            return fail(err, ENG_EMISMATCH, "%s was trained on base model %s, not on the loaded base %s (%s)", path,
+                        base_hash.empty() ? "(unknown)" : base_hash.c_str(), m->hash.c_str(), m->name.c_str());
         eng_task_kind tk;
         if (eng_task_from_name(meta(f, "codid.task").c_str(), &tk) != ENG_OK)
             return fail(err, ENG_EFORMAT, "%s: unknown task '%s'", path, meta(f, "codid.task").c_str());
@@ -262,8 +254,8 @@ extern "C" int eng_adapter_load(eng_model *m, const char *path, eng_adapter **ou
         std::string kind = meta(f, "codid.kind");
         if (kind != "controlnet" && kind != "lite")
             return fail(err, ENG_EFORMAT, "%s: unknown adapter kind '%s'", path, kind.c_str());
-        auto a = new_adapter(m, kind == "lite" ? ENG_ADAPTER_LITE : ENG_ADAPTER_CONTROLNET, task,
-                             m->unet->cfg.in_channels);
+        auto a =
+            new_adapter(m, kind == "lite" ? ENG_ADAPTER_LITE : ENG_ADAPTER_CONTROLNET, task, m->unet->cfg.in_channels);
         a->distilled = meta(f, "codid.distilled") == "1";
         a->n_grid = std::atoi(meta(f, "codid.n_grid").c_str());
         if (a->n_grid < 1 || a->n_grid > m->sched.T) a->n_grid = 50;
@@ -293,4 +285,6 @@ extern "C" const char *eng_adapter_metadata_json(const eng_adapter *a) {
     return a->metadata_json.c_str();
 }
 
-extern "C" void eng_adapter_free(eng_adapter *a) { delete a; }
+extern "C" void eng_adapter_free(eng_adapter *a) {
+    delete a;
+}

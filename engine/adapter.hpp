@@ -16,8 +16,7 @@
 namespace eng {
 
 struct AdapterNet : torch::nn::Module {
-    virtual Residuals residuals(const torch::Tensor &z, const torch::Tensor &t,
-                                const torch::Tensor &cond) = 0;
+    virtual Residuals residuals(const torch::Tensor &z, const torch::Tensor &t, const torch::Tensor &cond) = 0;
 };
 
 /* ControlNet: a trainable copy of the base encoder fed z plus an embedding
@@ -53,17 +52,16 @@ struct eng_adapter {
 namespace eng {
 
 /* One evaluation of the conditional model (adapter may be null). */
-torch::Tensor model_output(eng_model *m, eng_adapter *a, const torch::Tensor &z,
-                           const torch::Tensor &t, const torch::Tensor &cond);
+torch::Tensor model_output(eng_model *m, eng_adapter *a, const torch::Tensor &z, const torch::Tensor &t,
+                           const torch::Tensor &cond);
 /* f_theta(z, t, c) = c_skip z + c_out xhat (CODI.md, 'Notation'). */
-torch::Tensor consistency_fn(eng_model *m, eng_adapter *a, const torch::Tensor &z,
-                             const torch::Tensor &t, const torch::Tensor &cond);
+torch::Tensor consistency_fn(eng_model *m, eng_adapter *a, const torch::Tensor &z, const torch::Tensor &t,
+                             const torch::Tensor &cond);
 /* Condition images (uint8) to a (n, c, h, w) float tensor in [-1, 1]. */
-torch::Tensor adapter_condition(eng_adapter *a, const eng_image *cond, int n, int size,
-                                const torch::Device &dev);
+torch::Tensor adapter_condition(eng_adapter *a, const eng_image *cond, int n, int size, const torch::Device &dev);
 torch::Tensor sample_codi(eng_model *m, eng_adapter *a, const eng_gen_params *p, torch::Tensor z,
                           const torch::Tensor &cond, std::vector<at::Generator> &gens);
-std::unique_ptr<eng_adapter> new_adapter(eng_model *base, eng_adapter_kind kind,
-                                         const eng_task_params &task, int image_channels);
+std::unique_ptr<eng_adapter> new_adapter(eng_model *base, eng_adapter_kind kind, const eng_task_params &task,
+                                         int image_channels);
 
 } // namespace eng

@@ -76,12 +76,14 @@ Schedule Schedule::parse(const std::string &json) {
         if (cJSON_IsBool(sa)) s.set_alpha_to_one = cJSON_IsTrue(sa);
         cJSON_Delete(o);
         if (has_trained_betas) raise(ENG_EFORMAT, "scheduler_config.json: trained_betas are not supported");
-        if (pred == "epsilon") s.prediction = ENG_PRED_EPSILON;
-        else if (pred == "v_prediction") s.prediction = ENG_PRED_V;
-        else raise(ENG_EFORMAT, "scheduler_config.json: prediction_type '%s' is not supported", pred.c_str());
+        if (pred == "epsilon")
+            s.prediction = ENG_PRED_EPSILON;
+        else if (pred == "v_prediction")
+            s.prediction = ENG_PRED_V;
+        else
+            raise(ENG_EFORMAT, "scheduler_config.json: prediction_type '%s' is not supported", pred.c_str());
         if (s.T < 2 || s.T > 100000) raise(ENG_EFORMAT, "scheduler_config.json: bad num_train_timesteps");
-        if (s.timestep_spacing != "leading" && s.timestep_spacing != "trailing" &&
-            s.timestep_spacing != "linspace")
+        if (s.timestep_spacing != "leading" && s.timestep_spacing != "trailing" && s.timestep_spacing != "linspace")
             raise(ENG_EFORMAT, "scheduler_config.json: timestep_spacing '%s' is not supported",
                   s.timestep_spacing.c_str());
     }
@@ -96,11 +98,9 @@ Schedule Schedule::parse(const std::string &json) {
         }
     } else if (s.beta_schedule == "squaredcos_cap_v2") {
         auto f = [](double t) { return std::pow(std::cos((t + 0.008) / 1.008 * M_PI / 2), 2); };
-        for (int i = 0; i < s.T; i++)
-            betas[i] = std::min(1 - f((i + 1.0) / s.T) / f((double)i / s.T), 0.999);
+        for (int i = 0; i < s.T; i++) betas[i] = std::min(1 - f((i + 1.0) / s.T) / f((double)i / s.T), 0.999);
     } else {
-        raise(ENG_EFORMAT, "scheduler_config.json: beta_schedule '%s' is not supported",
-              s.beta_schedule.c_str());
+        raise(ENG_EFORMAT, "scheduler_config.json: beta_schedule '%s' is not supported", s.beta_schedule.c_str());
     }
     s.abar.resize(s.T);
     double prod = 1;
@@ -120,9 +120,8 @@ std::string Schedule::to_json() const {
                   "  \"beta_start\": %.8g,\n  \"beta_end\": %.8g,\n  \"beta_schedule\": \"%s\",\n"
                   "  \"prediction_type\": \"%s\",\n  \"timestep_spacing\": \"%s\",\n"
                   "  \"steps_offset\": %d,\n  \"set_alpha_to_one\": %s,\n  \"clip_sample\": true\n}\n",
-                  T, beta_start, beta_end, beta_schedule.c_str(),
-                  prediction == ENG_PRED_V ? "v_prediction" : "epsilon", timestep_spacing.c_str(),
-                  steps_offset, set_alpha_to_one ? "true" : "false");
+                  T, beta_start, beta_end, beta_schedule.c_str(), prediction == ENG_PRED_V ? "v_prediction" : "epsilon",
+                  timestep_spacing.c_str(), steps_offset, set_alpha_to_one ? "true" : "false");
     return buf;
 }
 
@@ -132,8 +131,7 @@ std::vector<int> Schedule::ddim_timesteps(int K) const {
         double r = (double)T / K;
         for (int i = 0; i < K; i++) ts[i] = (int)std::lround(T - i * r) - 1;
     } else if (timestep_spacing == "linspace") {
-        for (int i = 0; i < K; i++)
-            ts[i] = (int)std::lround((T - 1) * (K == 1 ? 1.0 : (double)(K - 1 - i) / (K - 1)));
+        for (int i = 0; i < K; i++) ts[i] = (int)std::lround((T - 1) * (K == 1 ? 1.0 : (double)(K - 1 - i) / (K - 1)));
     } else {
         int r = T / K;
         for (int i = 0; i < K; i++) ts[i] = (K - 1 - i) * r + steps_offset;
@@ -142,8 +140,7 @@ std::vector<int> Schedule::ddim_timesteps(int K) const {
     return ts;
 }
 
-torch::Tensor gather_coef(const std::vector<double> &table, const torch::Tensor &t,
-                          const torch::Device &dev) {
+torch::Tensor gather_coef(const std::vector<double> &table, const torch::Tensor &t, const torch::Device &dev) {
     auto idx = t.to(torch::kCPU, torch::kLong).contiguous();
     auto out = torch::empty({idx.numel(), 1, 1, 1}, torch::kFloat32);
     const int64_t *ip = idx.data_ptr<int64_t>();
@@ -152,9 +149,8 @@ torch::Tensor gather_coef(const std::vector<double> &table, const torch::Tensor 
     return out.to(dev);
 }
 
-void split_prediction(eng_prediction p, const torch::Tensor &z, const torch::Tensor &out,
-                      const torch::Tensor &alpha, const torch::Tensor &sigma, torch::Tensor &x0,
-                      torch::Tensor &eps) {
+void split_prediction(eng_prediction p, const torch::Tensor &z, const torch::Tensor &out, const torch::Tensor &alpha,
+                      const torch::Tensor &sigma, torch::Tensor &x0, torch::Tensor &eps) {
     if (p == ENG_PRED_V) {
         /* v = alpha eps - sigma x  =>  x = alpha z - sigma v, eps = sigma z + alpha v */
         x0 = alpha * z - sigma * out;
@@ -165,7 +161,9 @@ void split_prediction(eng_prediction p, const torch::Tensor &z, const torch::Ten
     }
 }
 
-static at::Generator make_gen(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
+static at::Generator make_gen(uint64_t seed) {
+    return at::detail::createCPUGenerator(seed);
+}
 
 torch::Tensor seeded_noise(uint64_t seed, int n, int c, int h, int w, const torch::Device &dev) {
     std::vector<torch::Tensor> parts;
@@ -176,15 +174,21 @@ torch::Tensor seeded_noise(uint64_t seed, int n, int c, int h, int w, const torc
     return torch::cat(parts, 0).to(dev);
 }
 
-torch::Tensor images_to_tensor(const uint8_t *data, int n, int h, int w, int c,
-                               const torch::Device &dev) {
+torch::Tensor images_to_tensor(const uint8_t *data, int n, int h, int w, int c, const torch::Device &dev) {
     auto t = torch::from_blob(const_cast<uint8_t *>(data), {n, h, w, c}, torch::kUInt8);
     return t.to(dev).permute({0, 3, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0).contiguous();
 }
 
 void tensor_to_images(const torch::Tensor &x, eng_image *out) {
-    auto u8 = x.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8)
-                  .permute({0, 2, 3, 1}).contiguous().to(torch::kCPU);
+    auto u8 = x.detach()
+                  .clamp(-1, 1)
+                  .add(1)
+                  .mul(127.5)
+                  .round()
+                  .to(torch::kUInt8)
+                  .permute({0, 2, 3, 1})
+                  .contiguous()
+                  .to(torch::kCPU);
     int n = (int)u8.size(0), h = (int)u8.size(1), w = (int)u8.size(2), c = (int)u8.size(3);
     size_t per = (size_t)h * w * c;
     for (int i = 0; i < n; i++) {
@@ -216,8 +220,8 @@ static void write_file(const std::string &path, const std::string &text) {
     std::string tmp = path + ".tmp";
     FILE *f = std::fopen(tmp.c_str(), "wb");
     if (!f) raise(ENG_EIO, "cannot write %s: %s", tmp.c_str(), std::strerror(errno));
-    bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 &&
-              fsync(fileno(f)) == 0;
+    bool ok =
+        std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = std::fclose(f) == 0 && ok;
     if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0)
         raise(ENG_EIO, "cannot write %s: %s", path.c_str(), std::strerror(errno));
@@ -254,15 +258,15 @@ using namespace eng;
 
 extern "C" const char *eng_strerror(int code) {
     switch (code) {
-    case ENG_OK: return "ok";
-    case ENG_EINVAL: return "invalid argument";
-    case ENG_EIO: return "i/o error";
-    case ENG_EFORMAT: return "malformed file or config";
-    case ENG_ENOMEM: return "out of memory";
-    case ENG_EMISMATCH: return "weights do not fit the model";
-    case ENG_ECANCELLED: return "cancelled";
-    case ENG_EINTERNAL: return "internal engine error";
-    default: return "unknown error";
+        case ENG_OK: return "ok";
+        case ENG_EINVAL: return "invalid argument";
+        case ENG_EIO: return "i/o error";
+        case ENG_EFORMAT: return "malformed file or config";
+        case ENG_ENOMEM: return "out of memory";
+        case ENG_EMISMATCH: return "weights do not fit the model";
+        case ENG_ECANCELLED: return "cancelled";
+        case ENG_EINTERNAL: return "internal engine error";
+        default: return "unknown error";
     }
 }
 
@@ -301,9 +305,13 @@ extern "C" int eng_ctx_create(const eng_ctx_params *p, eng_ctx **out, eng_error 
     })
 }
 
-extern "C" const char *eng_ctx_device_name(const eng_ctx *ctx) { return ctx->device_name.c_str(); }
+extern "C" const char *eng_ctx_device_name(const eng_ctx *ctx) {
+    return ctx->device_name.c_str();
+}
 
-extern "C" void eng_ctx_free(eng_ctx *ctx) { delete ctx; }
+extern "C" void eng_ctx_free(eng_ctx *ctx) {
+    delete ctx;
+}
 
 extern "C" void eng_set_threads(int threads) {
     if (threads <= 0) return;
@@ -317,7 +325,9 @@ extern "C" void eng_set_threads(int threads) {
     }
 }
 
-extern "C" int eng_get_threads(void) { return at::get_num_threads(); }
+extern "C" int eng_get_threads(void) {
+    return at::get_num_threads();
+}
 
 /* ---- model ------------------------------------------------------------- */
 
@@ -345,8 +355,8 @@ extern "C" int eng_model_load(eng_ctx *ctx, const char *dir, eng_model **out, en
     })
 }
 
-extern "C" int eng_model_create(eng_ctx *ctx, const char *config_json, const char *scheduler_json,
-                                uint64_t seed, eng_model **out, eng_error *err) {
+extern "C" int eng_model_create(eng_ctx *ctx, const char *config_json, const char *scheduler_json, uint64_t seed,
+                                eng_model **out, eng_error *err) {
     ENG_GUARD(err, {
         std::unique_ptr<eng_model> m;
         {
@@ -391,12 +401,16 @@ extern "C" void eng_model_get_info(const eng_model *m, eng_model_info *out) {
     std::snprintf(out->name, sizeof out->name, "%s", m->name.c_str());
 }
 
-extern "C" const char *eng_model_config_json(const eng_model *m) { return m->unet->cfg.json.c_str(); }
+extern "C" const char *eng_model_config_json(const eng_model *m) {
+    return m->unet->cfg.json.c_str();
+}
 
-extern "C" void eng_model_free(eng_model *m) { delete m; }
+extern "C" void eng_model_free(eng_model *m) {
+    delete m;
+}
 
-extern "C" int eng_model_forward(eng_model *m, const float *x, int n, int h, int w,
-                                 float timestep, float *out, eng_error *err) {
+extern "C" int eng_model_forward(eng_model *m, const float *x, int n, int h, int w, float timestep, float *out,
+                                 eng_error *err) {
     ENG_GUARD(err, {
         const auto &c = m->unet->cfg;
         if (n < 1 || h < 1 || w < 1) return fail(err, ENG_EINVAL, "empty input");
@@ -411,8 +425,8 @@ extern "C" int eng_model_forward(eng_model *m, const float *x, int n, int h, int
     })
 }
 
-extern "C" int eng_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos,
-                                      float freq_shift, float *out, eng_error *err) {
+extern "C" int eng_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float freq_shift, float *out,
+                                      eng_error *err) {
     ENG_GUARD(err, {
         if (n < 1 || dim < 2) return fail(err, ENG_EINVAL, "n and dim must be positive");
         auto tt = torch::from_blob(const_cast<float *>(t), {n}, torch::kFloat32);
@@ -444,8 +458,8 @@ extern "C" void eng_image_free(eng_image *img) {
 namespace eng {
 
 /* One network evaluation of the (possibly conditional) model. */
-torch::Tensor model_output(eng_model *m, eng_adapter *a, const torch::Tensor &z,
-                           const torch::Tensor &t, const torch::Tensor &cond) {
+torch::Tensor model_output(eng_model *m, eng_adapter *a, const torch::Tensor &z, const torch::Tensor &t,
+                           const torch::Tensor &cond) {
     if (!a) return m->unet->forward(z, t);
     Residuals r = a->net->residuals(z, t, cond);
     return m->unet->forward(z, t, &r);
@@ -455,9 +469,8 @@ torch::Tensor model_output(eng_model *m, eng_adapter *a, const torch::Tensor &z,
  *   x0 = pred_x0(z_t), eps = (z_t - alpha_t x0) / sigma_t
  *   s  = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)
  *   z_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - s^2) eps + s noise */
-static torch::Tensor sample_ddim(eng_model *m, eng_adapter *a, const eng_gen_params *p,
-                                 torch::Tensor z, const torch::Tensor &cond,
-                                 std::vector<at::Generator> &gens) {
+static torch::Tensor sample_ddim(eng_model *m, eng_adapter *a, const eng_gen_params *p, torch::Tensor z,
+                                 const torch::Tensor &cond, std::vector<at::Generator> &gens) {
     const Schedule &s = m->sched;
     auto dev = z.device();
     auto ts = s.ddim_timesteps(p->steps);
@@ -488,13 +501,12 @@ static torch::Tensor sample_ddim(eng_model *m, eng_adapter *a, const eng_gen_par
 
 } // namespace eng
 
-extern "C" int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *p,
-                            const eng_image *cond, eng_image *out, eng_error *err) {
+extern "C" int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *p, const eng_image *cond,
+                            eng_image *out, eng_error *err) {
     ENG_GUARD(err, {
         const auto &c = m->unet->cfg;
         if (p->n < 1 || p->n > 1024) return fail(err, ENG_EINVAL, "n must be in 1..1024");
-        if (p->steps < 1 || p->steps > m->sched.T)
-            return fail(err, ENG_EINVAL, "steps must be in 1..%d", m->sched.T);
+        if (p->steps < 1 || p->steps > m->sched.T) return fail(err, ENG_EINVAL, "steps must be in 1..%d", m->sched.T);
         if (!(p->eta >= 0 && p->eta <= 1)) return fail(err, ENG_EINVAL, "eta must be in [0, 1]");
         if (a && !cond) return fail(err, ENG_EINVAL, "this adapter needs a condition image");
         int size = c.sample_size;
@@ -513,8 +525,7 @@ extern "C" int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *
         if (smp == ENG_SAMPLER_AUTO) smp = a && a->distilled ? ENG_SAMPLER_CODI : ENG_SAMPLER_DDIM;
         torch::Tensor x;
         if (smp == ENG_SAMPLER_CODI) {
-            if (!a || !a->distilled)
-                return fail(err, ENG_EINVAL, "the CoDi sampler needs a distilled adapter");
+            if (!a || !a->distilled) return fail(err, ENG_EINVAL, "the CoDi sampler needs a distilled adapter");
             x = sample_codi(m, a, p, z, ct, gens);
         } else {
             x = sample_ddim(m, a, p, z, ct, gens);

@@ -75,10 +75,7 @@ int eng_get_threads(void);
 
 typedef struct eng_model eng_model;
 
-typedef enum eng_prediction {
-    ENG_PRED_EPSILON = 0,
-    ENG_PRED_V = 1
-} eng_prediction;
+typedef enum eng_prediction { ENG_PRED_EPSILON = 0, ENG_PRED_V = 1 } eng_prediction;
 
 const char *eng_prediction_name(eng_prediction p);
 
@@ -91,8 +88,8 @@ typedef struct eng_model_info {
     int trained;               /* 0: random weights (labelled so by the API) */
     eng_prediction prediction; /* from scheduler_config.json */
     int train_timesteps;
-    char hash[17];             /* content hash of the weights, hex */
-    char name[64];             /* the folder's base name, or "random" when created */
+    char hash[17]; /* content hash of the weights, hex */
+    char name[64]; /* the folder's base name, or "random" when created */
 } eng_model_info;
 
 /* Load a diffusers folder: config.json, diffusion_pytorch_model.safetensors,
@@ -103,8 +100,8 @@ int eng_model_load(eng_ctx *ctx, const char *dir, eng_model **out, eng_error *er
 
 /* A model of the given UNet2DModel config (JSON text) with seeded random
  * weights; scheduler_json may be NULL for the default schedule. */
-int eng_model_create(eng_ctx *ctx, const char *config_json, const char *scheduler_json,
-                     uint64_t seed, eng_model **out, eng_error *err);
+int eng_model_create(eng_ctx *ctx, const char *config_json, const char *scheduler_json, uint64_t seed, eng_model **out,
+                     eng_error *err);
 
 /* Write the folder layout eng_model_load reads. fp16: store weights as F16. */
 int eng_model_save(eng_model *m, const char *dir, int fp16, eng_error *err);
@@ -116,13 +113,12 @@ void eng_model_free(eng_model *m);
 
 /* One UNet evaluation: x is (n, in_channels, h, w) float32, timestep one
  * value for the whole batch; out receives (n, out_channels, h, w). */
-int eng_model_forward(eng_model *m, const float *x, int n, int h, int w, float timestep,
-                      float *out, eng_error *err);
+int eng_model_forward(eng_model *m, const float *x, int n, int h, int w, float timestep, float *out, eng_error *err);
 
 /* diffusers' positional timestep embedding as the UNet computes it (for
  * checks against other implementations): out is n x dim. */
-int eng_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float freq_shift,
-                           float *out, eng_error *err);
+int eng_timestep_embedding(const float *t, int n, int dim, int flip_sin_to_cos, float freq_shift, float *out,
+                           eng_error *err);
 
 /* ---- images ------------------------------------------------------------ */
 
@@ -146,12 +142,12 @@ typedef enum eng_sampler {
 } eng_sampler;
 
 typedef struct eng_gen_params {
-    int n;            /* images to produce */
-    int steps;        /* sampling steps */
-    uint64_t seed;    /* image i uses seed + i: independent of the batch */
-    float eta;        /* DDIM eta (0: deterministic) */
-    int stochastic;   /* CoDi: fresh noise between steps */
-    int clamp;        /* clamp x0 to [-1, 1] at every step (default 1) */
+    int n;          /* images to produce */
+    int steps;      /* sampling steps */
+    uint64_t seed;  /* image i uses seed + i: independent of the batch */
+    float eta;      /* DDIM eta (0: deterministic) */
+    int stochastic; /* CoDi: fresh noise between steps */
+    int clamp;      /* clamp x0 to [-1, 1] at every step (default 1) */
     eng_sampler sampler;
     /* progress: called after each step; return non-zero to cancel */
     int (*progress)(int step, int steps, void *user);
@@ -166,8 +162,8 @@ typedef struct eng_adapter eng_adapter;
  * else one condition image per output (p->n of them) already at the model's
  * size, as the adapter's task expects. out: caller-provided array of p->n
  * images whose data the engine allocates (free with eng_image_free). */
-int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *p,
-                 const eng_image *cond, eng_image *out, eng_error *err);
+int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *p, const eng_image *cond, eng_image *out,
+                 eng_error *err);
 
 void eng_image_free(eng_image *img);
 
@@ -189,10 +185,10 @@ int eng_task_from_name(const char *name, eng_task_kind *out);
 
 typedef struct eng_task_params {
     eng_task_kind kind;
-    int factor;       /* sr: 2, 4 or 8 */
-    int canny;        /* edges: 1 Canny, 0 Sobel */
-    float max_sigma;  /* deblur: blur sigma drawn in [0.5, max_sigma] */
-    float max_noise;  /* denoise: noise std drawn in [0.02, max_noise] (in [-1,1] units) */
+    int factor;      /* sr: 2, 4 or 8 */
+    int canny;       /* edges: 1 Canny, 0 Sobel */
+    float max_sigma; /* deblur: blur sigma drawn in [0.5, max_sigma] */
+    float max_noise; /* denoise: noise std drawn in [0.02, max_noise] (in [-1,1] units) */
 } eng_task_params;
 
 void eng_task_params_init(eng_task_params *p, eng_task_kind kind);
@@ -203,23 +199,19 @@ int eng_task_cond_channels(const eng_task_params *p, int image_channels);
  * same masks, blur radii and noise). cond_out receives
  * in->n * h * w * eng_task_cond_channels() bytes. Also the server-side
  * preprocessing (edges from a photo, luminance of a colour image). */
-int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed,
-                   uint8_t *cond_out, eng_error *err);
+int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed, uint8_t *cond_out, eng_error *err);
 
 /* ---- adapters --------------------------------------------------------- */
 
-typedef enum eng_adapter_kind {
-    ENG_ADAPTER_CONTROLNET = 0,
-    ENG_ADAPTER_LITE = 1
-} eng_adapter_kind;
+typedef enum eng_adapter_kind { ENG_ADAPTER_CONTROLNET = 0, ENG_ADAPTER_LITE = 1 } eng_adapter_kind;
 
 const char *eng_adapter_kind_name(eng_adapter_kind k);
 
 typedef struct eng_adapter_info {
     eng_adapter_kind kind;
     eng_task_params task;
-    int distilled;     /* 1: CoDi/cm2 (K-step sampler), 0: teacher (DDIM) */
-    int n_grid;        /* N of the CoDi grid */
+    int distilled; /* 1: CoDi/cm2 (K-step sampler), 0: teacher (DDIM) */
+    int n_grid;    /* N of the CoDi grid */
     int64_t parameters;
     int64_t memory_bytes;
     char base_hash[17];
@@ -253,29 +245,29 @@ typedef struct eng_train_params {
     float lr;
     int warmup_steps;
     float weight_decay;
-    float grad_clip;     /* global norm; 0: off */
+    float grad_clip; /* global norm; 0: off */
     float ema_decay;
     uint64_t seed;
-    int hflip;           /* random horizontal flips of training images */
+    int hflip; /* random horizontal flips of training images */
     /* pretrain */
     eng_prediction prediction;
     /* adapters */
     eng_adapter_kind adapter_kind;
     eng_task_params task;
     /* CoDi (CODI.md) */
-    int n_grid;            /* N, default 50 */
-    float lambda;          /* weight of the data term, default 1 */
-    int ode_from_ema;      /* step 4: 0 frozen base, 1 EMA conditional model */
-    int consistency_eps;   /* step 7: compare implied noises instead of x */
-    int shared_t;          /* step 2: one t per batch */
-    int snr_weight;        /* step 7: min(1, SNR(t)) weighting */
+    int n_grid;               /* N, default 50 */
+    float lambda;             /* weight of the data term, default 1 */
+    int ode_from_ema;         /* step 4: 0 frozen base, 1 EMA conditional model */
+    int consistency_eps;      /* step 7: compare implied noises instead of x */
+    int shared_t;             /* step 2: one t per batch */
+    int snr_weight;           /* step 7: min(1, SNR(t)) weighting */
     const char *teacher_path; /* cm2: the teacher adapter file */
 } eng_train_params;
 
 void eng_train_params_init(eng_train_params *p, eng_train_kind kind);
 
 typedef struct eng_step_stats {
-    int step;         /* optimizer steps done */
+    int step; /* optimizer steps done */
     float loss;
     float lr;
     float grad_norm;
@@ -284,13 +276,12 @@ typedef struct eng_step_stats {
 /* Pretraining: a new model from config_json (and scheduler_json, may be NULL)
  * initialised from p->seed. data: the training images, borrowed for the
  * trainer's lifetime (the caller may mmap them). */
-int eng_trainer_create_pretrain(eng_ctx *ctx, const char *config_json,
-                                const char *scheduler_json, const eng_train_params *p,
-                                const eng_images *data, eng_trainer **out, eng_error *err);
+int eng_trainer_create_pretrain(eng_ctx *ctx, const char *config_json, const char *scheduler_json,
+                                const eng_train_params *p, const eng_images *data, eng_trainer **out, eng_error *err);
 
 /* Adapter training on frozen base m (borrowed; must outlive the trainer). */
-int eng_trainer_create_adapter(eng_model *m, const eng_train_params *p,
-                               const eng_images *data, eng_trainer **out, eng_error *err);
+int eng_trainer_create_adapter(eng_model *m, const eng_train_params *p, const eng_images *data, eng_trainer **out,
+                               eng_error *err);
 
 int eng_trainer_step(eng_trainer *t, eng_step_stats *stats, eng_error *err);
 int eng_trainer_steps_done(const eng_trainer *t);
@@ -304,8 +295,7 @@ int eng_trainer_load_checkpoint(eng_trainer *t, const char *path, eng_error *err
 /* The result: pretrain writes a model folder (EMA weights, fp16 when asked);
  * adapter trainers write one adapter file with extra_metadata_json (an
  * object, may be NULL) merged into its metadata. */
-int eng_trainer_export(eng_trainer *t, const char *path, int fp16,
-                       const char *extra_metadata_json, eng_error *err);
+int eng_trainer_export(eng_trainer *t, const char *path, int fp16, const char *extra_metadata_json, eng_error *err);
 void eng_trainer_free(eng_trainer *t);
 
 /* ==== metrics: the evaluation classifier, FID-proxy, PSNR, SSIM ======== */
@@ -317,7 +307,7 @@ void eng_trainer_free(eng_trainer *t);
 typedef struct eng_classifier eng_classifier;
 
 typedef struct eng_classifier_info {
-    int image_size;  /* square inputs of this side */
+    int image_size; /* square inputs of this side */
     int channels;
     int num_classes;
     int feature_dim; /* D of eng_classifier_features */
@@ -327,23 +317,21 @@ typedef struct eng_classifier_info {
 /* config_json, e.g. {"image_size":32,"in_channels":3,"num_classes":10,
  * "widths":[48,96,192],"norm_num_groups":8,"stem_stride":2}; seeded random
  * weights. */
-int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint64_t seed,
-                          eng_classifier **out, eng_error *err);
+int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint64_t seed, eng_classifier **out, eng_error *err);
 int eng_classifier_load(eng_ctx *ctx, const char *dir, eng_classifier **out, eng_error *err);
 /* Writes dir/config.json and dir/model.safetensors (F16 when fp16);
  * metadata_json (an object of strings, may be NULL) goes into the file's
  * __metadata__. */
-int eng_classifier_save(eng_classifier *c, const char *dir, int fp16, const char *metadata_json,
-                        eng_error *err);
+int eng_classifier_save(eng_classifier *c, const char *dir, int fp16, const char *metadata_json, eng_error *err);
 void eng_classifier_get_info(const eng_classifier *c, eng_classifier_info *out);
 void eng_classifier_free(eng_classifier *c);
 
 typedef struct eng_classifier_train_params {
     int total_steps;
     int batch_size;
-    float lr;              /* peak AdamW rate: linear warm-up, cosine to 0 */
+    float lr; /* peak AdamW rate: linear warm-up, cosine to 0 */
     int warmup_steps;
-    float weight_decay;    /* decoupled, on kernels and matrices only */
+    float weight_decay; /* decoupled, on kernels and matrices only */
     float label_smoothing;
     uint64_t seed;
     /* called after each step; return non-zero to cancel (ENG_ECANCELLED) */
@@ -354,15 +342,15 @@ typedef struct eng_classifier_train_params {
 void eng_classifier_train_params_init(eng_classifier_train_params *p);
 /* Trains c in place on data (labels: one byte per image) with random crops
  * (padding 4, reflected) and horizontal flips. */
-int eng_classifier_train(eng_classifier *c, const eng_classifier_train_params *p,
-                         const eng_images *data, const uint8_t *labels, eng_error *err);
+int eng_classifier_train(eng_classifier *c, const eng_classifier_train_params *p, const eng_images *data,
+                         const uint8_t *labels, eng_error *err);
 
 /* Penultimate features of each image: feats receives imgs->n x feature_dim
  * floats. Images must be image_size square with the classifier's channels. */
 int eng_classifier_features(eng_classifier *c, const eng_images *imgs, float *feats, eng_error *err);
 /* Fraction of imgs whose predicted class equals labels[i]. */
-int eng_classifier_accuracy(eng_classifier *c, const eng_images *imgs, const uint8_t *labels,
-                            double *out, eng_error *err);
+int eng_classifier_accuracy(eng_classifier *c, const eng_images *imgs, const uint8_t *labels, double *out,
+                            eng_error *err);
 
 /* Gaussian fit of n >= 2 feature rows (n x d floats): mean mu (d) and the
  * unbiased covariance cov (d x d, row-major), in double precision. */
@@ -370,13 +358,12 @@ int eng_feature_stats(const float *feats, int n, int d, double *mu, double *cov,
 /* Frechet distance between N(mu1, s1) and N(mu2, s2) (d-dimensional,
  * covariances row-major and symmetric positive semi-definite):
  * ||mu1 - mu2||^2 + Tr(s1 + s2 - 2 (s1 s2)^(1/2)), never below 0. */
-int eng_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2,
-                         int d, double *out, eng_error *err);
+int eng_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2, int d, double *out,
+                         eng_error *err);
 /* FID-proxy: the Frechet distance between the Gaussian fits of the
  * classifier features of two image sets (each of at least 2 images). Like
  * FID it is biased upwards for small sets: compare figures of equal n. */
-int eng_fid_proxy(eng_classifier *c, const eng_images *a, const eng_images *b, double *out,
-                  eng_error *err);
+int eng_fid_proxy(eng_classifier *c, const eng_images *a, const eng_images *b, double *out, eng_error *err);
 
 /* PSNR of 8-bit images, in dB: 10 log10(255^2 / MSE) per image over all its
  * samples, averaged over the images. An image pair with MSE 0 (identical)

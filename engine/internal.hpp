@@ -50,15 +50,15 @@ struct SeededInit {
 } // namespace eng
 
 /* Wrap the body of every extern "C" function: no exception crosses engine.h. */
-#define ENG_GUARD(err, ...)                                                         \
-    try {                                                                           \
-        __VA_ARGS__                                                                 \
-    } catch (const eng::Error &e_) {                                                \
-        return eng::fail((err), e_.code, "%s", e_.msg.c_str());                     \
-    } catch (const c10::Error &e_) {                                                \
+#define ENG_GUARD(err, ...)                                                               \
+    try {                                                                                 \
+        __VA_ARGS__                                                                       \
+    } catch (const eng::Error &e_) {                                                      \
+        return eng::fail((err), e_.code, "%s", e_.msg.c_str());                           \
+    } catch (const c10::Error &e_) {                                                      \
         return eng::fail((err), ENG_EINTERNAL, "torch: %s", e_.what_without_backtrace()); \
-    } catch (const std::bad_alloc &) {                                              \
-        return eng::fail((err), ENG_ENOMEM, "out of memory");                       \
-    } catch (const std::exception &e_) {                                            \
-        return eng::fail((err), ENG_EINTERNAL, "%s", e_.what());                    \
+    } catch (const std::bad_alloc &) {                                                    \
+        return eng::fail((err), ENG_ENOMEM, "out of memory");                             \
+    } catch (const std::exception &e_) {                                                  \
+        return eng::fail((err), ENG_EINTERNAL, "%s", e_.what());                          \
     }

@@ -78,12 +78,10 @@ ClassifierConfig ClassifierConfig::parse(const std::string &text) {
     }
     /* the stem and each stage divide the side */
     if (c.image_size / c.stem_stride >> c.widths.size() < 1)
-        raise(ENG_EFORMAT, "classifier config: %zu stages are too many for %d pixels", c.widths.size(),
-              c.image_size);
+        raise(ENG_EFORMAT, "classifier config: %zu stages are too many for %d pixels", c.widths.size(), c.image_size);
     for (int wd : c.widths)
         if (wd % c.groups)
-            raise(ENG_EFORMAT, "classifier config: width %d is not a multiple of norm_num_groups %d", wd,
-                  c.groups);
+            raise(ENG_EFORMAT, "classifier config: width %d is not a multiple of norm_num_groups %d", wd, c.groups);
 
     std::unique_ptr<cJSON, void (*)(cJSON *)> out(cJSON_CreateObject(), cJSON_Delete);
     cJSON_AddStringToObject(out.get(), "_class_name", "CodidClassifier");
@@ -160,8 +158,8 @@ void write_text_atomic(const std::string &path, const std::string &text) {
     std::string tmp = path + ".tmp";
     FILE *f = std::fopen(tmp.c_str(), "wb");
     if (!f) raise(ENG_EIO, "cannot write %s: %s", tmp.c_str(), std::strerror(errno));
-    bool good = std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 &&
-                fsync(fileno(f)) == 0;
+    bool good =
+        std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
     good = std::fclose(f) == 0 && good;
     if (!good || std::rename(tmp.c_str(), path.c_str()) != 0) {
         std::remove(tmp.c_str());
@@ -195,8 +193,8 @@ void check_images(const eng_classifier *c, const eng_images *imgs, const char *w
     const auto &cfg = c->net->cfg;
     if (!imgs || imgs->n < 1 || !imgs->data) raise(ENG_EINVAL, "%s: no images", what);
     if (imgs->height != cfg.image_size || imgs->width != cfg.image_size || imgs->channels != cfg.in_channels)
-        raise(ENG_EINVAL, "%s: images are %dx%dx%d; the classifier takes %dx%dx%d", what, imgs->width,
-              imgs->height, imgs->channels, cfg.image_size, cfg.image_size, cfg.in_channels);
+        raise(ENG_EINVAL, "%s: images are %dx%dx%d; the classifier takes %dx%dx%d", what, imgs->width, imgs->height,
+              imgs->channels, cfg.image_size, cfg.image_size, cfg.in_channels);
 }
 
 /* Runs fn over the images in chunks, in inference mode: fn(first, x). */
@@ -207,8 +205,7 @@ template <class Fn> void for_chunks(eng_classifier *c, const eng_images *imgs, F
     size_t per = (size_t)imgs->height * imgs->width * imgs->channels;
     for (int i = 0; i < imgs->n; i += chunk) {
         int m = std::min(chunk, imgs->n - i);
-        fn(i, images_to_tensor(imgs->data + per * i, m, imgs->height, imgs->width, imgs->channels,
-                               c->ctx->device));
+        fn(i, images_to_tensor(imgs->data + per * i, m, imgs->height, imgs->width, imgs->channels, c->ctx->device));
     }
 }
 
@@ -236,8 +233,7 @@ void gaussian_fit(const torch::Tensor &x, torch::Tensor &mu, torch::Tensor &cov)
  * Both square roots come from symmetric eigendecompositions in float64, with
  * round-off's tiny negative eigenvalues clamped to 0; the result is clamped
  * to 0 for the same reason (identical inputs give -1e-12 or so). */
-double frechet(const torch::Tensor &mu1, const torch::Tensor &s1, const torch::Tensor &mu2,
-               const torch::Tensor &s2) {
+double frechet(const torch::Tensor &mu1, const torch::Tensor &s1, const torch::Tensor &mu2, const torch::Tensor &s2) {
     auto eig = torch::linalg::eigh(s1, "L");
     auto vals = std::get<0>(eig).clamp_min(0).sqrt();
     auto vecs = std::get<1>(eig);
@@ -245,8 +241,8 @@ double frechet(const torch::Tensor &mu1, const torch::Tensor &s1, const torch::T
     auto m = sqrt_s1.mm(s2).mm(sqrt_s1);
     m = (m + m.t()) * 0.5;
     double tr_sqrt = torch::linalg::eigvalsh(m, "L").clamp_min(0).sqrt().sum().item<double>();
-    double d2 = (mu1 - mu2).pow(2).sum().item<double>() + s1.trace().item<double>() +
-                s2.trace().item<double>() - 2 * tr_sqrt;
+    double d2 =
+        (mu1 - mu2).pow(2).sum().item<double>() + s1.trace().item<double>() + s2.trace().item<double>() - 2 * tr_sqrt;
     if (!std::isfinite(d2)) raise(ENG_EINTERNAL, "the Frechet distance is not finite");
     return std::max(0.0, d2);
 }
@@ -289,8 +285,8 @@ void next_batch(eng_classifier *c, const eng_images *d, const uint8_t *labels, i
 
 /* ---- the classifier ------------------------------------------------------ */
 
-extern "C" int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint64_t seed,
-                                     eng_classifier **out, eng_error *err) {
+extern "C" int eng_classifier_create(eng_ctx *ctx, const char *config_json, uint64_t seed, eng_classifier **out,
+                                     eng_error *err) {
     ENG_GUARD(err, {
         if (!config_json) return fail(err, ENG_EINVAL, "no classifier config");
         auto cfg = ClassifierConfig::parse(config_json);
@@ -357,7 +353,9 @@ extern "C" void eng_classifier_get_info(const eng_classifier *c, eng_classifier_
     out->parameters = c->parameters;
 }
 
-extern "C" void eng_classifier_free(eng_classifier *c) { delete c; }
+extern "C" void eng_classifier_free(eng_classifier *c) {
+    delete c;
+}
 
 extern "C" void eng_classifier_train_params_init(eng_classifier_train_params *p) {
     std::memset(p, 0, sizeof *p);
@@ -372,8 +370,8 @@ extern "C" void eng_classifier_train_params_init(eng_classifier_train_params *p)
 /* Cross-entropy with label smoothing, AdamW (betas 0.9/0.999), and the rate
  *   lr(s) = peak * s / W                                      for s <= W,
  *   lr(s) = peak * (1 + cos(pi (s - W) / (S - W))) / 2        after. */
-extern "C" int eng_classifier_train(eng_classifier *c, const eng_classifier_train_params *p,
-                                    const eng_images *data, const uint8_t *labels, eng_error *err) {
+extern "C" int eng_classifier_train(eng_classifier *c, const eng_classifier_train_params *p, const eng_images *data,
+                                    const uint8_t *labels, eng_error *err) {
     ENG_GUARD(err, {
         check_images(c, data, "training set");
         if (!labels) return fail(err, ENG_EINVAL, "the training set has no labels");
@@ -426,8 +424,7 @@ extern "C" int eng_classifier_train(eng_classifier *c, const eng_classifier_trai
     })
 }
 
-extern "C" int eng_classifier_features(eng_classifier *c, const eng_images *imgs, float *feats,
-                                       eng_error *err) {
+extern "C" int eng_classifier_features(eng_classifier *c, const eng_images *imgs, float *feats, eng_error *err) {
     ENG_GUARD(err, {
         check_images(c, imgs, "features");
         int64_t d = c->net->cfg.widths.back();
@@ -440,8 +437,8 @@ extern "C" int eng_classifier_features(eng_classifier *c, const eng_images *imgs
     })
 }
 
-extern "C" int eng_classifier_accuracy(eng_classifier *c, const eng_images *imgs, const uint8_t *labels,
-                                       double *out, eng_error *err) {
+extern "C" int eng_classifier_accuracy(eng_classifier *c, const eng_images *imgs, const uint8_t *labels, double *out,
+                                       eng_error *err) {
     ENG_GUARD(err, {
         check_images(c, imgs, "accuracy");
         if (!labels) return fail(err, ENG_EINVAL, "accuracy needs labels");
@@ -472,8 +469,8 @@ extern "C" int eng_feature_stats(const float *feats, int n, int d, double *mu, d
     })
 }
 
-extern "C" int eng_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2,
-                                    int d, double *out, eng_error *err) {
+extern "C" int eng_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2, int d,
+                                    double *out, eng_error *err) {
     ENG_GUARD(err, {
         if (d < 1 || !mu1 || !s1 || !mu2 || !s2) return fail(err, ENG_EINVAL, "bad Gaussians");
         *out = frechet(wrap_f64(mu1, {d}), wrap_f64(s1, {d, d}), wrap_f64(mu2, {d}), wrap_f64(s2, {d, d}));
@@ -482,8 +479,7 @@ extern "C" int eng_frechet_distance(const double *mu1, const double *s1, const d
     })
 }
 
-extern "C" int eng_fid_proxy(eng_classifier *c, const eng_images *a, const eng_images *b, double *out,
-                             eng_error *err) {
+extern "C" int eng_fid_proxy(eng_classifier *c, const eng_images *a, const eng_images *b, double *out, eng_error *err) {
     ENG_GUARD(err, {
         check_images(c, a, "first set");
         check_images(c, b, "second set");

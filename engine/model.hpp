@@ -35,21 +35,18 @@ struct Schedule {
 };
 
 /* Per-sample schedule values as (n,1,1,1) tensors. */
-torch::Tensor gather_coef(const std::vector<double> &table, const torch::Tensor &t,
-                          const torch::Device &dev);
+torch::Tensor gather_coef(const std::vector<double> &table, const torch::Tensor &t, const torch::Device &dev);
 
 /* From a network output to (x0, eps) under the given parameterization. */
-void split_prediction(eng_prediction p, const torch::Tensor &z, const torch::Tensor &out,
-                      const torch::Tensor &alpha, const torch::Tensor &sigma, torch::Tensor &x0,
-                      torch::Tensor &eps);
+void split_prediction(eng_prediction p, const torch::Tensor &z, const torch::Tensor &out, const torch::Tensor &alpha,
+                      const torch::Tensor &sigma, torch::Tensor &x0, torch::Tensor &eps);
 
 /* Initial noise for image i from seed + i alone, so that an image does not
  * depend on the batch it is computed in; drawn on the CPU for all devices. */
 torch::Tensor seeded_noise(uint64_t seed, int n, int c, int h, int w, const torch::Device &dev);
 
 /* (n,h,w,c) uint8 <-> (n,c,h,w) float in [-1, 1] */
-torch::Tensor images_to_tensor(const uint8_t *data, int n, int h, int w, int c,
-                               const torch::Device &dev);
+torch::Tensor images_to_tensor(const uint8_t *data, int n, int h, int w, int c, const torch::Device &dev);
 void tensor_to_images(const torch::Tensor &x, eng_image *out);
 
 } // namespace eng

@@ -25,11 +25,11 @@
 
 #include "engine/engine.h"
 
-#define SSIM_WIN 11
+#define SSIM_WIN   11
 #define SSIM_SIGMA 1.5
-#define SSIM_K1 0.01
-#define SSIM_K2 0.03
-#define PIXEL_MAX 255.0
+#define SSIM_K1    0.01
+#define SSIM_K2    0.03
+#define PIXEL_MAX  255.0
 
 static int fail(eng_error *err, int code, const char *fmt, ...) {
     if (err) {
@@ -43,11 +43,10 @@ static int fail(eng_error *err, int code, const char *fmt, ...) {
 }
 
 static int check_pair(const eng_images *a, const eng_images *b, int min_side, eng_error *err) {
-    if (!a || !b || !a->data || !b->data || a->n < 1)
-        return fail(err, ENG_EINVAL, "no images");
+    if (!a || !b || !a->data || !b->data || a->n < 1) return fail(err, ENG_EINVAL, "no images");
     if (a->n != b->n || a->height != b->height || a->width != b->width || a->channels != b->channels)
-        return fail(err, ENG_EINVAL, "the image sets differ in count or shape (%dx%dx%dx%d vs %dx%dx%dx%d)",
-                    a->n, a->width, a->height, a->channels, b->n, b->width, b->height, b->channels);
+        return fail(err, ENG_EINVAL, "the image sets differ in count or shape (%dx%dx%dx%d vs %dx%dx%dx%d)", a->n,
+                    a->width, a->height, a->channels, b->n, b->width, b->height, b->channels);
     if (a->height < min_side || a->width < min_side)
         return fail(err, ENG_EINVAL, "images need sides of at least %d pixels", min_side);
     if (err) {

@@ -40,18 +40,16 @@
 
 _Static_assert(SIZE_MAX >= UINT64_MAX, "byte counts are computed in 64 bits and stored in size_t");
 
-#define ST_MAX_FILE ((uint64_t)16 << 30)
-#define ST_MAX_EXACT ((uint64_t)1 << 53)
-#define ST_WRITER_MAX_TENSORS 65536 /* duplicate names are found by a linear scan */
+#define ST_MAX_FILE            ((uint64_t)16 << 30)
+#define ST_MAX_EXACT           ((uint64_t)1 << 53)
+#define ST_WRITER_MAX_TENSORS  65536 /* duplicate names are found by a linear scan */
 #define ST_WRITER_MAX_METADATA 4096
-#define ST_READ_CHUNK ((size_t)1 << 30)
-#define ST_META_KEY "__metadata__"
+#define ST_READ_CHUNK          ((size_t)1 << 30)
+#define ST_META_KEY            "__metadata__"
 
-static int fail(char *msg, size_t msgsz, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int fail(char *msg, size_t msgsz, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static int fail(char *msg, size_t msgsz, int code, const char *fmt, ...)
-{
+static int fail(char *msg, size_t msgsz, int code, const char *fmt, ...) {
     if (msg && msgsz) {
         va_list ap;
         va_start(ap, fmt);
@@ -61,28 +59,25 @@ static int fail(char *msg, size_t msgsz, int code, const char *fmt, ...)
     return code;
 }
 
-const char *st_dtype_name(st_dtype d)
-{
+const char *st_dtype_name(st_dtype d) {
     switch (d) {
-    case ST_F32: return "F32";
-    case ST_F16: return "F16";
-    case ST_BF16: return "BF16";
+        case ST_F32: return "F32";
+        case ST_F16: return "F16";
+        case ST_BF16: return "BF16";
     }
     return "?";
 }
 
-size_t st_dtype_size(st_dtype d)
-{
+size_t st_dtype_size(st_dtype d) {
     switch (d) {
-    case ST_F32: return 4;
-    case ST_F16: return 2;
-    case ST_BF16: return 2;
+        case ST_F32: return 4;
+        case ST_F16: return 2;
+        case ST_BF16: return 2;
     }
     return 0;
 }
 
-static bool dtype_from_name(const char *s, st_dtype *out)
-{
+static bool dtype_from_name(const char *s, st_dtype *out) {
     static const st_dtype all[] = {ST_F32, ST_F16, ST_BF16};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(s, st_dtype_name(all[i])) == 0) {
@@ -93,36 +88,47 @@ static bool dtype_from_name(const char *s, st_dtype *out)
     return false;
 }
 
-const char *st_strerror(int code)
-{
+const char *st_strerror(int code) {
     switch (code) {
-    case ST_OK: return "ok";
-    case ST_EIO: return "i/o error";
-    case ST_ETRUNC: return "file truncated";
-    case ST_EHEADER: return "malformed header";
-    case ST_EDTYPE: return "unsupported dtype";
-    case ST_EOFFSET: return "bad data offsets";
-    case ST_ESIZE: return "byte count does not match shape";
-    case ST_ENOMEM: return "out of memory";
-    case ST_EINVAL: return "invalid argument";
+        case ST_OK: return "ok";
+        case ST_EIO: return "i/o error";
+        case ST_ETRUNC: return "file truncated";
+        case ST_EHEADER: return "malformed header";
+        case ST_EDTYPE: return "unsupported dtype";
+        case ST_EOFFSET: return "bad data offsets";
+        case ST_ESIZE: return "byte count does not match shape";
+        case ST_ENOMEM: return "out of memory";
+        case ST_EINVAL: return "invalid argument";
     }
     return "unknown error";
 }
 
 /* Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and
  * code points past U+10FFFF included), or n when all n bytes are valid. */
-static size_t utf8_invalid_at(const uint8_t *s, size_t n)
-{
+static size_t utf8_invalid_at(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         uint8_t c = s[i];
         size_t len;
         uint32_t cp, min;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; min = 0x80; }
-        else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; min = 0x800; }
-        else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; min = 0x10000; }
-        else return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else
+            return i;
         if (n - i < len) return i;
         for (size_t k = 1; k < len; k++) {
             if ((s[i + k] & 0xc0) != 0x80) return i;
@@ -134,16 +140,14 @@ static size_t utf8_invalid_at(const uint8_t *s, size_t n)
     return n;
 }
 
-static bool utf8_valid(const char *s)
-{
+static bool utf8_valid(const char *s) {
     size_t n = strlen(s);
     return utf8_invalid_at((const uint8_t *)s, n) == n;
 }
 
 /* Product of the dims times the element size; false on overflow. A zero dim
  * makes the product zero whatever the other dims are. */
-static bool shape_bytes(const int64_t *shape, int ndim, st_dtype d, uint64_t *out)
-{
+static bool shape_bytes(const int64_t *shape, int ndim, st_dtype d, uint64_t *out) {
     uint64_t p = st_dtype_size(d);
     for (int i = 0; i < ndim; i++) {
         if (shape[i] == 0) {
@@ -160,8 +164,7 @@ static bool shape_bytes(const int64_t *shape, int ndim, st_dtype d, uint64_t *ou
     return true;
 }
 
-static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t sz)
-{
+static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t sz) {
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; i < ndim && len < sz; i++) {
@@ -175,15 +178,13 @@ static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t s
 
 /* ------------------------------------------------------------------ reader */
 
-static uint64_t load_le64(const uint8_t *p)
-{
+static uint64_t load_le64(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
     return v;
 }
 
-static bool json_exact_uint(const cJSON *item, uint64_t *out)
-{
+static bool json_exact_uint(const cJSON *item, uint64_t *out) {
     if (!cJSON_IsNumber(item)) return false;
     double d = item->valuedouble;
     if (!(d >= 0.0 && d <= (double)ST_MAX_EXACT)) return false; /* NaN fails too */
@@ -193,14 +194,12 @@ static bool json_exact_uint(const cJSON *item, uint64_t *out)
     return true;
 }
 
-static int cmp_cstr_ptr(const void *a, const void *b)
-{
+static int cmp_cstr_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* cJSON accepts {"a":1,"a":2}; such a header is ambiguous, so it is refused. */
-static int check_unique_keys(const cJSON *obj, const char *where, char *msg, size_t msgsz)
-{
+static int check_unique_keys(const cJSON *obj, const char *where, char *msg, size_t msgsz) {
     size_t n = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, obj) {
@@ -224,10 +223,8 @@ static int check_unique_keys(const cJSON *obj, const char *where, char *msg, siz
     return rc;
 }
 
-static int parse_metadata(st_file *f, const cJSON *meta, char *msg, size_t msgsz)
-{
-    if (!cJSON_IsObject(meta))
-        return fail(msg, msgsz, ST_EHEADER, ST_META_KEY " is not a JSON object");
+static int parse_metadata(st_file *f, const cJSON *meta, char *msg, size_t msgsz) {
+    if (!cJSON_IsObject(meta)) return fail(msg, msgsz, ST_EHEADER, ST_META_KEY " is not a JSON object");
     const cJSON *it;
     cJSON_ArrayForEach(it, meta) {
         if (!cJSON_IsString(it) || !it->valuestring)
@@ -248,8 +245,7 @@ typedef struct span {
     size_t idx;
 } span;
 
-static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, size_t msgsz)
-{
+static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, size_t msgsz) {
     const char *name = entry->string;
     if (!cJSON_IsObject(entry))
         return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': entry is not a JSON object", name);
@@ -263,34 +259,29 @@ static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, s
         if (k == 3)
             return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': unknown key '%.64s'", name,
                         it->string ? it->string : "");
-        if (found[k])
-            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': duplicate key '%s'", name, keys[k]);
+        if (found[k]) return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': duplicate key '%s'", name, keys[k]);
         found[k] = it;
     }
     for (int k = 0; k < 3; k++) {
-        if (!found[k])
-            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': missing key '%s'", name, keys[k]);
+        if (!found[k]) return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': missing key '%s'", name, keys[k]);
     }
     const cJSON *dtype = found[0], *shape = found[1], *offs = found[2];
 
     if (!cJSON_IsString(dtype) || !dtype->valuestring)
         return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': dtype is not a string", name);
     if (!dtype_from_name(dtype->valuestring, &t->dtype))
-        return fail(msg, msgsz, ST_EDTYPE,
-                    "tensor '%.200s': dtype '%.32s' is not supported (F32, F16, BF16 only)", name,
-                    dtype->valuestring);
+        return fail(msg, msgsz, ST_EDTYPE, "tensor '%.200s': dtype '%.32s' is not supported (F32, F16, BF16 only)",
+                    name, dtype->valuestring);
 
-    if (!cJSON_IsArray(shape))
-        return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape is not an array", name);
+    if (!cJSON_IsArray(shape)) return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape is not an array", name);
     int ndim = 0;
     cJSON_ArrayForEach(it, shape) {
         uint64_t dim;
         if (ndim == ST_MAX_DIMS)
-            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape has more than %d dims",
-                        name, ST_MAX_DIMS);
+            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape has more than %d dims", name, ST_MAX_DIMS);
         if (!json_exact_uint(it, &dim))
-            return fail(msg, msgsz, ST_EHEADER,
-                        "tensor '%.200s': shape[%d] is not an integer in [0, 2^53]", name, ndim);
+            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape[%d] is not an integer in [0, 2^53]", name,
+                        ndim);
         t->shape[ndim++] = (int64_t)dim;
     }
     t->ndim = ndim;
@@ -309,12 +300,11 @@ static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, s
     }
     if (!ok || nofs != 2)
         return fail(msg, msgsz, ST_EHEADER,
-                    "tensor '%.200s': data_offsets is not [begin, end] of integers in [0, 2^53]",
-                    name);
+                    "tensor '%.200s': data_offsets is not [begin, end] of integers in [0, 2^53]", name);
     if (be[0] > be[1])
         return fail(msg, msgsz, ST_EOFFSET,
-                    "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] end before they begin",
-                    name, be[0], be[1]);
+                    "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] end before they begin", name, be[0],
+                    be[1]);
 
     char sh[ST_MAX_DIMS * 21 + 3];
     uint64_t need;
@@ -333,24 +323,21 @@ static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, s
     return ST_OK;
 }
 
-static int cmp_span(const void *a, const void *b)
-{
+static int cmp_span(const void *a, const void *b) {
     const span *x = a, *y = b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end) return x->end < y->end ? -1 : 1;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static int cmp_tensor_name(const void *a, const void *b)
-{
+static int cmp_tensor_name(const void *a, const void *b) {
     return strcmp(((const st_tensor *)a)->name, ((const st_tensor *)b)->name);
 }
 
 /* Sorted by offset, each range must start where the previous one ended. A
  * range that starts in place but runs past the file means a truncated file;
  * one that starts elsewhere past the end is simply out of range. */
-static int check_tiling(const st_file *f, span *sp, uint64_t data_size, char *msg, size_t msgsz)
-{
+static int check_tiling(const st_file *f, span *sp, uint64_t data_size, char *msg, size_t msgsz) {
     qsort(sp, f->count, sizeof *sp, cmp_span);
     uint64_t pos = 0;
     const char *prev = NULL;
@@ -363,8 +350,8 @@ static int check_tiling(const st_file *f, span *sp, uint64_t data_size, char *ms
                         name, sp[i].begin, sp[i].end, prev, pos);
         if (sp[i].begin > pos && sp[i].end > data_size)
             return fail(msg, msgsz, ST_EOFFSET,
-                        "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64
-                        "] lie outside the data area of %" PRIu64 " bytes",
+                        "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] lie outside the data area of %" PRIu64
+                        " bytes",
                         name, sp[i].begin, sp[i].end, data_size);
         if (sp[i].begin > pos)
             return fail(msg, msgsz, ST_EOFFSET,
@@ -381,14 +368,12 @@ static int check_tiling(const st_file *f, span *sp, uint64_t data_size, char *ms
     }
     if (pos != data_size)
         return fail(msg, msgsz, ST_EOFFSET,
-                    "%" PRIu64 " trailing bytes: the tensors end at %" PRIu64
-                    ", the data area holds %" PRIu64,
+                    "%" PRIu64 " trailing bytes: the tensors end at %" PRIu64 ", the data area holds %" PRIu64,
                     data_size - pos, pos, data_size);
     return ST_OK;
 }
 
-static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, size_t msgsz)
-{
+static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, size_t msgsz) {
     if (!cJSON_IsObject(root)) return fail(msg, msgsz, ST_EHEADER, "header is not a JSON object");
     int rc = check_unique_keys(root, "the header", msg, msgsz);
     if (rc != ST_OK) return rc;
@@ -396,8 +381,10 @@ static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, s
     size_t n = 0;
     const cJSON *it, *meta = NULL;
     cJSON_ArrayForEach(it, root) {
-        if (strcmp(it->string, ST_META_KEY) == 0) meta = it;
-        else n++;
+        if (strcmp(it->string, ST_META_KEY) == 0)
+            meta = it;
+        else
+            n++;
     }
     if (meta && (rc = parse_metadata(f, meta, msg, msgsz)) != ST_OK) return rc;
 
@@ -430,31 +417,25 @@ static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, s
     return rc;
 }
 
-static int parse_all(st_file *f, char *msg, size_t msgsz)
-{
+static int parse_all(st_file *f, char *msg, size_t msgsz) {
     if (f->size < 8)
-        return fail(msg, msgsz, ST_ETRUNC,
-                    "file of %zu bytes is shorter than the 8-byte header length", f->size);
+        return fail(msg, msgsz, ST_ETRUNC, "file of %zu bytes is shorter than the 8-byte header length", f->size);
     uint64_t hlen = load_le64(f->buf);
     if (hlen > ST_MAX_HEADER)
-        return fail(msg, msgsz, ST_EHEADER, "header length %" PRIu64 " exceeds the cap of %u bytes",
-                    hlen, ST_MAX_HEADER);
+        return fail(msg, msgsz, ST_EHEADER, "header length %" PRIu64 " exceeds the cap of %u bytes", hlen,
+                    ST_MAX_HEADER);
     if (hlen > f->size - 8)
-        return fail(msg, msgsz, ST_ETRUNC,
-                    "header length %" PRIu64 " exceeds the %zu bytes that follow it", hlen,
+        return fail(msg, msgsz, ST_ETRUNC, "header length %" PRIu64 " exceeds the %zu bytes that follow it", hlen,
                     f->size - 8);
     const uint8_t *hdr = f->buf + 8;
-    if (hlen == 0 || hdr[0] != '{')
-        return fail(msg, msgsz, ST_EHEADER, "header does not start with '{'");
+    if (hlen == 0 || hdr[0] != '{') return fail(msg, msgsz, ST_EHEADER, "header does not start with '{'");
     size_t bad = utf8_invalid_at(hdr, hlen);
-    if (bad < hlen)
-        return fail(msg, msgsz, ST_EHEADER, "header is not valid UTF-8 (byte %zu)", bad);
+    if (bad < hlen) return fail(msg, msgsz, ST_EHEADER, "header is not valid UTF-8 (byte %zu)", bad);
     /* JSON allows raw control bytes nowhere but as whitespace; cJSON would let
      * some through inside strings, and a NUL would silently cut a name. */
     for (size_t i = 0; i < hlen; i++) {
         if (hdr[i] < 0x20 && hdr[i] != ' ' && hdr[i] != '\t' && hdr[i] != '\n' && hdr[i] != '\r')
-            return fail(msg, msgsz, ST_EHEADER, "header has control byte 0x%02x at byte %zu",
-                        hdr[i], i);
+            return fail(msg, msgsz, ST_EHEADER, "header has control byte 0x%02x at byte %zu", hdr[i], i);
     }
 
     /* cJSON gets its own NUL-terminated copy, so no parser path can read past
@@ -472,8 +453,7 @@ static int parse_all(st_file *f, char *msg, size_t msgsz)
     } else {
         for (const char *p = end; p < text + hlen; p++) {
             if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-                rc = fail(msg, msgsz, ST_EHEADER,
-                          "header has bytes after its JSON object (byte %td)", p - text);
+                rc = fail(msg, msgsz, ST_EHEADER, "header has bytes after its JSON object (byte %td)", p - text);
                 break;
             }
         }
@@ -484,8 +464,7 @@ static int parse_all(st_file *f, char *msg, size_t msgsz)
     return rc;
 }
 
-int st_parse(uint8_t *buf, size_t size, st_file *out, char *msg, size_t msgsz)
-{
+int st_parse(uint8_t *buf, size_t size, st_file *out, char *msg, size_t msgsz) {
     if (!out) {
         free(buf);
         return fail(msg, msgsz, ST_EINVAL, "no st_file to parse into");
@@ -499,8 +478,7 @@ int st_parse(uint8_t *buf, size_t size, st_file *out, char *msg, size_t msgsz)
     return rc;
 }
 
-int st_open(const char *path, st_file *out, char *msg, size_t msgsz)
-{
+int st_open(const char *path, st_file *out, char *msg, size_t msgsz) {
     if (out) memset(out, 0, sizeof *out);
     if (!path || !out) return fail(msg, msgsz, ST_EINVAL, "st_open needs a path and an st_file");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -542,8 +520,7 @@ int st_open(const char *path, st_file *out, char *msg, size_t msgsz)
     return st_parse(buf, size, out, msg, msgsz);
 }
 
-void st_close(st_file *f)
-{
+void st_close(st_file *f) {
     if (!f) return;
     for (size_t i = 0; i < f->count; i++) free(f->tensors[i].name);
     free(f->tensors);
@@ -552,19 +529,16 @@ void st_close(st_file *f)
     memset(f, 0, sizeof *f);
 }
 
-static int cmp_name_key(const void *key, const void *elem)
-{
+static int cmp_name_key(const void *key, const void *elem) {
     return strcmp(key, ((const st_tensor *)elem)->name);
 }
 
-const st_tensor *st_find(const st_file *f, const char *name)
-{
+const st_tensor *st_find(const st_file *f, const char *name) {
     if (!f || !name || !f->count) return NULL;
     return bsearch(name, f->tensors, f->count, sizeof *f->tensors, cmp_name_key);
 }
 
-const char *st_metadata_get(const st_file *f, const char *key, char *buf, size_t bufsz)
-{
+const char *st_metadata_get(const st_file *f, const char *key, char *buf, size_t bufsz) {
     if (!f || !f->metadata_json || !key || !buf || !bufsz) return NULL;
     cJSON *meta = cJSON_Parse(f->metadata_json);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(meta, key);
@@ -599,13 +573,11 @@ struct st_writer {
     size_t mn, mcap;
 };
 
-st_writer *st_writer_new(void)
-{
+st_writer *st_writer_new(void) {
     return calloc(1, sizeof(st_writer));
 }
 
-void st_writer_free(st_writer *w)
-{
+void st_writer_free(st_writer *w) {
     if (!w) return;
     for (size_t i = 0; i < w->n; i++) free(w->t[i].name);
     for (size_t i = 0; i < w->mn; i++) {
@@ -619,8 +591,7 @@ void st_writer_free(st_writer *w)
 
 /* Room for element n of an array capped at max elements: the array, perhaps
  * moved, or NULL with *rc set (the old array is then left as it was). */
-static void *grow(void *arr, size_t *cap, size_t n, size_t elem, size_t max, int *rc)
-{
+static void *grow(void *arr, size_t *cap, size_t n, size_t elem, size_t max, int *rc) {
     if (n < *cap) return arr;
     if (n >= max) {
         *rc = ST_EINVAL;
@@ -637,19 +608,15 @@ static void *grow(void *arr, size_t *cap, size_t n, size_t elem, size_t max, int
     return p;
 }
 
-int st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
-                  const int64_t *shape, const void *data, size_t nbytes)
-{
-    if (!w || !name || !*name || strcmp(name, ST_META_KEY) == 0 || !utf8_valid(name))
-        return ST_EINVAL;
-    if (st_dtype_size(dtype) == 0 || ndim < 0 || ndim > ST_MAX_DIMS || (ndim > 0 && !shape))
-        return ST_EINVAL;
+int st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data,
+                  size_t nbytes) {
+    if (!w || !name || !*name || strcmp(name, ST_META_KEY) == 0 || !utf8_valid(name)) return ST_EINVAL;
+    if (st_dtype_size(dtype) == 0 || ndim < 0 || ndim > ST_MAX_DIMS || (ndim > 0 && !shape)) return ST_EINVAL;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0 || (uint64_t)shape[i] > ST_MAX_EXACT) return ST_EINVAL;
     }
     uint64_t need;
-    if (!shape_bytes(shape, ndim, dtype, &need) || need != nbytes || (nbytes && !data))
-        return ST_EINVAL;
+    if (!shape_bytes(shape, ndim, dtype, &need) || need != nbytes || (nbytes && !data)) return ST_EINVAL;
     for (size_t i = 0; i < w->n; i++) {
         if (strcmp(w->t[i].name, name) == 0) return ST_EINVAL;
     }
@@ -670,8 +637,7 @@ int st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
     return ST_OK;
 }
 
-int st_writer_set_metadata(st_writer *w, const char *key, const char *value)
-{
+int st_writer_set_metadata(st_writer *w, const char *key, const char *value) {
     if (!w || !key || !value || !utf8_valid(key) || !utf8_valid(value)) return ST_EINVAL;
     char *v = strdup(value);
     if (!v) return ST_ENOMEM;
@@ -704,8 +670,7 @@ typedef struct hbuf {
     int err; /* ST_EINVAL once past the cap, ST_ENOMEM; later puts do nothing */
 } hbuf;
 
-static void hb_put(hbuf *b, const char *s, size_t n)
-{
+static void hb_put(hbuf *b, const char *s, size_t n) {
     if (b->err) return;
     if (n > ST_MAX_HEADER - b->len) {
         b->err = ST_EINVAL;
@@ -727,20 +692,17 @@ static void hb_put(hbuf *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void hb_str(hbuf *b, const char *s)
-{
+static void hb_str(hbuf *b, const char *s) {
     hb_put(b, s, strlen(s));
 }
 
-static void hb_u64(hbuf *b, uint64_t v)
-{
+static void hb_u64(hbuf *b, uint64_t v) {
     char tmp[24];
     int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
     hb_put(b, tmp, (size_t)n);
 }
 
-static void hb_json_string(hbuf *b, const char *s)
-{
+static void hb_json_string(hbuf *b, const char *s) {
     hb_put(b, "\"", 1);
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
@@ -759,8 +721,7 @@ static void hb_json_string(hbuf *b, const char *s)
     hb_put(b, "\"", 1);
 }
 
-static void build_header(const st_writer *w, hbuf *b)
-{
+static void build_header(const st_writer *w, hbuf *b) {
     hb_str(b, "{");
     if (w->mn) {
         hb_str(b, "\"" ST_META_KEY "\":{");
@@ -795,8 +756,7 @@ static void build_header(const st_writer *w, hbuf *b)
     while ((8 + b->len) % 8 != 0 && !b->err) hb_str(b, " ");
 }
 
-static int fsync_parent_dir(const char *path, char *msg, size_t msgsz)
-{
+static int fsync_parent_dir(const char *path, char *msg, size_t msgsz) {
     const char *slash = strrchr(path, '/');
     char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
     if (!dir) return fail(msg, msgsz, ST_ENOMEM, "out of memory");
@@ -809,8 +769,7 @@ static int fsync_parent_dir(const char *path, char *msg, size_t msgsz)
     return rc;
 }
 
-static int write_file(const st_writer *w, const hbuf *hb, const char *tmp, char *msg, size_t msgsz)
-{
+static int write_file(const st_writer *w, const hbuf *hb, const char *tmp, char *msg, size_t msgsz) {
     FILE *fp = fopen(tmp, "wb");
     if (!fp) return fail(msg, msgsz, ST_EIO, "cannot create %s: %s", tmp, strerror(errno));
     uint8_t len[8];
@@ -829,21 +788,18 @@ static int write_file(const st_writer *w, const hbuf *hb, const char *tmp, char 
     return ST_OK;
 }
 
-int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz)
-{
+int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz) {
     if (!w || !path || !*path) return fail(msg, msgsz, ST_EINVAL, "st_writer_save needs a writer and a path");
     uint64_t total = 0;
     for (size_t i = 0; i < w->n; i++) total += w->t[i].nbytes;
-    if (total > ST_MAX_EXACT)
-        return fail(msg, msgsz, ST_EINVAL, "%" PRIu64 " bytes of tensors are too many", total);
+    if (total > ST_MAX_EXACT) return fail(msg, msgsz, ST_EINVAL, "%" PRIu64 " bytes of tensors are too many", total);
 
     hbuf hb = {0};
     build_header(w, &hb);
     if (hb.err) {
         free(hb.p);
-        return hb.err == ST_EINVAL
-                   ? fail(msg, msgsz, ST_EINVAL, "header exceeds %u bytes", ST_MAX_HEADER)
-                   : fail(msg, msgsz, ST_ENOMEM, "out of memory building the header");
+        return hb.err == ST_EINVAL ? fail(msg, msgsz, ST_EINVAL, "header exceeds %u bytes", ST_MAX_HEADER)
+                                   : fail(msg, msgsz, ST_ENOMEM, "out of memory building the header");
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
@@ -857,8 +813,10 @@ int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz)
     int rc = write_file(w, &hb, tmp, msg, msgsz);
     if (rc == ST_OK && rename(tmp, path) != 0)
         rc = fail(msg, msgsz, ST_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
-    if (rc != ST_OK) unlink(tmp);
-    else rc = fsync_parent_dir(path, msg, msgsz);
+    if (rc != ST_OK)
+        unlink(tmp);
+    else
+        rc = fsync_parent_dir(path, msg, msgsz);
     free(tmp);
     free(hb.p);
     return rc;
@@ -866,15 +824,13 @@ int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz)
 
 /* ------------------------------------------------------------- conversions */
 
-static uint32_t f32_bits(float f)
-{
+static uint32_t f32_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     return u;
 }
 
-static float bits_f32(uint32_t u)
-{
+static float bits_f32(uint32_t u) {
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
@@ -883,8 +839,7 @@ static float bits_f32(uint32_t u)
 /* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. Rounding is
  * to nearest, ties to even, in integer arithmetic so the result does not
  * depend on the FPU's rounding mode. */
-uint16_t st_f32_to_f16(float f)
-{
+uint16_t st_f32_to_f16(float f) {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     uint32_t ax = x & 0x7fffffff;
@@ -909,8 +864,7 @@ uint16_t st_f32_to_f16(float f)
     return (uint16_t)(sign | q);
 }
 
-float st_f16_to_f32(uint16_t h)
-{
+float st_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f;
     uint32_t mant = h & 0x3ff;
@@ -924,24 +878,20 @@ float st_f16_to_f32(uint16_t h)
 
 /* bfloat16 is the top half of a float32; rounding adds just under half an
  * ulp plus the kept lowest bit, so ties go to even. */
-uint16_t st_f32_to_bf16(float f)
-{
+uint16_t st_f32_to_bf16(float f) {
     uint32_t x = f32_bits(f);
     if ((x & 0x7fffffff) > 0x7f800000) /* NaN: force a quiet bit so it cannot become inf */
         return (uint16_t)((x >> 16) | 0x40);
     return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
 }
 
-float st_bf16_to_f32(uint16_t h)
-{
+float st_bf16_to_f32(uint16_t h) {
     return bits_f32((uint32_t)h << 16);
 }
 
 /* ------------------------------------------------------------ rewriting */
 
-int st_set_metadata_file(const char *path, const char *key, const char *value, char *msg,
-                         size_t msgsz)
-{
+int st_set_metadata_file(const char *path, const char *key, const char *value, char *msg, size_t msgsz) {
     st_file f;
     int rc = st_open(path, &f, msg, msgsz);
     if (rc != ST_OK) return rc;
@@ -960,8 +910,10 @@ int st_set_metadata_file(const char *path, const char *key, const char *value, c
     }
     cJSON_Delete(meta);
     if (rc == ST_OK) rc = st_writer_set_metadata(w, key, value);
-    if (rc != ST_OK) fail(msg, msgsz, rc, "cannot copy the file's tensors or metadata");
-    else rc = st_writer_save(w, path, msg, msgsz); /* temporary file, fsync, rename */
+    if (rc != ST_OK)
+        fail(msg, msgsz, rc, "cannot copy the file's tensors or metadata");
+    else
+        rc = st_writer_save(w, path, msg, msgsz); /* temporary file, fsync, rename */
     st_writer_free(w);
     st_close(&f);
     return rc;

@@ -23,20 +23,20 @@ extern "C" {
 #endif
 
 #define ST_MAX_HEADER (100u * 1024u * 1024u) /* as the reference implementation */
-#define ST_MAX_DIMS 8
+#define ST_MAX_DIMS   8
 
 typedef enum st_dtype { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2 } st_dtype;
 
 typedef enum st_status {
     ST_OK = 0,
-    ST_EIO = -1,      /* open/read/write failed */
-    ST_ETRUNC = -2,   /* file shorter than its header says */
-    ST_EHEADER = -3,  /* header length out of range, or JSON malformed */
-    ST_EDTYPE = -4,   /* unknown dtype */
-    ST_EOFFSET = -5,  /* offsets out of range, overlapping, or with gaps */
-    ST_ESIZE = -6,    /* byte count does not match shape x dtype */
+    ST_EIO = -1,     /* open/read/write failed */
+    ST_ETRUNC = -2,  /* file shorter than its header says */
+    ST_EHEADER = -3, /* header length out of range, or JSON malformed */
+    ST_EDTYPE = -4,  /* unknown dtype */
+    ST_EOFFSET = -5, /* offsets out of range, overlapping, or with gaps */
+    ST_ESIZE = -6,   /* byte count does not match shape x dtype */
     ST_ENOMEM = -7,
-    ST_EINVAL = -8    /* bad argument (writer) or duplicate name */
+    ST_EINVAL = -8 /* bad argument (writer) or duplicate name */
 } st_status;
 
 typedef struct st_tensor {
@@ -81,8 +81,8 @@ const char *st_metadata_get(const st_file *f, const char *key, char *buf, size_t
  * shape, or nbytes other than shape x dtype size. */
 typedef struct st_writer st_writer;
 st_writer *st_writer_new(void);
-int st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
-                  const int64_t *shape, const void *data, size_t nbytes);
+int st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim, const int64_t *shape, const void *data,
+                  size_t nbytes);
 int st_writer_set_metadata(st_writer *w, const char *key, const char *value);
 int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz);
 void st_writer_free(st_writer *w);
@@ -90,8 +90,7 @@ void st_writer_free(st_writer *w);
 /* Sets one metadata key of the file at path (replacing its value), keeping
  * its tensors and other metadata; the file is rewritten through a temporary
  * file and a rename, so a crash leaves the old or the new one. */
-int st_set_metadata_file(const char *path, const char *key, const char *value, char *msg,
-                         size_t msgsz);
+int st_set_metadata_file(const char *path, const char *key, const char *value, char *msg, size_t msgsz);
 
 /* Conversions used by the engine and tools. */
 uint16_t st_f32_to_f16(float f);

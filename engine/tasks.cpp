@@ -70,7 +70,8 @@ static torch::Tensor canny(const torch::Tensor &y) {
     int64_t H = mag.size(2), W = mag.size(3);
     auto at = [&](int dy, int dx) { return pm.narrow(2, 1 + dy, H).narrow(3, 1 + dx, W); };
     /* neighbours along the gradient: 0 -> left/right, 1 -> diagonal, ... */
-    auto n1 = torch::where(q == 0, at(0, -1), torch::where(q == 1, at(1, -1), torch::where(q == 2, at(-1, 0), at(-1, -1))));
+    auto n1 =
+        torch::where(q == 0, at(0, -1), torch::where(q == 1, at(1, -1), torch::where(q == 2, at(-1, 0), at(-1, -1))));
     auto n2 = torch::where(q == 0, at(0, 1), torch::where(q == 1, at(-1, 1), torch::where(q == 2, at(1, 0), at(1, 1))));
     auto nms = torch::where((mag >= n1) & (mag >= n2), mag, torch::zeros_like(mag));
     auto peak = std::get<0>(nms.flatten(1).max(1)).clamp_min(1e-6).view({-1, 1, 1, 1});
@@ -138,10 +139,9 @@ torch::Tensor sr_condition(const torch::Tensor &x, int factor) {
 }
 
 torch::Tensor upsample_bicubic(const torch::Tensor &x, int64_t H, int64_t W) {
-    return F::interpolate(x, F::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{H, W})
-                                 .mode(torch::kBicubic)
-                                 .align_corners(false))
+    return F::interpolate(
+               x,
+               F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBicubic).align_corners(false))
         .clamp(-1, 1);
 }
 
@@ -149,32 +149,26 @@ torch::Tensor build_condition(const eng_task_params &p, const torch::Tensor &x, 
     int64_t n = x.size(0), H = x.size(2), W = x.size(3);
     auto dev = x.device();
     switch (p.kind) {
-    case ENG_TASK_SR:
-        return sr_condition(x, p.factor);
-    case ENG_TASK_INPAINT: {
-        auto m = inpaint_mask(g, n, H, W).to(dev);
-        return torch::cat({x * (1 - m), m * 2 - 1}, 1);
-    }
-    case ENG_TASK_COLORIZE:
-        return luminance(x);
-    case ENG_TASK_EDGES:
-        return edges_map(x, p.canny != 0);
-    case ENG_TASK_DEBLUR:
-        return gaussian_blur(x, uniform(g, n, 0.5, std::max(0.5f, p.max_sigma)));
-    case ENG_TASK_DENOISE: {
-        auto s = uniform(g, n, 0.02, std::max(0.02f, p.max_noise)).view({-1, 1, 1, 1});
-        return (x + s * torch::randn(x.sizes(), g)).clamp(-1, 1);
-    }
-    default:
-        raise(ENG_EINVAL, "task %d has no condition builder", (int)p.kind);
+        case ENG_TASK_SR: return sr_condition(x, p.factor);
+        case ENG_TASK_INPAINT: {
+            auto m = inpaint_mask(g, n, H, W).to(dev);
+            return torch::cat({x * (1 - m), m * 2 - 1}, 1);
+        }
+        case ENG_TASK_COLORIZE: return luminance(x);
+        case ENG_TASK_EDGES: return edges_map(x, p.canny != 0);
+        case ENG_TASK_DEBLUR: return gaussian_blur(x, uniform(g, n, 0.5, std::max(0.5f, p.max_sigma)));
+        case ENG_TASK_DENOISE: {
+            auto s = uniform(g, n, 0.02, std::max(0.02f, p.max_noise)).view({-1, 1, 1, 1});
+            return (x + s * torch::randn(x.sizes(), g)).clamp(-1, 1);
+        }
+        default: raise(ENG_EINVAL, "task %d has no condition builder", (int)p.kind);
     }
 }
 
 void validate_task(const eng_task_params &p, int image_channels) {
     if (p.kind == ENG_TASK_SR && p.factor != 2 && p.factor != 4 && p.factor != 8)
         raise(ENG_EINVAL, "sr factor must be 2, 4 or 8");
-    if (p.kind == ENG_TASK_COLORIZE && image_channels != 3)
-        raise(ENG_EINVAL, "colorize needs 3-channel images");
+    if (p.kind == ENG_TASK_COLORIZE && image_channels != 3) raise(ENG_EINVAL, "colorize needs 3-channel images");
     if (p.kind == ENG_TASK_NONE || p.kind > ENG_TASK_DENOISE) raise(ENG_EINVAL, "unknown task");
 }
 
@@ -208,15 +202,15 @@ extern "C" void eng_task_params_init(eng_task_params *p, eng_task_kind kind) {
 
 extern "C" int eng_task_cond_channels(const eng_task_params *p, int image_channels) {
     switch (p->kind) {
-    case ENG_TASK_INPAINT: return image_channels + 1;
-    case ENG_TASK_COLORIZE:
-    case ENG_TASK_EDGES: return 1;
-    default: return image_channels;
+        case ENG_TASK_INPAINT: return image_channels + 1;
+        case ENG_TASK_COLORIZE:
+        case ENG_TASK_EDGES: return 1;
+        default: return image_channels;
     }
 }
 
-extern "C" int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed,
-                              uint8_t *cond_out, eng_error *err) {
+extern "C" int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed, uint8_t *cond_out,
+                              eng_error *err) {
     ENG_GUARD(err, {
         if (!in || in->n < 1 || in->height < 1 || in->width < 1 || !in->data)
             return fail(err, ENG_EINVAL, "empty image batch");

@@ -51,10 +51,10 @@ struct eng_trainer {
 
 extern "C" const char *eng_train_kind_name(eng_train_kind k) {
     switch (k) {
-    case ENG_TRAIN_PRETRAIN: return "pretrain";
-    case ENG_TRAIN_DISTILL: return "distill";
-    case ENG_TRAIN_TEACHER: return "teacher";
-    case ENG_TRAIN_CM2: return "cm2";
+        case ENG_TRAIN_PRETRAIN: return "pretrain";
+        case ENG_TRAIN_DISTILL: return "distill";
+        case ENG_TRAIN_TEACHER: return "teacher";
+        case ENG_TRAIN_CM2: return "cm2";
     }
     return "unknown";
 }
@@ -192,12 +192,9 @@ torch::Tensor codi_loss(eng_trainer *t) {
     {
         torch::NoGradGuard ng;
         /* step 4: one deterministic ODE step from t to s */
-        eng_adapter *ode = t->p.kind == ENG_TRAIN_CM2 ? t->teacher.get()
-                           : t->p.ode_from_ema    ? t->ema.get()
-                                                  : nullptr;
+        eng_adapter *ode = t->p.kind == ENG_TRAIN_CM2 ? t->teacher.get() : t->p.ode_from_ema ? t->ema.get() : nullptr;
         torch::Tensor xhat, epshat;
-        split_prediction(s.prediction, z_t, model_output(m, ode, z_t, tf, c), alpha_t, sigma_t, xhat,
-                         epshat);
+        split_prediction(s.prediction, z_t, model_output(m, ode, z_t, tf, c), alpha_t, sigma_t, xhat, epshat);
         auto zhat_s = alpha_s * xhat + sigma_s * epshat;
         /* step 5: the EMA model's consistency output at s */
         y = consistency_fn(m, t->ema.get(), zhat_s, sf, c);
@@ -221,13 +218,12 @@ torch::Tensor codi_loss(eng_trainer *t) {
 static void check_data(const eng_images *d, eng_model *m) {
     const auto &c = m->unet->cfg;
     if (d->channels != c.in_channels || d->height != c.sample_size || d->width != c.sample_size)
-        raise(ENG_EINVAL, "training images are %dx%dx%d; the model takes %dx%dx%d", d->width,
-              d->height, d->channels, c.sample_size, c.sample_size, c.in_channels);
+        raise(ENG_EINVAL, "training images are %dx%dx%d; the model takes %dx%dx%d", d->width, d->height, d->channels,
+              c.sample_size, c.sample_size, c.in_channels);
 }
 
-extern "C" int eng_trainer_create_pretrain(eng_ctx *ctx, const char *config_json,
-                                           const char *scheduler_json, const eng_train_params *p,
-                                           const eng_images *data, eng_trainer **out,
+extern "C" int eng_trainer_create_pretrain(eng_ctx *ctx, const char *config_json, const char *scheduler_json,
+                                           const eng_train_params *p, const eng_images *data, eng_trainer **out,
                                            eng_error *err) {
     ENG_GUARD(err, {
         validate(p, data);
@@ -265,9 +261,8 @@ extern "C" int eng_trainer_create_pretrain(eng_ctx *ctx, const char *config_json
     })
 }
 
-extern "C" int eng_trainer_create_adapter(eng_model *m, const eng_train_params *p,
-                                          const eng_images *data, eng_trainer **out,
-                                          eng_error *err) {
+extern "C" int eng_trainer_create_adapter(eng_model *m, const eng_train_params *p, const eng_images *data,
+                                          eng_trainer **out, eng_error *err) {
     ENG_GUARD(err, {
         validate(p, data);
         if (p->kind == ENG_TRAIN_PRETRAIN)
@@ -290,8 +285,7 @@ extern "C" int eng_trainer_create_adapter(eng_model *m, const eng_train_params *
             t->ema = new_adapter(m, p->adapter_kind, p->task, ch);
         }
         if (p->kind == ENG_TRAIN_CM2) {
-            if (!p->teacher_path)
-                return fail(err, ENG_EINVAL, "cm2 needs a teacher adapter (teacher_path)");
+            if (!p->teacher_path) return fail(err, ENG_EINVAL, "cm2 needs a teacher adapter (teacher_path)");
             t->teacher_path = p->teacher_path;
             eng_adapter *teacher = nullptr;
             int rc = eng_adapter_load(m, p->teacher_path, &teacher, err);
@@ -320,13 +314,12 @@ extern "C" int eng_trainer_create_adapter(eng_model *m, const eng_train_params *
 
 extern "C" int eng_trainer_step(eng_trainer *t, eng_step_stats *stats, eng_error *err) {
     ENG_GUARD(err, {
-        if (t->step >= t->p.total_steps)
-            return fail(err, ENG_EINVAL, "all %d steps are done", t->p.total_steps);
+        if (t->step >= t->p.total_steps) return fail(err, ENG_EINVAL, "all %d steps are done", t->p.total_steps);
         torch::Tensor loss;
         switch (t->p.kind) {
-        case ENG_TRAIN_PRETRAIN: loss = pretrain_loss(t); break;
-        case ENG_TRAIN_TEACHER: loss = teacher_loss(t); break;
-        default: loss = codi_loss(t); break;
+            case ENG_TRAIN_PRETRAIN: loss = pretrain_loss(t); break;
+            case ENG_TRAIN_TEACHER: loss = teacher_loss(t); break;
+            default: loss = codi_loss(t); break;
         }
         for (auto &p : t->params) p.mutable_grad() = torch::Tensor();
         loss.backward();
@@ -373,7 +366,9 @@ extern "C" int eng_trainer_step(eng_trainer *t, eng_step_stats *stats, eng_error
     })
 }
 
-extern "C" int eng_trainer_steps_done(const eng_trainer *t) { return t->step; }
+extern "C" int eng_trainer_steps_done(const eng_trainer *t) {
+    return t->step;
+}
 
 /* ---- checkpoints ------------------------------------------------------- */
 
@@ -399,8 +394,8 @@ static std::string fingerprint(const eng_trainer *t) {
     /* an adapter's checkpoint belongs to its base: resuming on another base
      * of the same shape would silently train something else */
     std::snprintf(buf, sizeof buf, "%s/%s/%s/%d/%zu", eng_train_kind_name(t->p.kind),
-                  eng_adapter_kind_name(t->p.adapter_kind), eng_task_name(t->p.task.kind),
-                  t->p.batch_size, t->params.size());
+                  eng_adapter_kind_name(t->p.adapter_kind), eng_task_name(t->p.task.kind), t->p.batch_size,
+                  t->params.size());
     return t->base ? std::string(buf) + "/" + t->base->hash : std::string(buf);
 }
 
@@ -416,8 +411,8 @@ extern "C" int eng_trainer_save_checkpoint(eng_trainer *t, const char *path, eng
                 keep.push_back(c);
                 std::vector<int64_t> shape(c.sizes().begin(), c.sizes().end());
                 std::string name = std::string(groups[g]) + "/" + t->names[i];
-                if (st_writer_add(w.get(), name.c_str(), ST_F32, (int)shape.size(), shape.data(),
-                                  c.data_ptr<float>(), (size_t)c.numel() * 4) != ST_OK)
+                if (st_writer_add(w.get(), name.c_str(), ST_F32, (int)shape.size(), shape.data(), c.data_ptr<float>(),
+                                  (size_t)c.numel() * 4) != ST_OK)
                     return fail(err, ENG_EINTERNAL, "cannot add %s", name.c_str());
             }
         }
@@ -452,8 +447,8 @@ extern "C" int eng_trainer_load_checkpoint(eng_trainer *t, const char *path, eng
         char buf[256];
         const char *v = st_metadata_get(&f, "codid.fingerprint", buf, sizeof buf);
         if (!v || fp != v)
-            return fail(err, ENG_EMISMATCH, "checkpoint %s is of another run (%s, this run is %s)", path,
-                        v ? v : "?", fp.c_str());
+            return fail(err, ENG_EMISMATCH, "checkpoint %s is of another run (%s, this run is %s)", path, v ? v : "?",
+                        fp.c_str());
         std::vector<char> big(1 << 16);
         const char *rng = st_metadata_get(&f, "codid.rng", big.data(), big.size());
         const char *stp = st_metadata_get(&f, "codid.step", buf, sizeof buf);
@@ -467,8 +462,8 @@ extern "C" int eng_trainer_load_checkpoint(eng_trainer *t, const char *path, eng
                 const st_tensor *st = st_find(&f, name.c_str());
                 auto &dst = (*lists[g])[i];
                 if (!st || st->dtype != ST_F32 || st->nbytes != (size_t)dst.numel() * 4)
-                    return fail(err, ENG_EMISMATCH, "checkpoint %s: tensor %s missing or of another shape",
-                                path, name.c_str());
+                    return fail(err, ENG_EMISMATCH, "checkpoint %s: tensor %s missing or of another shape", path,
+                                name.c_str());
                 auto src = torch::from_blob(const_cast<uint8_t *>(st->data), dst.sizes(), torch::kFloat32);
                 dst.copy_(src);
             }
@@ -514,8 +509,8 @@ static std::string recipe_json(const eng_trainer *t) {
     return out;
 }
 
-extern "C" int eng_trainer_export(eng_trainer *t, const char *path, int fp16,
-                                  const char *extra_metadata_json, eng_error *err) {
+extern "C" int eng_trainer_export(eng_trainer *t, const char *path, int fp16, const char *extra_metadata_json,
+                                  eng_error *err) {
     ENG_GUARD(err, {
         if (t->ema_model) {
             /* the EMA weights, as a model folder */
@@ -546,4 +541,6 @@ extern "C" int eng_trainer_export(eng_trainer *t, const char *path, int fp16,
     })
 }
 
-extern "C" void eng_trainer_free(eng_trainer *t) { delete t; }
+extern "C" void eng_trainer_free(eng_trainer *t) {
+    delete t;
+}

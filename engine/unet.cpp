@@ -90,12 +90,10 @@ std::vector<std::string> json_str_list(const cJSON *o, const char *key) {
 UNetConfig UNetConfig::parse(const std::string &json) {
     JsonDoc doc;
     doc.root = cJSON_Parse(json.c_str());
-    if (!doc.root || !cJSON_IsObject(doc.root))
-        raise(ENG_EFORMAT, "config.json is not a JSON object");
+    if (!doc.root || !cJSON_IsObject(doc.root)) raise(ENG_EFORMAT, "config.json is not a JSON object");
     const cJSON *o = doc.root;
     std::string cls = json_str(o, "_class_name", "UNet2DModel");
-    if (cls != "UNet2DModel")
-        raise(ENG_EFORMAT, "config.json: _class_name '%s' is not UNet2DModel", cls.c_str());
+    if (cls != "UNet2DModel") raise(ENG_EFORMAT, "config.json: _class_name '%s' is not UNet2DModel", cls.c_str());
     UNetConfig c;
     c.json = json;
     c.sample_size = json_int(o, "sample_size", 32);
@@ -119,9 +117,7 @@ UNetConfig UNetConfig::parse(const std::string &json) {
 
     auto require = [&](const char *key, const char *want) {
         std::string v = json_str(o, key, want);
-        if (v != want)
-            raise(ENG_EFORMAT, "config.json: %s '%s' is not supported (only '%s')", key,
-                  v.c_str(), want);
+        if (v != want) raise(ENG_EFORMAT, "config.json: %s '%s' is not supported (only '%s')", key, v.c_str(), want);
     };
     require("act_fn", "silu");
     require("time_embedding_type", "positional");
@@ -145,22 +141,24 @@ UNetConfig UNetConfig::parse(const std::string &json) {
         if (u != "UpBlock2D" && u != "AttnUpBlock2D")
             raise(ENG_EFORMAT, "config.json: up block '%s' is not supported", u.c_str());
         if (c.block_out_channels[i] % c.norm_num_groups != 0)
-            raise(ENG_EFORMAT, "config.json: block_out_channels[%zu] = %d is not a multiple "
-                               "of norm_num_groups = %d", i, c.block_out_channels[i],
-                  c.norm_num_groups);
+            raise(ENG_EFORMAT,
+                  "config.json: block_out_channels[%zu] = %d is not a multiple "
+                  "of norm_num_groups = %d",
+                  i, c.block_out_channels[i], c.norm_num_groups);
     }
     if (c.in_channels < 1 || c.in_channels > 64 || c.out_channels < 1 || c.out_channels > 64)
         raise(ENG_EFORMAT, "config.json: in/out channels out of range");
     if (c.layers_per_block < 1 || c.layers_per_block > 8)
         raise(ENG_EFORMAT, "config.json: layers_per_block out of range");
-    if (c.sample_size < 4 || c.sample_size > 4096)
-        raise(ENG_EFORMAT, "config.json: sample_size out of range");
+    if (c.sample_size < 4 || c.sample_size > 4096) raise(ENG_EFORMAT, "config.json: sample_size out of range");
     if (c.norm_num_groups < 1 || c.block_out_channels[0] % 2)
         raise(ENG_EFORMAT, "config.json: bad norm_num_groups or block_out_channels[0]");
     return c;
 }
 
-int UNetConfig::num_skips() const { return (int)skip_channels().size(); }
+int UNetConfig::num_skips() const {
+    return (int)skip_channels().size();
+}
 
 std::vector<int> UNetConfig::skip_channels() const {
     std::vector<int> ch{block_out_channels[0]};
@@ -173,8 +171,7 @@ std::vector<int> UNetConfig::skip_channels() const {
 
 /* ---- layers ------------------------------------------------------------ */
 
-torch::Tensor timestep_embedding(const torch::Tensor &t, int dim, bool flip_sin_to_cos,
-                                 double freq_shift) {
+torch::Tensor timestep_embedding(const torch::Tensor &t, int dim, bool flip_sin_to_cos, double freq_shift) {
     int half = dim / 2;
     auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(t.device());
     auto exponent = torch::arange(0, half, opts) * (-std::log(10000.0) / (half - freq_shift));
@@ -226,8 +223,7 @@ torch::Tensor ResnetBlockImpl::forward(const torch::Tensor &x, const torch::Tens
 AttentionImpl::AttentionImpl(int channels, int head_dim, int groups, double eps, double scale)
     : heads(head_dim > 0 ? channels / head_dim : 1), output_scale(scale) {
     if (head_dim > 0 && channels % head_dim)
-        raise(ENG_EFORMAT, "attention: %d channels are not a multiple of head dim %d", channels,
-              head_dim);
+        raise(ENG_EFORMAT, "attention: %d channels are not a multiple of head dim %d", channels, head_dim);
     group_norm = register_module("group_norm", eng::group_norm(groups, channels, eps));
     to_q = register_module("to_q", torch::nn::Linear(channels, channels));
     to_k = register_module("to_k", torch::nn::Linear(channels, channels));
@@ -248,8 +244,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor &x) {
         return t.view({b, hw, heads, d}).permute({0, 2, 1, 3}).reshape({b * heads, hw, d});
     };
     auto q = split(to_q(h)), k = split(to_k(h)), v = split(to_v(h));
-    auto scores = torch::baddbmm(torch::empty({b * heads, hw, hw}, q.options()), q,
-                                 k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/1.0 / std::sqrt((double)d));
+    auto scores = torch::baddbmm(torch::empty({b * heads, hw, hw}, q.options()), q, k.transpose(1, 2), /*beta=*/0.0,
+                                 /*alpha=*/1.0 / std::sqrt((double)d));
     auto a = torch::bmm(torch::softmax(scores, -1), v);
     a = a.view({b, heads, hw, d}).permute({0, 2, 1, 3}).reshape({b, hw, c});
     /* x first: the sum takes x's contiguous layout. The transposed
@@ -265,8 +261,7 @@ static int head_dim_for(const UNetConfig &c, int channels) {
     return c.attention_head_dim > 0 ? c.attention_head_dim : channels;
 }
 
-DownBlockImpl::DownBlockImpl(const UNetConfig &c, int, int in, int out, int temb, bool attn,
-                             bool downsample) {
+DownBlockImpl::DownBlockImpl(const UNetConfig &c, int, int in, int out, int temb, bool attn, bool downsample) {
     resnets = register_module("resnets", torch::nn::ModuleList());
     if (attn) attentions = register_module("attentions", torch::nn::ModuleList());
     for (int i = 0; i < c.layers_per_block; i++) {
@@ -288,8 +283,7 @@ DownBlockImpl::DownBlockImpl(const UNetConfig &c, int, int in, int out, int temb
     }
 }
 
-torch::Tensor DownBlockImpl::forward(torch::Tensor h, const torch::Tensor &temb,
-                                     std::vector<torch::Tensor> &skips) {
+torch::Tensor DownBlockImpl::forward(torch::Tensor h, const torch::Tensor &temb, std::vector<torch::Tensor> &skips) {
     for (size_t i = 0; i < res.size(); i++) {
         h = res[i](h, temb);
         if (!att.empty()) h = att[i](h);
@@ -306,14 +300,12 @@ torch::Tensor DownBlockImpl::forward(torch::Tensor h, const torch::Tensor &temb,
 MidBlockImpl::MidBlockImpl(const UNetConfig &c, int ch, int temb) {
     resnets = register_module("resnets", torch::nn::ModuleList());
     for (int i = 0; i < 2; i++) {
-        res.push_back(ResnetBlock(ch, ch, temb, c.norm_num_groups, c.norm_eps,
-                                  c.mid_block_scale_factor));
+        res.push_back(ResnetBlock(ch, ch, temb, c.norm_num_groups, c.norm_eps, c.mid_block_scale_factor));
         resnets->push_back(res.back());
     }
     if (c.add_attention) {
         attentions = register_module("attentions", torch::nn::ModuleList());
-        att.push_back(Attention(ch, head_dim_for(c, ch), c.norm_num_groups, c.norm_eps,
-                                c.mid_block_scale_factor));
+        att.push_back(Attention(ch, head_dim_for(c, ch), c.norm_num_groups, c.norm_eps, c.mid_block_scale_factor));
         attentions->push_back(att.back());
     }
 }
@@ -324,8 +316,7 @@ torch::Tensor MidBlockImpl::forward(torch::Tensor h, const torch::Tensor &temb) 
     return res[1](h, temb);
 }
 
-UpBlockImpl::UpBlockImpl(const UNetConfig &c, int in, int prev, int out, int temb, bool attn,
-                         bool upsample) {
+UpBlockImpl::UpBlockImpl(const UNetConfig &c, int in, int prev, int out, int temb, bool attn, bool upsample) {
     int layers = c.layers_per_block + 1;
     resnets = register_module("resnets", torch::nn::ModuleList());
     if (attn) attentions = register_module("attentions", torch::nn::ModuleList());
@@ -347,8 +338,7 @@ UpBlockImpl::UpBlockImpl(const UNetConfig &c, int in, int prev, int out, int tem
     }
 }
 
-torch::Tensor UpBlockImpl::forward(torch::Tensor h, const torch::Tensor &temb,
-                                   std::vector<torch::Tensor> &skips) {
+torch::Tensor UpBlockImpl::forward(torch::Tensor h, const torch::Tensor &temb, std::vector<torch::Tensor> &skips) {
     for (size_t i = 0; i < res.size(); i++) {
         h = torch::cat({h, skips.back()}, 1);
         skips.pop_back();
@@ -386,21 +376,18 @@ void Encoder::build(torch::nn::Module &parent, const UNetConfig &c, int in_chann
     for (size_t i = 0; i < boc.size(); i++) {
         int in = out;
         out = boc[i];
-        downs.push_back(DownBlock(c, (int)i, in, out, temb,
-                                  c.down_block_types[i] == "AttnDownBlock2D",
-                                  i + 1 < boc.size()));
+        downs.push_back(
+            DownBlock(c, (int)i, in, out, temb, c.down_block_types[i] == "AttnDownBlock2D", i + 1 < boc.size()));
         down_blocks->push_back(downs.back());
     }
     mid_block = parent.register_module("mid_block", MidBlock(c, boc.back(), temb));
 }
 
 torch::Tensor Encoder::embed_time(const UNetConfig &c, const torch::Tensor &t) {
-    return time_embedding(
-        timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift));
+    return time_embedding(timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift));
 }
 
-torch::Tensor Encoder::down(const torch::Tensor &x, const torch::Tensor &emb,
-                            std::vector<torch::Tensor> &skips) {
+torch::Tensor Encoder::down(const torch::Tensor &x, const torch::Tensor &emb, std::vector<torch::Tensor> &skips) {
     auto h = conv_in(x);
     skips.push_back(h);
     for (auto &d : downs) h = d(h, emb, skips);
@@ -417,16 +404,14 @@ UNetImpl::UNetImpl(const UNetConfig &c) : cfg(c) {
         int prev = out;
         out = boc[nb - 1 - i];
         int in = boc[std::max(nb - 2 - i, 0)];
-        ups.push_back(UpBlock(c, in, prev, out, temb, c.up_block_types[i] == "AttnUpBlock2D",
-                              i + 1 < nb));
+        ups.push_back(UpBlock(c, in, prev, out, temb, c.up_block_types[i] == "AttnUpBlock2D", i + 1 < nb));
         up_blocks->push_back(ups.back());
     }
     conv_norm_out = register_module("conv_norm_out", group_norm(c.norm_num_groups, boc[0], c.norm_eps));
     conv_out = register_module("conv_out", conv(boc[0], c.out_channels, 3, 1, 1));
 }
 
-torch::Tensor UNetImpl::forward(const torch::Tensor &x_in, const torch::Tensor &t,
-                                const Residuals *res) {
+torch::Tensor UNetImpl::forward(const torch::Tensor &x_in, const torch::Tensor &t, const Residuals *res) {
     auto x = cfg.center_input_sample ? x_in * 2 - 1 : x_in;
     auto emb = enc.embed_time(cfg, t);
     std::vector<torch::Tensor> skips;
@@ -444,8 +429,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor &x_in, const torch::Tensor &
 
 std::string canonical_key(const std::string &key) {
     static const std::pair<const char *, const char *> legacy[] = {
-        {".query.", ".to_q."}, {".key.", ".to_k."}, {".value.", ".to_v."},
-        {".proj_attn.", ".to_out.0."}};
+        {".query.", ".to_q."}, {".key.", ".to_k."}, {".value.", ".to_v."}, {".proj_attn.", ".to_out.0."}};
     for (const auto &p : legacy) {
         auto pos = key.find(p.first);
         if (pos != std::string::npos && key.find(".attentions.") != std::string::npos)
@@ -491,17 +475,17 @@ void load_state(torch::nn::Module &module, const std::string &path, const std::s
         auto src = tensor_from_st(t);
         if (src.sizes() != p->sizes()) {
             /* older files store attention projections as 1x1 convolutions */
-            if (src.numel() == p->numel() && src.dim() == 4 && p->dim() == 2) src = src.view(p->sizes());
-            else raise(ENG_EMISMATCH, "%s: '%s' has shape %s in the file, the model needs %s",
-                       what.c_str(), key.c_str(), c10::str(src.sizes()).c_str(),
-                       c10::str(p->sizes()).c_str());
+            if (src.numel() == p->numel() && src.dim() == 4 && p->dim() == 2)
+                src = src.view(p->sizes());
+            else
+                raise(ENG_EMISMATCH, "%s: '%s' has shape %s in the file, the model needs %s", what.c_str(), key.c_str(),
+                      c10::str(src.sizes()).c_str(), c10::str(p->sizes()).c_str());
         }
         p->copy_(src);
     }
     for (const auto &kv : params) {
         if (!seen.count(kv.key()))
-            raise(ENG_EMISMATCH, "%s: key '%s' is missing from %s", what.c_str(), kv.key().c_str(),
-                  path.c_str());
+            raise(ENG_EMISMATCH, "%s: key '%s' is missing from %s", what.c_str(), kv.key().c_str(), path.c_str());
     }
 }
 
@@ -527,16 +511,15 @@ void save_state(torch::nn::Module &module, const std::string &path, bool fp16,
         } else {
             std::memcpy(b.data(), src, b.size());
         }
-        if (st_writer_add(w.get(), kv.key().c_str(), fp16 ? ST_F16 : ST_F32, (int)shape.size(),
-                          shape.data(), b.data(), b.size()) != ST_OK)
+        if (st_writer_add(w.get(), kv.key().c_str(), fp16 ? ST_F16 : ST_F32, (int)shape.size(), shape.data(), b.data(),
+                          b.size()) != ST_OK)
             raise(ENG_EINVAL, "cannot add tensor '%s'", kv.key().c_str());
     }
     for (const auto &m : metadata)
         if (st_writer_set_metadata(w.get(), m.first.c_str(), m.second.c_str()) != ST_OK)
             raise(ENG_EINVAL, "cannot set metadata '%s'", m.first.c_str());
     char msg[256];
-    if (st_writer_save(w.get(), path.c_str(), msg, sizeof msg) != ST_OK)
-        raise(ENG_EIO, "%s: %s", path.c_str(), msg);
+    if (st_writer_save(w.get(), path.c_str(), msg, sizeof msg) != ST_OK) raise(ENG_EIO, "%s: %s", path.c_str(), msg);
 }
 
 std::string params_hash(torch::nn::Module &module) {

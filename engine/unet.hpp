@@ -46,8 +46,7 @@ struct UNetConfig {
 /* Timestep embedding of diffusers' get_timestep_embedding (positional):
  * half = dim/2, freq_j = exp(-ln(10000) * j / (half - shift)),
  * emb = [sin(t freq), cos(t freq)], halves swapped when flip_sin_to_cos. */
-torch::Tensor timestep_embedding(const torch::Tensor &t, int dim, bool flip_sin_to_cos,
-                                 double freq_shift);
+torch::Tensor timestep_embedding(const torch::Tensor &t, int dim, bool flip_sin_to_cos, double freq_shift);
 
 struct ResnetBlockImpl : torch::nn::Module {
     ResnetBlockImpl(int in, int out, int temb, int groups, double eps, double scale);
@@ -73,11 +72,9 @@ struct AttentionImpl : torch::nn::Module {
 TORCH_MODULE(Attention);
 
 struct DownBlockImpl : torch::nn::Module {
-    DownBlockImpl(const UNetConfig &c, int index, int in, int out, int temb, bool attn,
-                  bool downsample);
+    DownBlockImpl(const UNetConfig &c, int index, int in, int out, int temb, bool attn, bool downsample);
     /* appends each resnet (and downsampler) output to skips */
-    torch::Tensor forward(torch::Tensor h, const torch::Tensor &temb,
-                          std::vector<torch::Tensor> &skips);
+    torch::Tensor forward(torch::Tensor h, const torch::Tensor &temb, std::vector<torch::Tensor> &skips);
     torch::nn::ModuleList resnets{nullptr}, attentions{nullptr}, downsamplers{nullptr};
     std::vector<ResnetBlock> res;
     std::vector<Attention> att;
@@ -96,11 +93,9 @@ struct MidBlockImpl : torch::nn::Module {
 TORCH_MODULE(MidBlock);
 
 struct UpBlockImpl : torch::nn::Module {
-    UpBlockImpl(const UNetConfig &c, int in, int prev, int out, int temb, bool attn,
-                bool upsample);
+    UpBlockImpl(const UNetConfig &c, int in, int prev, int out, int temb, bool attn, bool upsample);
     /* consumes skips from the back */
-    torch::Tensor forward(torch::Tensor h, const torch::Tensor &temb,
-                          std::vector<torch::Tensor> &skips);
+    torch::Tensor forward(torch::Tensor h, const torch::Tensor &temb, std::vector<torch::Tensor> &skips);
     torch::nn::ModuleList resnets{nullptr}, attentions{nullptr}, upsamplers{nullptr};
     std::vector<ResnetBlock> res;
     std::vector<Attention> att;
@@ -128,8 +123,7 @@ struct Encoder {
     torch::Tensor embed_time(const UNetConfig &c, const torch::Tensor &t);
     /* runs conv_in + down blocks, filling skips; returns the down output
      * (before the mid block) */
-    torch::Tensor down(const torch::Tensor &x, const torch::Tensor &emb,
-                       std::vector<torch::Tensor> &skips);
+    torch::Tensor down(const torch::Tensor &x, const torch::Tensor &emb, std::vector<torch::Tensor> &skips);
 };
 
 /* Residuals an adapter adds to the skip connections and the mid block. */
@@ -141,8 +135,7 @@ struct Residuals {
 struct UNetImpl : torch::nn::Module {
     explicit UNetImpl(const UNetConfig &c);
     /* x (n, in, h, w); t (n,) float timesteps; res may be null */
-    torch::Tensor forward(const torch::Tensor &x, const torch::Tensor &t,
-                          const Residuals *res = nullptr);
+    torch::Tensor forward(const torch::Tensor &x, const torch::Tensor &t, const Residuals *res = nullptr);
     UNetConfig cfg;
     Encoder enc;
     torch::nn::ModuleList up_blocks{nullptr};

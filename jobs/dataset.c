@@ -38,17 +38,15 @@
 #define MAX_FILE_BYTES ((uint64_t)64 << 30)
 /* Per source file: the CIFAR-10 batches hold 1024 x 10000 pixels; a folder
  * PNG may be a large photo. */
-#define CIFAR_BATCH_ROWS 10000
-#define CIFAR_SIDE 32
-#define FOLDER_MAX_PIXELS ((size_t)1 << 26)
-#define FOLDER_MAX_FILES 1000000
+#define CIFAR_BATCH_ROWS      10000
+#define CIFAR_SIDE            32
+#define FOLDER_MAX_PIXELS     ((size_t)1 << 26)
+#define FOLDER_MAX_FILES      1000000
 #define LABELS_JSON_MAX_BYTES ((long)16 << 20)
 
-static void set_msg(char *msg, size_t msgsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void set_msg(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void set_msg(char *msg, size_t msgsz, const char *fmt, ...)
-{
+static void set_msg(char *msg, size_t msgsz, const char *fmt, ...) {
     if (!msg || !msgsz) return;
     va_list ap;
     va_start(ap, fmt);
@@ -56,29 +54,24 @@ static void set_msg(char *msg, size_t msgsz, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint32_t get_u32le(const uint8_t *p)
-{
+static uint32_t get_u32le(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void put_u32le(uint8_t *p, uint32_t v)
-{
+static void put_u32le(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
     p[2] = (uint8_t)(v >> 16);
     p[3] = (uint8_t)(v >> 24);
 }
 
-static int valid_shape(uint32_t h, uint32_t w, uint32_t c)
-{
-    return h >= 1 && h <= JOBS_DATASET_MAX_SIDE && w >= 1 && w <= JOBS_DATASET_MAX_SIDE &&
-           (c == 1 || c == 3 || c == 4);
+static int valid_shape(uint32_t h, uint32_t w, uint32_t c) {
+    return h >= 1 && h <= JOBS_DATASET_MAX_SIDE && w >= 1 && w <= JOBS_DATASET_MAX_SIDE && (c == 1 || c == 3 || c == 4);
 }
 
 /* ---- reader ----------------------------------------------------------------- */
 
-int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgsz)
-{
+int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgsz) {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -93,8 +86,7 @@ int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgs
     }
     uint64_t size = (uint64_t)st.st_size;
     if (size < JOBS_DATASET_HEADER_BYTES) {
-        set_msg(msg, msgsz, "%s: %llu bytes, too short for a dataset header", path,
-                (unsigned long long)size);
+        set_msg(msg, msgsz, "%s: %llu bytes, too short for a dataset header", path, (unsigned long long)size);
         close(fd);
         return -1;
     }
@@ -106,14 +98,18 @@ int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgs
     }
     const uint8_t *h = map;
     uint32_t version = get_u32le(h + 8), count = get_u32le(h + 12), height = get_u32le(h + 16),
-             width = get_u32le(h + 20), channels = get_u32le(h + 24),
-             has_labels = get_u32le(h + 28);
+             width = get_u32le(h + 20), channels = get_u32le(h + 24), has_labels = get_u32le(h + 28);
     const char *bad = NULL;
-    if (memcmp(h, MAGIC, 8) != 0) bad = "not a dataset file (bad magic)";
-    else if (version != JOBS_DATASET_VERSION) bad = "unsupported dataset version";
-    else if (count < 1 || count > JOBS_DATASET_MAX_COUNT) bad = "image count out of range";
-    else if (!valid_shape(height, width, channels)) bad = "image shape out of range";
-    else if (has_labels > 1) bad = "has_labels must be 0 or 1";
+    if (memcmp(h, MAGIC, 8) != 0)
+        bad = "not a dataset file (bad magic)";
+    else if (version != JOBS_DATASET_VERSION)
+        bad = "unsupported dataset version";
+    else if (count < 1 || count > JOBS_DATASET_MAX_COUNT)
+        bad = "image count out of range";
+    else if (!valid_shape(height, width, channels))
+        bad = "image shape out of range";
+    else if (has_labels > 1)
+        bad = "has_labels must be 0 or 1";
     if (bad) {
         set_msg(msg, msgsz, "%s: %s", path, bad);
         munmap(map, (size_t)size);
@@ -123,9 +119,8 @@ int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgs
     uint64_t image_bytes = (uint64_t)height * width * channels;
     uint64_t expected = JOBS_DATASET_HEADER_BYTES + image_bytes * count + (has_labels ? count : 0);
     if (size != expected) {
-        set_msg(msg, msgsz, "%s: %llu bytes but the header describes %llu (%s)", path,
-                (unsigned long long)size, (unsigned long long)expected,
-                size < expected ? "truncated" : "trailing data");
+        set_msg(msg, msgsz, "%s: %llu bytes but the header describes %llu (%s)", path, (unsigned long long)size,
+                (unsigned long long)expected, size < expected ? "truncated" : "trailing data");
         munmap(map, (size_t)size);
         return -1;
     }
@@ -140,19 +135,16 @@ int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgs
     return 0;
 }
 
-void jobs_dataset_unmap(jobs_dataset *ds)
-{
+void jobs_dataset_unmap(jobs_dataset *ds) {
     if (ds && ds->map_) munmap(ds->map_, ds->map_len_);
     if (ds) memset(ds, 0, sizeof *ds);
 }
 
-size_t jobs_dataset_image_bytes(const jobs_dataset *ds)
-{
+size_t jobs_dataset_image_bytes(const jobs_dataset *ds) {
     return (size_t)ds->height * ds->width * ds->channels;
 }
 
-const uint8_t *jobs_dataset_image(const jobs_dataset *ds, int i)
-{
+const uint8_t *jobs_dataset_image(const jobs_dataset *ds, int i) {
     return ds->pixels + jobs_dataset_image_bytes(ds) * (size_t)i;
 }
 
@@ -168,9 +160,8 @@ typedef struct writer {
     size_t labels_cap;
 } writer;
 
-static int writer_open(writer *w, const char *path, int height, int width, int channels,
-                       int has_labels, char *msg, size_t msgsz)
-{
+static int writer_open(writer *w, const char *path, int height, int width, int channels, int has_labels, char *msg,
+                       size_t msgsz) {
     memset(w, 0, sizeof *w);
     w->path = path;
     w->height = height;
@@ -204,8 +195,7 @@ static int writer_open(writer *w, const char *path, int height, int width, int c
     return 0;
 }
 
-static void writer_abort(writer *w)
-{
+static void writer_abort(writer *w) {
     if (w->fp) {
         fclose(w->fp);
         unlink(w->tmp);
@@ -214,8 +204,7 @@ static void writer_abort(writer *w)
     memset(w, 0, sizeof *w);
 }
 
-static int writer_add(writer *w, const uint8_t *pixels, int label, char *msg, size_t msgsz)
-{
+static int writer_add(writer *w, const uint8_t *pixels, int label, char *msg, size_t msgsz) {
     size_t image_bytes = (size_t)w->height * w->width * w->channels;
     if (w->count >= JOBS_DATASET_MAX_COUNT ||
         JOBS_DATASET_HEADER_BYTES + (uint64_t)(w->count + 1) * (image_bytes + 1) > MAX_FILE_BYTES) {
@@ -244,13 +233,15 @@ static int writer_add(writer *w, const uint8_t *pixels, int label, char *msg, si
 }
 
 /* fsync the folder holding path, so the rename itself survives a crash. */
-static int sync_parent(const char *path)
-{
+static int sync_parent(const char *path) {
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
     int rc = fsync(fd);
@@ -258,8 +249,7 @@ static int sync_parent(const char *path)
     return rc;
 }
 
-static int writer_finish(writer *w, char *msg, size_t msgsz)
-{
+static int writer_finish(writer *w, char *msg, size_t msgsz) {
     if (w->count == 0) {
         set_msg(msg, msgsz, "no image could be imported");
         writer_abort(w);
@@ -273,9 +263,8 @@ static int writer_finish(writer *w, char *msg, size_t msgsz)
     put_u32le(h + 20, (uint32_t)w->width);
     put_u32le(h + 24, (uint32_t)w->channels);
     put_u32le(h + 28, (uint32_t)w->has_labels);
-    int ok = (!w->has_labels || fwrite(w->labels, 1, w->count, w->fp) == w->count) &&
-             fseek(w->fp, 0, SEEK_SET) == 0 && fwrite(h, 1, sizeof h, w->fp) == sizeof h &&
-             fflush(w->fp) == 0 && fsync(fileno(w->fp)) == 0;
+    int ok = (!w->has_labels || fwrite(w->labels, 1, w->count, w->fp) == w->count) && fseek(w->fp, 0, SEEK_SET) == 0 &&
+             fwrite(h, 1, sizeof h, w->fp) == sizeof h && fflush(w->fp) == 0 && fsync(fileno(w->fp)) == 0;
     if (!ok) {
         set_msg(msg, msgsz, "%s: write: %s", w->tmp, strerror(errno));
         writer_abort(w);
@@ -302,13 +291,11 @@ static int writer_finish(writer *w, char *msg, size_t msgsz)
 
 /* Rec. 709 luma in 15-bit fixed point: libpng's default rgb_to_gray weights,
  * so imported and API-decoded gray images agree. */
-static uint8_t luma(const uint8_t *rgb)
-{
+static uint8_t luma(const uint8_t *rgb) {
     return (uint8_t)((6968u * rgb[0] + 23434u * rgb[1] + 2366u * rgb[2] + 16384u) >> 15);
 }
 
-static void convert_pixel(const uint8_t *s, int sc, uint8_t *d, int dc)
-{
+static void convert_pixel(const uint8_t *s, int sc, uint8_t *d, int dc) {
     if (sc == dc) {
         memcpy(d, s, (size_t)dc);
     } else if (dc == 1) {
@@ -334,8 +321,7 @@ typedef struct taps {
  * their overlap (area averaging, no aliasing). Enlarging: bilinear between
  * the two nearest input centres (half-pixel aligned, clamped at the edges).
  */
-static taps *make_taps(int from, int to, float **storage)
-{
+static taps *make_taps(int from, int to, float **storage) {
     int max_n = from > to ? from / to + 2 : 2;
     taps *t = malloc(sizeof *t * (size_t)to);
     float *w = malloc(sizeof *w * (size_t)to * (size_t)max_n);
@@ -374,14 +360,12 @@ static taps *make_taps(int from, int to, float **storage)
     return t;
 }
 
-static uint8_t to_u8(float v)
-{
+static uint8_t to_u8(float v) {
     return v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)(v + 0.5f);
 }
 
 /* Resizes a side x side image of c channels to size x size, separably. */
-static int resize_square(const uint8_t *src, int side, int c, uint8_t *dst, int size)
-{
+static int resize_square(const uint8_t *src, int side, int c, uint8_t *dst, int size) {
     if (side == size) {
         memcpy(dst, src, (size_t)side * side * c);
         return 0;
@@ -399,16 +383,14 @@ static int resize_square(const uint8_t *src, int side, int c, uint8_t *dst, int 
         for (int x = 0; x < size; x++)
             for (int ch = 0; ch < c; ch++) {
                 float acc = 0;
-                for (int i = 0; i < t[x].n; i++)
-                    acc += t[x].w[i] * src[((size_t)y * side + t[x].first + i) * c + ch];
+                for (int i = 0; i < t[x].n; i++) acc += t[x].w[i] * src[((size_t)y * side + t[x].first + i) * c + ch];
                 tmp[((size_t)y * size + x) * c + ch] = acc;
             }
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++)
             for (int ch = 0; ch < c; ch++) {
                 float acc = 0;
-                for (int i = 0; i < t[y].n; i++)
-                    acc += t[y].w[i] * tmp[((size_t)(t[y].first + i) * size + x) * c + ch];
+                for (int i = 0; i < t[y].n; i++) acc += t[y].w[i] * tmp[((size_t)(t[y].first + i) * size + x) * c + ch];
                 dst[((size_t)y * size + x) * c + ch] = to_u8(acc);
             }
     free(t);
@@ -428,9 +410,7 @@ typedef struct fitter {
  * Centre-crops a w x h x sc image (row stride w * sc) to a square, converts
  * it to f->channels and resizes it to f->size; the result is in f->out.
  */
-static int fit_image(fitter *f, const uint8_t *src, int w, int h, int sc, char *msg,
-                     size_t msgsz)
-{
+static int fit_image(fitter *f, const uint8_t *src, int w, int h, int sc, char *msg, size_t msgsz) {
     int side = w < h ? w : h, x0 = (w - side) / 2, y0 = (h - side) / 2, dc = f->channels;
     size_t need = (size_t)side * side * dc;
     if (need > f->crop_cap) {
@@ -445,7 +425,8 @@ static int fit_image(fitter *f, const uint8_t *src, int w, int h, int sc, char *
     for (int y = 0; y < side; y++) {
         const uint8_t *s = src + ((size_t)(y0 + y) * w + x0) * sc;
         uint8_t *d = f->crop + (size_t)y * side * dc;
-        if (sc == dc) memcpy(d, s, (size_t)side * dc);
+        if (sc == dc)
+            memcpy(d, s, (size_t)side * dc);
         else
             for (int x = 0; x < side; x++) convert_pixel(s + (size_t)x * sc, sc, d + (size_t)x * dc, dc);
     }
@@ -456,8 +437,7 @@ static int fit_image(fitter *f, const uint8_t *src, int w, int h, int sc, char *
     return 0;
 }
 
-static int fitter_init(fitter *f, int size, int channels)
-{
+static int fitter_init(fitter *f, int size, int channels) {
     memset(f, 0, sizeof *f);
     f->size = size;
     f->channels = channels;
@@ -465,15 +445,13 @@ static int fitter_init(fitter *f, int size, int channels)
     return f->out ? 0 : -1;
 }
 
-static void fitter_free(fitter *f)
-{
+static void fitter_free(fitter *f) {
     free(f->crop);
     free(f->out);
 }
 
-int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out,
-                   uint8_t *out, char *msg, size_t msgsz)
-{
+int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out, uint8_t *out,
+                   char *msg, size_t msgsz) {
     fitter f;
     if (w < 1 || h < 1 || size < 1 || size > JOBS_DATASET_MAX_SIDE || !valid_shape(1, 1, (uint32_t)channels_in) ||
         !valid_shape(1, 1, (uint32_t)channels_out)) {
@@ -492,11 +470,9 @@ int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, 
 
 /* ---- import plumbing ----------------------------------------------------------- */
 
-static void skip(jobs_import_stats *st, int n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void skip(jobs_import_stats *st, int n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void skip(jobs_import_stats *st, int n, const char *fmt, ...)
-{
+static void skip(jobs_import_stats *st, int n, const char *fmt, ...) {
     st->skipped += n;
     if (st->nreasons >= JOBS_IMPORT_MAX_REASONS) return;
     va_list ap;
@@ -513,10 +489,8 @@ typedef struct importer {
     int limit;
 } importer;
 
-static int importer_open(importer *im, const jobs_import_params *p, const char *out_path,
-                         int native_size, int native_channels, int has_labels,
-                         jobs_import_stats *st, char *msg, size_t msgsz)
-{
+static int importer_open(importer *im, const jobs_import_params *p, const char *out_path, int native_size,
+                         int native_channels, int has_labels, jobs_import_stats *st, char *msg, size_t msgsz) {
     memset(im, 0, sizeof *im);
     im->st = st;
     im->limit = p->limit > 0 ? p->limit : JOBS_DATASET_MAX_COUNT;
@@ -532,23 +506,18 @@ static int importer_open(importer *im, const jobs_import_params *p, const char *
     return 0;
 }
 
-static int importer_full(const importer *im)
-{
+static int importer_full(const importer *im) {
     return im->st->imported >= im->limit;
 }
 
-static int importer_add(importer *im, const uint8_t *src, int w, int h, int c, int label,
-                        char *msg, size_t msgsz)
-{
-    if (fit_image(&im->f, src, w, h, c, msg, msgsz) != 0 ||
-        writer_add(&im->w, im->f.out, label, msg, msgsz) != 0)
+static int importer_add(importer *im, const uint8_t *src, int w, int h, int c, int label, char *msg, size_t msgsz) {
+    if (fit_image(&im->f, src, w, h, c, msg, msgsz) != 0 || writer_add(&im->w, im->f.out, label, msg, msgsz) != 0)
         return -1;
     im->st->imported++;
     return 0;
 }
 
-static int importer_close(importer *im, int ok, char *msg, size_t msgsz)
-{
+static int importer_close(importer *im, int ok, char *msg, size_t msgsz) {
     fitter_free(&im->f);
     if (!ok) {
         writer_abort(&im->w);
@@ -558,8 +527,7 @@ static int importer_close(importer *im, int ok, char *msg, size_t msgsz)
 }
 
 /* Reads a whole small file (at most max bytes) into a NUL-terminated buffer. */
-static char *read_small_file(const char *path, long max, size_t *len, char *msg, size_t msgsz)
-{
+static char *read_small_file(const char *path, long max, size_t *len, char *msg, size_t msgsz) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         set_msg(msg, msgsz, "%s: %s", path, strerror(errno));
@@ -570,8 +538,7 @@ static char *read_small_file(const char *path, long max, size_t *len, char *msg,
     int err = ferror(fp);
     fclose(fp);
     if (!buf || err || n > (size_t)max) {
-        set_msg(msg, msgsz, "%s: %s", path,
-                !buf ? "out of memory" : err ? "read error" : "file too large");
+        set_msg(msg, msgsz, "%s: %s", path, !buf ? "out of memory" : err ? "read error" : "file too large");
         free(buf);
         return NULL;
     }
@@ -587,8 +554,7 @@ static char *read_small_file(const char *path, long max, size_t *len, char *msg,
  * rows (the index of the largest entry is the class). Fails unless there
  * are exactly `expected` labels, each 0..255.
  */
-static uint8_t *read_cifar_labels(const char *path, int expected, char *msg, size_t msgsz)
-{
+static uint8_t *read_cifar_labels(const char *path, int expected, char *msg, size_t msgsz) {
     size_t len;
     char *text = read_small_file(path, LABELS_JSON_MAX_BYTES, &len, msg, msgsz);
     if (!text) return NULL;
@@ -635,9 +601,8 @@ done:
     return labels;
 }
 
-static int import_cifar10(const jobs_import_params *p, const char *out_path,
-                          jobs_import_stats *st, char *msg, size_t msgsz)
-{
+static int import_cifar10(const jobs_import_params *p, const char *out_path, jobs_import_stats *st, char *msg,
+                          size_t msgsz) {
     const char *dir = p->dir ? p->dir : JOBS_CIFAR10_DEFAULT_DIR;
     int train = strcmp(p->split, "train") == 0;
     int batches = train ? 5 : 1;
@@ -653,25 +618,27 @@ static int import_cifar10(const jobs_import_params *p, const char *out_path,
     }
     int ok = 1;
     for (int b = 0; b < batches && ok && !importer_full(&im); b++) {
-        if (train) snprintf(path, sizeof path, "%s/data_batch_%d.png", dir, b + 1);
-        else snprintf(path, sizeof path, "%s/test_batch.png", dir);
+        if (train)
+            snprintf(path, sizeof path, "%s/data_batch_%d.png", dir, b + 1);
+        else
+            snprintf(path, sizeof path, "%s/test_batch.png", dir);
         util_image img;
         char why[256];
-        if (util_png_decode_file(path, 3, (size_t)CIFAR_SIDE * CIFAR_SIDE * CIFAR_BATCH_ROWS, &img,
-                                why, sizeof why) != 0) {
+        if (util_png_decode_file(path, 3, (size_t)CIFAR_SIDE * CIFAR_SIDE * CIFAR_BATCH_ROWS, &img, why, sizeof why) !=
+            0) {
             skip(st, CIFAR_BATCH_ROWS, "%s: %s", path, why);
             continue;
         }
         if (img.width != CIFAR_SIDE * CIFAR_SIDE || img.height != CIFAR_BATCH_ROWS) {
-            skip(st, CIFAR_BATCH_ROWS, "%s: %dx%d, expected %dx%d (one 32x32 image per row)",
-                 path, img.width, img.height, CIFAR_SIDE * CIFAR_SIDE, CIFAR_BATCH_ROWS);
+            skip(st, CIFAR_BATCH_ROWS, "%s: %dx%d, expected %dx%d (one 32x32 image per row)", path, img.width,
+                 img.height, CIFAR_SIDE * CIFAR_SIDE, CIFAR_BATCH_ROWS);
             util_image_free(&img);
             continue;
         }
         size_t row_bytes = (size_t)img.width * 3;
         for (int i = 0; i < CIFAR_BATCH_ROWS && !importer_full(&im); i++) {
-            if (importer_add(&im, img.data + row_bytes * i, CIFAR_SIDE, CIFAR_SIDE, 3,
-                             labels[b * CIFAR_BATCH_ROWS + i], msg, msgsz) != 0) {
+            if (importer_add(&im, img.data + row_bytes * i, CIFAR_SIDE, CIFAR_SIDE, 3, labels[b * CIFAR_BATCH_ROWS + i],
+                             msg, msgsz) != 0) {
                 ok = 0;
                 break;
             }
@@ -686,8 +653,7 @@ static int import_cifar10(const jobs_import_params *p, const char *out_path,
 
 /* Opens an IDX file and reads its header: magic 0x00000800 | (type 0x08:
  * unsigned byte) << 8 | number of dimensions, then each dimension (u32 BE). */
-static gzFile open_idx(const char *path, int ndims, uint32_t *dims, char *msg, size_t msgsz)
-{
+static gzFile open_idx(const char *path, int ndims, uint32_t *dims, char *msg, size_t msgsz) {
     gzFile gz = gzopen(path, "rb");
     if (!gz) {
         set_msg(msg, msgsz, "%s: %s", path, errno ? strerror(errno) : "cannot open");
@@ -713,9 +679,8 @@ static gzFile open_idx(const char *path, int ndims, uint32_t *dims, char *msg, s
     return gz;
 }
 
-static int import_fashion_mnist(const jobs_import_params *p, const char *out_path,
-                                jobs_import_stats *st, char *msg, size_t msgsz)
-{
+static int import_fashion_mnist(const jobs_import_params *p, const char *out_path, jobs_import_stats *st, char *msg,
+                                size_t msgsz) {
     const char *dir = p->dir ? p->dir : JOBS_FASHION_MNIST_DEFAULT_DIR;
     const char *prefix = strcmp(p->split, "train") == 0 ? "train" : "t10k";
     char ipath[PATH_MAX], lpath[PATH_MAX];
@@ -732,8 +697,8 @@ static int import_fashion_mnist(const jobs_import_params *p, const char *out_pat
     uint32_t n = idims[0], rows = idims[1], cols = idims[2];
     int rc = -1;
     if (n != ldims[0] || n < 1 || n > JOBS_DATASET_MAX_COUNT || !valid_shape(rows, cols, 1)) {
-        set_msg(msg, msgsz, "%s: %u images of %ux%u and %u labels do not make a dataset", ipath,
-                n, rows, cols, ldims[0]);
+        set_msg(msg, msgsz, "%s: %u images of %ux%u and %u labels do not make a dataset", ipath, n, rows, cols,
+                ldims[0]);
         goto done;
     }
     uint8_t *pixels = malloc((size_t)rows * cols);
@@ -763,21 +728,18 @@ done:
 
 /* ---- a folder of PNG files ----------------------------------------------------- */
 
-static int cmp_names(const void *a, const void *b)
-{
+static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void free_names(char **names, size_t n)
-{
+static void free_names(char **names, size_t n) {
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
 }
 
 /* Names of the folder's non-hidden entries, sorted bytewise (not by locale)
  * so an import is the same everywhere. */
-static int list_folder(const char *dir, char ***out, size_t *count, char *msg, size_t msgsz)
-{
+static int list_folder(const char *dir, char ***out, size_t *count, char *msg, size_t msgsz) {
     DIR *d = opendir(dir);
     if (!d) {
         set_msg(msg, msgsz, "%s: %s", dir, strerror(errno));
@@ -814,9 +776,8 @@ fail:
     return -1;
 }
 
-static int import_png_dir(const jobs_import_params *p, const char *out_path,
-                          jobs_import_stats *st, char *msg, size_t msgsz)
-{
+static int import_png_dir(const jobs_import_params *p, const char *out_path, jobs_import_stats *st, char *msg,
+                          size_t msgsz) {
     if (!p->dir) {
         set_msg(msg, msgsz, "a PNG folder import needs a folder");
         return -1;
@@ -860,16 +821,14 @@ static int import_png_dir(const jobs_import_params *p, const char *out_path,
 
 /* ---- entry point ----------------------------------------------------------------- */
 
-void jobs_import_params_init(jobs_import_params *p)
-{
+void jobs_import_params_init(jobs_import_params *p) {
     memset(p, 0, sizeof *p);
     p->source = JOBS_SOURCE_CIFAR10;
     p->split = "train";
 }
 
-int jobs_dataset_import(const jobs_import_params *p, const char *out_path,
-                        jobs_import_stats *stats, char *msg, size_t msgsz)
-{
+int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_import_stats *stats, char *msg,
+                        size_t msgsz) {
     memset(stats, 0, sizeof *stats);
     if (msg && msgsz) msg[0] = '\0';
     if (p->size < 0 || p->size > JOBS_DATASET_MAX_SIDE) {
@@ -890,9 +849,9 @@ int jobs_dataset_import(const jobs_import_params *p, const char *out_path,
         return -1;
     }
     switch (p->source) {
-    case JOBS_SOURCE_CIFAR10: return import_cifar10(p, out_path, stats, msg, msgsz);
-    case JOBS_SOURCE_FASHION_MNIST: return import_fashion_mnist(p, out_path, stats, msg, msgsz);
-    case JOBS_SOURCE_PNG_DIR: return import_png_dir(p, out_path, stats, msg, msgsz);
+        case JOBS_SOURCE_CIFAR10: return import_cifar10(p, out_path, stats, msg, msgsz);
+        case JOBS_SOURCE_FASHION_MNIST: return import_fashion_mnist(p, out_path, stats, msg, msgsz);
+        case JOBS_SOURCE_PNG_DIR: return import_png_dir(p, out_path, stats, msg, msgsz);
     }
     set_msg(msg, msgsz, "unknown source");
     return -1;

@@ -25,10 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOBS_DATASET_VERSION 1
+#define JOBS_DATASET_VERSION      1
 #define JOBS_DATASET_HEADER_BYTES 64
-#define JOBS_DATASET_MAX_COUNT 10000000 /* images in one file */
-#define JOBS_DATASET_MAX_SIDE 1024      /* height and width */
+#define JOBS_DATASET_MAX_COUNT    10000000 /* images in one file */
+#define JOBS_DATASET_MAX_SIDE     1024     /* height and width */
 
 /* ---- reading: a read-only memory map ------------------------------------ */
 
@@ -55,7 +55,7 @@ typedef enum jobs_source {
     JOBS_SOURCE_PNG_DIR = 2        /* a folder of PNG files, any sizes */
 } jobs_source;
 
-#define JOBS_CIFAR10_DEFAULT_DIR "data/cifar10"
+#define JOBS_CIFAR10_DEFAULT_DIR       "data/cifar10"
 #define JOBS_FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
 
 typedef struct jobs_import_params {
@@ -93,14 +93,14 @@ typedef struct jobs_import_stats {
  * are converted as util_png_decode does (Rec. 709 gray, alpha dropped, gray
  * replicated, opaque alpha added).
  */
-int jobs_dataset_import(const jobs_import_params *p, const char *out_path,
-                        jobs_import_stats *stats, char *msg, size_t msgsz);
+int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_import_stats *stats, char *msg,
+                        size_t msgsz);
 
 /* One image fitted the way the importers fit theirs: a w x h image of
  * `channels_in` (1, 3 or 4) centre-cropped to a square, converted to
  * channels_out and resized to size x size into out (size * size *
  * channels_out bytes). Used by the HTTP API for condition images. */
-int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out,
-                   uint8_t *out, char *msg, size_t msgsz);
+int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out, uint8_t *out,
+                   char *msg, size_t msgsz);
 
 #endif

@@ -13,17 +13,17 @@
 
 #define SSIM_MIN_SIDE 11
 
-int jobs_evaluate(eng_model *m, eng_adapter *a, const jobs_dataset *ds, int n, int steps,
-                  uint64_t seed, int (*progress)(int done, int total, void *user), void *user,
-                  jobs_eval_result *out, char *msg, size_t msgsz) {
+int jobs_evaluate(eng_model *m, eng_adapter *a, const jobs_dataset *ds, int n, int steps, uint64_t seed,
+                  int (*progress)(int done, int total, void *user), void *user, jobs_eval_result *out, char *msg,
+                  size_t msgsz) {
     eng_model_info mi;
     eng_adapter_info ai;
     eng_model_get_info(m, &mi);
     eng_adapter_get_info(a, &ai);
     if (ds->width != mi.sample_size || ds->height != mi.sample_size || ds->channels != mi.in_channels ||
         mi.out_channels != mi.in_channels) {
-        snprintf(msg, msgsz, "the dataset's images are %dx%dx%d; the model takes and makes %dx%dx%d",
-                 ds->width, ds->height, ds->channels, mi.sample_size, mi.sample_size, mi.in_channels);
+        snprintf(msg, msgsz, "the dataset's images are %dx%dx%d; the model takes and makes %dx%dx%d", ds->width,
+                 ds->height, ds->channels, mi.sample_size, mi.sample_size, mi.in_channels);
         return ENG_EINVAL;
     }
     if (n < 1 || n > ds->count) n = ds->count;
@@ -51,8 +51,7 @@ int jobs_evaluate(eng_model *m, eng_adapter *a, const jobs_dataset *ds, int n, i
         memset(gen, 0, sizeof gen);
         rc = eng_task_apply(&ai.task, &refs, seed + (uint64_t)first, cond, &err);
         if (rc == ENG_OK) {
-            for (int i = 0; i < nb; i++)
-                conds[i] = (eng_image){ds->width, ds->height, cond_ch, cond + cond_bytes * i};
+            for (int i = 0; i < nb; i++) conds[i] = (eng_image){ds->width, ds->height, cond_ch, cond + cond_bytes * i};
             eng_gen_params gp;
             eng_gen_params_init(&gp);
             gp.n = nb;

@@ -30,8 +30,8 @@ typedef struct jobs_eval_result {
  * called after each batch of JOBS_EVAL_BATCH images; a non-zero return stops
  * the evaluation with ENG_ECANCELLED. Returns an eng_status with a message.
  */
-int jobs_evaluate(eng_model *m, eng_adapter *a, const jobs_dataset *ds, int n, int steps,
-                  uint64_t seed, int (*progress)(int done, int total, void *user), void *user,
-                  jobs_eval_result *out, char *msg, size_t msgsz);
+int jobs_evaluate(eng_model *m, eng_adapter *a, const jobs_dataset *ds, int n, int steps, uint64_t seed,
+                  int (*progress)(int done, int total, void *user), void *user, jobs_eval_result *out, char *msg,
+                  size_t msgsz);
 
 #endif

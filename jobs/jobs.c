@@ -47,9 +47,8 @@ static int lock_data_dir(const char *data_dir, int *fd_out, char *msg, size_t ms
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(msg, msgsz, "%s", errno == EWOULDBLOCK
-                                       ? "another codid process serves this data directory"
-                                       : strerror(errno));
+        snprintf(msg, msgsz, "%s",
+                 errno == EWOULDBLOCK ? "another codid process serves this data directory" : strerror(errno));
         close(fd);
         return -1;
     }
@@ -77,8 +76,10 @@ static void remove_temporaries(const char *dir, int depth) {
         if (S_ISDIR(sb.st_mode) && depth > 0) {
             remove_temporaries(path, depth - 1);
         } else if (S_ISREG(sb.st_mode) && ends_with(e->d_name, ".tmp")) {
-            if (unlink(path) == 0) util_log(UTIL_LOG_INFO, "jobs: removed %s, left by an interrupted write", path);
-            else util_log(UTIL_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
+            if (unlink(path) == 0)
+                util_log(UTIL_LOG_INFO, "jobs: removed %s, left by an interrupted write", path);
+            else
+                util_log(UTIL_LOG_WARN, "jobs: cannot remove %s: %s", path, strerror(errno));
         }
     }
     closedir(d);
@@ -108,7 +109,8 @@ int jobs_system_open(const char *data_dir, jobs_system **out, char *msg, size_t 
     if (jobs_store_open(data_dir, 0, &s->st, msg, msgsz) != JOBS_OK) goto fail;
     int n = 0;
     if (jobs_store_requeue_running(s->st, &n, msg, msgsz) != JOBS_OK) goto fail;
-    if (n) util_log(UTIL_LOG_INFO, "jobs: %d job%s found running after a crash: queued to resume", n, n == 1 ? "" : "s");
+    if (n)
+        util_log(UTIL_LOG_INFO, "jobs: %d job%s found running after a crash: queued to resume", n, n == 1 ? "" : "s");
     for (size_t i = 0; i < 2; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", data_dir, subdirs[i]);
@@ -132,15 +134,17 @@ int jobs_system_start_workers(jobs_system *s, const jobs_system_params *p, char 
     jobs_workers_params wp = {s->data_dir, p->workers, p->train_threads, p->ctx, p->model};
     if (jobs_workers_start(&wp, &s->workers, msg, msgsz) != 0) return -1;
     if (p->train_threads)
-        util_log(UTIL_LOG_INFO, "jobs: %d worker%s, %d intra-op threads each", p->workers,
-                p->workers == 1 ? "" : "s", p->train_threads);
+        util_log(UTIL_LOG_INFO, "jobs: %d worker%s, %d intra-op threads each", p->workers, p->workers == 1 ? "" : "s",
+                 p->train_threads);
     else
         util_log(UTIL_LOG_INFO, "jobs: %d worker%s, torch's default intra-op threads", p->workers,
-                p->workers == 1 ? "" : "s");
+                 p->workers == 1 ? "" : "s");
     return 0;
 }
 
-jobs_store *jobs_system_store(jobs_system *s) { return s->st; }
+jobs_store *jobs_system_store(jobs_system *s) {
+    return s->st;
+}
 
 void jobs_system_stop(jobs_system *s) {
     if (!s) return;
@@ -164,13 +168,17 @@ static cJSON *add_time(cJSON *o, const char *key, int64_t ms) {
 }
 
 static void add_num(cJSON *o, const char *key, double v) {
-    if (isfinite(v)) cJSON_AddNumberToObject(o, key, v);
-    else cJSON_AddNullToObject(o, key);
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
 }
 
 static void add_str(cJSON *o, const char *key, const char *v) {
-    if (v) cJSON_AddStringToObject(o, key, v);
-    else cJSON_AddNullToObject(o, key);
+    if (v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
 }
 
 /* Stored JSON text as a value; null when absent. */
@@ -224,8 +232,10 @@ static cJSON *adapter_json(const jobs_adapter_info *a) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)a->id);
     cJSON_AddStringToObject(o, "name", a->name);
-    if (a->job_id > 0) cJSON_AddNumberToObject(o, "job_id", (double)a->job_id);
-    else cJSON_AddNullToObject(o, "job_id");
+    if (a->job_id > 0)
+        cJSON_AddNumberToObject(o, "job_id", (double)a->job_id);
+    else
+        cJSON_AddNullToObject(o, "job_id");
     add_str(o, "path", a->path);
     cJSON_AddStringToObject(o, "task", a->task);
     cJSON_AddStringToObject(o, "kind", a->kind);
@@ -293,8 +303,8 @@ int jobs_submit(jobs_store *st, const char *json, int64_t *id, char *msg, size_t
         cJSON *root = cJSON_Parse(json);
         canonical = cJSON_PrintUnformatted(root);
         cJSON_Delete(root);
-        rc = canonical ? jobs_store_job_insert(st, jobs_kind_name(spec.kind), canonical, jobs_spec_total(&spec),
-                                               id, msg, msgsz)
+        rc = canonical ? jobs_store_job_insert(st, jobs_kind_name(spec.kind), canonical, jobs_spec_total(&spec), id,
+                                               msg, msgsz)
                        : JOBS_ERR;
     }
     cJSON_free(canonical);
@@ -312,8 +322,7 @@ int jobs_get(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz) {
     return JOBS_OK;
 }
 
-int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJSON **out,
-              char *msg, size_t msgsz) {
+int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJSON **out, char *msg, size_t msgsz) {
     jobs_state state = JOBS_QUEUED;
     if (status && jobs_state_from_name(status, &state) != 0) {
         snprintf(msg, msgsz, "status must be one of queued, running, succeeded, failed, cancelled");
@@ -334,8 +343,10 @@ int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJS
     if (rc != JOBS_OK) return rc;
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "jobs");
     for (int i = 0; i < n && i < limit; i++) cJSON_AddItemToArray(arr, job_json(&jobs[i]));
-    if (n > limit) cJSON_AddNumberToObject(o, "next_cursor", (double)jobs[limit - 1].id);
-    else cJSON_AddNullToObject(o, "next_cursor");
+    if (n > limit)
+        cJSON_AddNumberToObject(o, "next_cursor", (double)jobs[limit - 1].id);
+    else
+        cJSON_AddNullToObject(o, "next_cursor");
     for (int i = 0; i < n; i++) jobs_job_clear(&jobs[i]);
     free(jobs);
     *out = o;
@@ -347,13 +358,12 @@ int jobs_cancel(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz
     int rc = jobs_store_cancel(st, id, &state, msg, msgsz);
     if (rc == JOBS_OK)
         util_log(UTIL_LOG_INFO, "job %lld: %s", (long long)id,
-                state == JOBS_CANCELLED ? "cancelled while queued" : "cancel requested: stops after its step");
+                 state == JOBS_CANCELLED ? "cancelled while queued" : "cancel requested: stops after its step");
     if (rc == JOBS_OK && out) rc = jobs_get(st, id, out, msg, msgsz);
     return rc;
 }
 
-int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, cJSON **out,
-                      char *msg, size_t msgsz) {
+int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, cJSON **out, char *msg, size_t msgsz) {
     jobs_job j;
     int rc = jobs_store_job_get(st, id, &j, msg, msgsz);
     if (rc != JOBS_OK) return rc;
@@ -394,8 +404,8 @@ static void remove_owned(jobs_store *st, const char *sub, const char *path) {
 }
 
 /* JOBS_EINUSE when a queued or running job names the row in one of fields. */
-static int check_unused(jobs_store *st, const char *noun, const char *const *fields, const char *name,
-                        int64_t id, char *msg, size_t msgsz) {
+static int check_unused(jobs_store *st, const char *noun, const char *const *fields, const char *name, int64_t id,
+                        char *msg, size_t msgsz) {
     for (int i = 0; fields[i]; i++) {
         int64_t job = 0;
         int rc = jobs_store_job_referencing(st, fields[i], name, id, 0, &job, msg, msgsz);
@@ -410,8 +420,8 @@ static int check_unused(jobs_store *st, const char *noun, const char *const *fie
 
 /* ---- datasets -------------------------------------------------------------------------------- */
 
-int jobs_dataset_register(jobs_store *st, const char *name, const char *path, const char *source,
-                          const char *split, int skipped, cJSON **out, char *msg, size_t msgsz) {
+int jobs_dataset_register(jobs_store *st, const char *name, const char *path, const char *source, const char *split,
+                          int skipped, cJSON **out, char *msg, size_t msgsz) {
     if (!name || !jobs_name_valid(name)) {
         snprintf(msg, msgsz, "a dataset name is 1-%d letters, digits, '.', '_' or '-', starting with a letter",
                  JOBS_NAME_MAX);
@@ -509,8 +519,7 @@ static char *file_metadata(const st_file *f) {
     return text;
 }
 
-int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out,
-                          char *msg, size_t msgsz) {
+int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out, char *msg, size_t msgsz) {
     if (!name || !jobs_name_valid(name)) {
         snprintf(msg, msgsz, "an adapter name is 1-%d letters, digits, '.', '_' or '-', starting with a letter",
                  JOBS_NAME_MAX);
@@ -546,9 +555,9 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJ
 }
 
 /* One shipped file: registered unless skipped (see jobs.h). */
-static int register_shipped(jobs_store *st, const char *path, const char *name,
-                            const char *base_hash, int *registered, char *msg, size_t msgsz) {
-    char real[PATH_MAX], hash[sizeof ((jobs_adapter_info *)0)->base_hash], why[256];
+static int register_shipped(jobs_store *st, const char *path, const char *name, const char *base_hash, int *registered,
+                            char *msg, size_t msgsz) {
+    char real[PATH_MAX], hash[sizeof((jobs_adapter_info *)0)->base_hash], why[256];
     st_file f;
     if (!realpath(path, real) || st_open(real, &f, why, sizeof why) != ST_OK) {
         util_log(UTIL_LOG_WARN, "shipped adapter %s: unreadable, skipped", path);
@@ -558,7 +567,7 @@ static int register_shipped(jobs_store *st, const char *path, const char *name,
     st_close(&f);
     if (!h || strcmp(h, base_hash) != 0) {
         util_log(UTIL_LOG_INFO, "shipped adapter %s: trained for base %s, not this one: skipped", path,
-                h ? h : "(none)");
+                 h ? h : "(none)");
         return JOBS_OK;
     }
     jobs_adapter_info a;
@@ -566,7 +575,7 @@ static int register_shipped(jobs_store *st, const char *path, const char *name,
     if (rc == JOBS_OK) {
         if (!a.path || strcmp(a.path, real) != 0)
             util_log(UTIL_LOG_WARN, "shipped adapter %s: the name '%s' is taken by %s: skipped", path, name,
-                    a.path ? a.path : "another adapter");
+                     a.path ? a.path : "another adapter");
         jobs_adapter_info_clear(&a);
         return JOBS_OK;
     }
@@ -583,8 +592,8 @@ static int register_shipped(jobs_store *st, const char *path, const char *name,
     return rc;
 }
 
-int jobs_adapter_register_dir(jobs_store *st, const char *dir, const char *base_hash,
-                              int *registered, char *msg, size_t msgsz) {
+int jobs_adapter_register_dir(jobs_store *st, const char *dir, const char *base_hash, int *registered, char *msg,
+                              size_t msgsz) {
     *registered = 0;
     DIR *top = opendir(dir);
     if (!top) {

@@ -32,7 +32,7 @@
 #include "jobs/store.h"
 
 #define JOBS_LIST_LIMIT_MAX 200
-#define JOBS_LOCK_NAME "codid.lock"
+#define JOBS_LOCK_NAME      "codid.lock"
 
 /* ---- start-up and shutdown ------------------------------------------------- */
 
@@ -42,7 +42,7 @@ typedef struct jobs_system_params {
     int workers;       /* training threads; 0: this daemon trains nothing */
     int train_threads; /* intra-op threads per worker; 0: torch's default */
     eng_ctx *ctx;
-    eng_model *model;  /* the served base model */
+    eng_model *model; /* the served base model */
 } jobs_system_params;
 
 /* 0, or -1 with a message (another process holds the data directory, the
@@ -66,23 +66,21 @@ int jobs_get(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz);
 /* {"jobs": [...newest first], "next_cursor": id or null}. status: NULL for
  * any; cursor: 0 for the newest, else the previous page's next_cursor;
  * limit: 1..JOBS_LIST_LIMIT_MAX. */
-int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJSON **out,
-              char *msg, size_t msgsz);
+int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJSON **out, char *msg, size_t msgsz);
 /* Cancels a queued job at once, asks a running one to stop at its next
  * step. *out (when out is not NULL) receives the job afterwards. */
 int jobs_cancel(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz);
 /* [{id, ts, kind, data}, ...] with ids above after_id, oldest first:
  * an SSE stream sends each with its id and resumes from Last-Event-ID. */
-int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, cJSON **out,
-                      char *msg, size_t msgsz);
+int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, cJSON **out, char *msg, size_t msgsz);
 
 /* ---- datasets ----------------------------------------------------------------- */
 
 /* Registers an existing dataset file (jobs/dataset.h); count, size,
  * channels and labels are read from it. source: how it was made ("cifar10",
  * "fashion-mnist", "png", "upload", "file"); split may be NULL. */
-int jobs_dataset_register(jobs_store *st, const char *name, const char *path, const char *source,
-                          const char *split, int skipped, cJSON **out, char *msg, size_t msgsz);
+int jobs_dataset_register(jobs_store *st, const char *name, const char *path, const char *source, const char *split,
+                          int skipped, cJSON **out, char *msg, size_t msgsz);
 int jobs_dataset_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz);
 int jobs_dataset_get(jobs_store *st, const char *ref, cJSON **out, char *msg, size_t msgsz);
 /* JOBS_EINUSE while a queued or running job names it. The file is removed
@@ -93,8 +91,7 @@ int jobs_dataset_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz
 
 /* Registers an adapter file trained elsewhere; task, kind and base hash
  * come from its metadata. */
-int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out,
-                          char *msg, size_t msgsz);
+int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out, char *msg, size_t msgsz);
 /* Registers the adapters shipped in DIR (DIR/<folder>/<name>.safetensors,
  * as under models/adapters/) that were trained for the base whose content
  * hash is base_hash, each under its file name without the extension. One
@@ -102,8 +99,8 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJ
  * a name taken by another adapter, a file for another base and an
  * unreadable file are logged and skipped. *registered counts the new ones.
  * JOBS_OK unless DIR exists and cannot be read or the store fails. */
-int jobs_adapter_register_dir(jobs_store *st, const char *dir, const char *base_hash,
-                              int *registered, char *msg, size_t msgsz);
+int jobs_adapter_register_dir(jobs_store *st, const char *dir, const char *base_hash, int *registered, char *msg,
+                              size_t msgsz);
 int jobs_adapter_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz);
 int jobs_adapter_get(jobs_store *st, const char *ref, cJSON **out, char *msg, size_t msgsz);
 /* JOBS_EINUSE while a queued or running job (a cm2 teacher, an evaluation)

@@ -8,8 +8,8 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,36 +55,36 @@ int jobs_name_valid(const char *name) {
 
 /* ---- typed getters: each names the field in its error -------------------------- */
 
-static int get_int(const cJSON *v, const char *name, double lo, double hi, long long *out,
-                   char *msg, size_t msgsz) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
-        v->valuedouble > hi)
+static int get_int(const cJSON *v, const char *name, double lo, double hi, long long *out, char *msg, size_t msgsz) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
         return bad(msg, msgsz, "field '%s' must be an integer in %.0f..%.0f", name, lo, hi);
     *out = (long long)v->valuedouble;
     return JOBS_OK;
 }
 
 /* lo < x < hi, or lo <= x when lo_closed (and likewise hi). */
-static int get_float(const cJSON *v, const char *name, double lo, int lo_closed, double hi,
-                     int hi_closed, float *out, char *msg, size_t msgsz) {
+static int get_float(const cJSON *v, const char *name, double lo, int lo_closed, double hi, int hi_closed, float *out,
+                     char *msg, size_t msgsz) {
     double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (!isfinite(x) || (lo_closed ? x < lo : x <= lo) || (hi_closed ? x > hi : x >= hi))
-        return bad(msg, msgsz, "field '%s' must be a number in %c%g, %g%c", name,
-                   lo_closed ? '[' : '(', lo, hi, hi_closed ? ']' : ')');
+        return bad(msg, msgsz, "field '%s' must be a number in %c%g, %g%c", name, lo_closed ? '[' : '(', lo, hi,
+                   hi_closed ? ']' : ')');
     *out = (float)x;
     return JOBS_OK;
 }
 
 static int get_bool(const cJSON *v, const char *name, int *out, char *msg, size_t msgsz) {
-    if (cJSON_IsBool(v)) *out = cJSON_IsTrue(v);
-    else if (cJSON_IsNumber(v) && (v->valuedouble == 0 || v->valuedouble == 1)) *out = v->valuedouble == 1;
-    else return bad(msg, msgsz, "field '%s' must be true or false", name);
+    if (cJSON_IsBool(v))
+        *out = cJSON_IsTrue(v);
+    else if (cJSON_IsNumber(v) && (v->valuedouble == 0 || v->valuedouble == 1))
+        *out = v->valuedouble == 1;
+    else
+        return bad(msg, msgsz, "field '%s' must be true or false", name);
     return JOBS_OK;
 }
 
 /* One of n options (a NULL-terminated list); *out is its index. */
-static int get_enum(const cJSON *v, const char *name, const char *const *options, int *out,
-                    char *msg, size_t msgsz) {
+static int get_enum(const cJSON *v, const char *name, const char *const *options, int *out, char *msg, size_t msgsz) {
     for (int i = 0; cJSON_IsString(v) && options[i]; i++)
         if (strcmp(v->valuestring, options[i]) == 0) {
             *out = i;
@@ -128,10 +128,8 @@ static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t m
         return bad(msg, msgsz, "field 'task' must be an object such as {\"name\": \"sr\", \"factor\": 4}");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
     eng_task_kind kind;
-    if (!cJSON_IsString(name) || eng_task_from_name(name->valuestring, &kind) != ENG_OK ||
-        kind == ENG_TASK_NONE)
-        return bad(msg, msgsz,
-                   "field 'task.name' must be one of sr, inpaint, colorize, edges, deblur, denoise");
+    if (!cJSON_IsString(name) || eng_task_from_name(name->valuestring, &kind) != ENG_OK || kind == ENG_TASK_NONE)
+        return bad(msg, msgsz, "field 'task.name' must be one of sr, inpaint, colorize, edges, deblur, denoise");
     eng_task_params_init(task, kind);
     const cJSON *item;
     cJSON_ArrayForEach(item, v) {
@@ -177,16 +175,16 @@ typedef enum field_type { F_KIND, F_REF, F_TASK, F_INT, F_SEED, F_FLOAT, F_BOOL,
 
 typedef struct field {
     const char *name;
-    unsigned kinds;     /* K_* bits of the kinds it applies to */
+    unsigned kinds; /* K_* bits of the kinds it applies to */
     field_type type;
-    size_t offset;      /* of its value in jobs_spec */
-    double lo, hi;      /* F_INT, F_FLOAT bounds */
-    int lo_open, hi_open; /* F_FLOAT: bound excluded */
+    size_t offset;              /* of its value in jobs_spec */
+    double lo, hi;              /* F_INT, F_FLOAT bounds */
+    int lo_open, hi_open;       /* F_FLOAT: bound excluded */
     const char *const *options; /* F_ENUM */
 } field;
 
 #define AT(member) offsetof(jobs_spec, member)
-#define MAX_SEED 9007199254740992.0 /* 2^53: exact in a JSON number */
+#define MAX_SEED   9007199254740992.0 /* 2^53: exact in a JSON number */
 
 static const field fields[] = {
     {"kind", K_ALL, F_KIND, 0, 0, 0, 0, 0, NULL},
@@ -220,39 +218,37 @@ static int parse_field(const field *f, const cJSON *v, jobs_spec *s, char *msg, 
     long long iv = 0;
     int rc = JOBS_OK;
     switch (f->type) {
-    case F_KIND: break;
-    case F_REF: rc = get_ref(v, f->name, dst, msg, msgsz); break;
-    case F_TASK: rc = parse_task(v, dst, msg, msgsz); break;
-    case F_INT:
-        rc = get_int(v, f->name, f->lo, f->hi, &iv, msg, msgsz);
-        *(int *)dst = (int)iv;
-        break;
-    case F_SEED:
-        rc = get_int(v, f->name, f->lo, f->hi, &iv, msg, msgsz);
-        *(uint64_t *)dst = (uint64_t)iv;
-        break;
-    case F_FLOAT:
-        rc = get_float(v, f->name, f->lo, !f->lo_open, f->hi, !f->hi_open, dst, msg, msgsz);
-        break;
-    case F_BOOL: rc = get_bool(v, f->name, dst, msg, msgsz); break;
-    case F_ENUM: rc = get_enum(v, f->name, f->options, dst, msg, msgsz); break;
-    case F_NAME:
-        if (!cJSON_IsString(v) || !jobs_name_valid(v->valuestring))
-            return bad(msg, msgsz,
-                       "field 'name' must be 1-%d letters, digits, '.', '_' or '-', starting with a letter",
-                       JOBS_NAME_MAX);
-        snprintf(dst, JOBS_NAME_MAX + 1, "%s", v->valuestring);
-        break;
-    case F_CONFIG:
-        if (!cJSON_IsObject(v)) return bad(msg, msgsz, "field 'config' must be a UNet2DModel config object");
-        if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return bad(msg, msgsz, "out of memory");
-        break;
+        case F_KIND: break;
+        case F_REF: rc = get_ref(v, f->name, dst, msg, msgsz); break;
+        case F_TASK: rc = parse_task(v, dst, msg, msgsz); break;
+        case F_INT:
+            rc = get_int(v, f->name, f->lo, f->hi, &iv, msg, msgsz);
+            *(int *)dst = (int)iv;
+            break;
+        case F_SEED:
+            rc = get_int(v, f->name, f->lo, f->hi, &iv, msg, msgsz);
+            *(uint64_t *)dst = (uint64_t)iv;
+            break;
+        case F_FLOAT: rc = get_float(v, f->name, f->lo, !f->lo_open, f->hi, !f->hi_open, dst, msg, msgsz); break;
+        case F_BOOL: rc = get_bool(v, f->name, dst, msg, msgsz); break;
+        case F_ENUM: rc = get_enum(v, f->name, f->options, dst, msg, msgsz); break;
+        case F_NAME:
+            if (!cJSON_IsString(v) || !jobs_name_valid(v->valuestring))
+                return bad(msg, msgsz,
+                           "field 'name' must be 1-%d letters, digits, '.', '_' or '-', starting with a letter",
+                           JOBS_NAME_MAX);
+            snprintf(dst, JOBS_NAME_MAX + 1, "%s", v->valuestring);
+            break;
+        case F_CONFIG:
+            if (!cJSON_IsObject(v)) return bad(msg, msgsz, "field 'config' must be a UNet2DModel config object");
+            if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return bad(msg, msgsz, "out of memory");
+            break;
     }
     return rc;
 }
 
-static const eng_train_kind train_kinds[] = {ENG_TRAIN_PRETRAIN, ENG_TRAIN_DISTILL, ENG_TRAIN_TEACHER,
-                                             ENG_TRAIN_CM2, ENG_TRAIN_DISTILL};
+static const eng_train_kind train_kinds[] = {ENG_TRAIN_PRETRAIN, ENG_TRAIN_DISTILL, ENG_TRAIN_TEACHER, ENG_TRAIN_CM2,
+                                             ENG_TRAIN_DISTILL};
 
 int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
     memset(out, 0, sizeof *out);
@@ -275,13 +271,14 @@ int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
         const field *f = NULL;
         for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !f; i++)
             if (strcmp(item->string, fields[i].name) == 0) f = &fields[i];
-        if (!f) rc = bad(msg, msgsz, "field '%s' is unknown", item->string);
+        if (!f)
+            rc = bad(msg, msgsz, "field '%s' is unknown", item->string);
         else if (!(f->kinds & (1u << kind)))
             rc = bad(msg, msgsz, "field '%s' does not apply to a %s job", f->name, kind_names[kind]);
-        else rc = parse_field(f, item, out, msg, msgsz);
+        else
+            rc = parse_field(f, item, out, msg, msgsz);
     }
-    if (rc == JOBS_OK && !cJSON_HasObjectItem(root, "dataset"))
-        rc = bad(msg, msgsz, "field 'dataset' is required");
+    if (rc == JOBS_OK && !cJSON_HasObjectItem(root, "dataset")) rc = bad(msg, msgsz, "field 'dataset' is required");
     if (rc == JOBS_OK && (K_ADAPTER & (1u << kind)) && !cJSON_HasObjectItem(root, "task"))
         rc = bad(msg, msgsz, "field 'task' is required for a %s job", kind_names[kind]);
     if (rc == JOBS_OK && kind == JOBS_KIND_CM2 && !cJSON_HasObjectItem(root, "teacher"))

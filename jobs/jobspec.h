@@ -48,7 +48,7 @@ typedef enum jobs_kind {
 const char *jobs_kind_name(jobs_kind k);
 
 #define JOBS_CHECKPOINT_EVERY_DEFAULT 100
-#define JOBS_EVAL_N_DEFAULT 16
+#define JOBS_EVAL_N_DEFAULT           16
 
 /* A reference to a registered row: by id when id > 0, else by name. */
 typedef struct jobs_ref {
@@ -64,9 +64,9 @@ typedef struct jobs_spec {
     char name[JOBS_NAME_MAX + 1]; /* "" when not given */
     eng_train_params train;       /* teacher_path is left NULL */
     int checkpoint_every;
-    char *model_config;           /* pretrain: config JSON text, or NULL */
-    int eval_n;                   /* evaluate */
-    int sample_steps;             /* evaluate; 0: by the adapter */
+    char *model_config; /* pretrain: config JSON text, or NULL */
+    int eval_n;         /* evaluate */
+    int sample_steps;   /* evaluate; 0: by the adapter */
 } jobs_spec;
 
 /* "12" is id 12, a valid name is that name: 0, or -1 for neither. */

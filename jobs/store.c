@@ -99,67 +99,67 @@ _Static_assert(N_MIGRATIONS == JOBS_SCHEMA_VERSION, "one migration step per sche
     "attempts"
 #define DATASET_COLS "id, name, source, path, count, size, channels, split, labelled, skipped, created_at"
 #define ADAPTER_COLS "id, name, job_id, path, task, kind, base_hash, metadata, created_at"
-#define KEY_COLS "id, prefix, hash, scope, created_at, COALESCE(revoked_at, 0)"
+#define KEY_COLS     "id, prefix, hash, scope, created_at, COALESCE(revoked_at, 0)"
 
-#define STATEMENTS(X)                                                                          \
-    X(BEGIN, "BEGIN IMMEDIATE")                                                                \
-    X(COMMIT, "COMMIT")                                                                        \
-    X(ROLLBACK, "ROLLBACK")                                                                    \
-    X(USER_VERSION, "PRAGMA user_version")                                                     \
-    X(JOB_INSERT, "INSERT INTO jobs (kind, params, total, created_at) VALUES (?1, ?2, ?3, ?4)") \
-    X(JOB_GET, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1")                                  \
-    X(JOB_LIST, "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR status = ?1) "             \
-                "AND (?2 <= 0 OR id < ?2) ORDER BY id DESC LIMIT ?3")                          \
-    X(JOB_CLAIM, "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?1), " \
-                 "attempts = attempts + 1 WHERE id = (SELECT id FROM jobs "                    \
-                 "WHERE status = 'queued' ORDER BY id LIMIT 1) RETURNING " JOB_COLS)          \
-    X(JOB_STATE, "SELECT status FROM jobs WHERE id = ?1")                                      \
-    X(JOB_TRANSITION, "UPDATE jobs SET status = ?2, "                                          \
-                      "finished_at = CASE WHEN ?2 IN ('succeeded','failed','cancelled') "      \
-                      "THEN ?3 END, error = COALESCE(?4, error), result = COALESCE(?5, result), " \
-                      "checkpoint = CASE WHEN ?2 IN ('succeeded','failed','cancelled') "       \
-                      "THEN NULL ELSE checkpoint END "                                         \
-                      "WHERE id = ?1 AND status = ?6")                                         \
-    X(JOB_REQUEST_CANCEL, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running'") \
-    X(JOB_CANCEL_REQUESTED, "SELECT cancel_requested FROM jobs WHERE id = ?1")                 \
-    X(JOB_PROGRESS, "UPDATE jobs SET step = ?2, total = ?3, loss = ?4, loss_smooth = ?5, "     \
-                    "lr = ?6, it_per_s = ?7, eta_s = ?8 WHERE id = ?1")                        \
-    X(JOB_SET_CHECKPOINT, "UPDATE jobs SET checkpoint = ?2 WHERE id = ?1")                     \
-    X(JOB_RUNNING_IDS, "SELECT id FROM jobs WHERE status = 'running' ORDER BY id")             \
-    X(JOB_RECOVERED, "UPDATE jobs SET recoveries = recoveries + 1 WHERE id = ?1 RETURNING recoveries") \
+#define STATEMENTS(X)                                                                                     \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                                           \
+    X(COMMIT, "COMMIT")                                                                                   \
+    X(ROLLBACK, "ROLLBACK")                                                                               \
+    X(USER_VERSION, "PRAGMA user_version")                                                                \
+    X(JOB_INSERT, "INSERT INTO jobs (kind, params, total, created_at) VALUES (?1, ?2, ?3, ?4)")           \
+    X(JOB_GET, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1")                                             \
+    X(JOB_LIST, "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR status = ?1) "                        \
+                "AND (?2 <= 0 OR id < ?2) ORDER BY id DESC LIMIT ?3")                                     \
+    X(JOB_CLAIM, "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?1), "            \
+                 "attempts = attempts + 1 WHERE id = (SELECT id FROM jobs "                               \
+                 "WHERE status = 'queued' ORDER BY id LIMIT 1) RETURNING " JOB_COLS)                      \
+    X(JOB_STATE, "SELECT status FROM jobs WHERE id = ?1")                                                 \
+    X(JOB_TRANSITION, "UPDATE jobs SET status = ?2, "                                                     \
+                      "finished_at = CASE WHEN ?2 IN ('succeeded','failed','cancelled') "                 \
+                      "THEN ?3 END, error = COALESCE(?4, error), result = COALESCE(?5, result), "         \
+                      "checkpoint = CASE WHEN ?2 IN ('succeeded','failed','cancelled') "                  \
+                      "THEN NULL ELSE checkpoint END "                                                    \
+                      "WHERE id = ?1 AND status = ?6")                                                    \
+    X(JOB_REQUEST_CANCEL, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running'")    \
+    X(JOB_CANCEL_REQUESTED, "SELECT cancel_requested FROM jobs WHERE id = ?1")                            \
+    X(JOB_PROGRESS, "UPDATE jobs SET step = ?2, total = ?3, loss = ?4, loss_smooth = ?5, "                \
+                    "lr = ?6, it_per_s = ?7, eta_s = ?8 WHERE id = ?1")                                   \
+    X(JOB_SET_CHECKPOINT, "UPDATE jobs SET checkpoint = ?2 WHERE id = ?1")                                \
+    X(JOB_RUNNING_IDS, "SELECT id FROM jobs WHERE status = 'running' ORDER BY id")                        \
+    X(JOB_RECOVERED, "UPDATE jobs SET recoveries = recoveries + 1 WHERE id = ?1 RETURNING recoveries")    \
     X(JOB_SUCCEED, "UPDATE jobs SET status = 'succeeded', finished_at = ?2, checkpoint = NULL, result = " \
-                   "CASE WHEN ?4 IS NULL THEN json(?3) ELSE json_set(?3, '$.adapter_id', ?4) END " \
-                   "WHERE id = ?1 AND status = 'running'")                                     \
-    X(JOB_REFERENCING, "SELECT id FROM jobs WHERE status IN ('queued','running') AND id <> ?4 " \
-                       "AND json_extract(params, '$.' || ?1) IN (?2, ?3, CAST(?3 AS TEXT)) "   \
-                       "ORDER BY id LIMIT 1")                                                  \
-    X(EVENT_STATE, "INSERT INTO job_events (job_id, ts, kind, payload) "                      \
-                   "VALUES (?1, ?2, 'state', json_object('status', ?3, 'error', ?4))")           \
-    X(EVENT_PROGRESS, "INSERT INTO job_events (job_id, ts, kind, payload) SELECT id, ?2, "     \
-                      "'progress', json_object('step', step, 'total', total, 'loss', loss, "    \
-                      "'loss_smooth', loss_smooth, 'lr', lr, 'it_per_s', it_per_s, "            \
-                      "'eta_s', eta_s) FROM jobs WHERE id = ?1")                                \
-    X(EVENT_RESULT, "INSERT INTO job_events (job_id, ts, kind, payload) "                      \
-                    "SELECT id, ?2, 'result', result FROM jobs WHERE id = ?1")                 \
-    X(EVENTS_SINCE, "SELECT id, job_id, ts, kind, payload FROM job_events "                   \
-                    "WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3")                      \
-    X(DATASET_INSERT, "INSERT INTO datasets (name, source, path, count, size, channels, split, " \
-                      "labelled, skipped, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)") \
-    X(DATASET_GET, "SELECT " DATASET_COLS " FROM datasets WHERE (?1 > 0 AND id = ?1) OR "      \
-                   "(?1 <= 0 AND name = ?2)")                                                  \
-    X(DATASET_LIST, "SELECT " DATASET_COLS " FROM datasets ORDER BY id")                       \
-    X(DATASET_DELETE, "DELETE FROM datasets WHERE id = ?1")                                    \
-    X(ADAPTER_INSERT, "INSERT INTO adapters (name, job_id, path, task, kind, base_hash, "      \
-                      "metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, json(?7), ?8)")   \
-    X(ADAPTER_GET, "SELECT " ADAPTER_COLS " FROM adapters WHERE (?1 > 0 AND id = ?1) OR "      \
-                   "(?1 <= 0 AND name = ?2)")                                                  \
-    X(ADAPTER_LIST, "SELECT " ADAPTER_COLS " FROM adapters ORDER BY id")                       \
-    X(ADAPTER_DELETE, "DELETE FROM adapters WHERE id = ?1")                                    \
-    X(KEY_INSERT, "INSERT INTO api_keys (prefix, hash, scope, created_at) VALUES (?1, ?2, ?3, ?4)") \
-    X(KEY_FIND, "SELECT " KEY_COLS " FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL")  \
-    X(KEY_COUNT, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")                     \
-    X(KEY_LIST, "SELECT " KEY_COLS " FROM api_keys ORDER BY id")                               \
-    X(KEY_REVOKE, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")  \
+                   "CASE WHEN ?4 IS NULL THEN json(?3) ELSE json_set(?3, '$.adapter_id', ?4) END "        \
+                   "WHERE id = ?1 AND status = 'running'")                                                \
+    X(JOB_REFERENCING, "SELECT id FROM jobs WHERE status IN ('queued','running') AND id <> ?4 "           \
+                       "AND json_extract(params, '$.' || ?1) IN (?2, ?3, CAST(?3 AS TEXT)) "              \
+                       "ORDER BY id LIMIT 1")                                                             \
+    X(EVENT_STATE, "INSERT INTO job_events (job_id, ts, kind, payload) "                                  \
+                   "VALUES (?1, ?2, 'state', json_object('status', ?3, 'error', ?4))")                    \
+    X(EVENT_PROGRESS, "INSERT INTO job_events (job_id, ts, kind, payload) SELECT id, ?2, "                \
+                      "'progress', json_object('step', step, 'total', total, 'loss', loss, "              \
+                      "'loss_smooth', loss_smooth, 'lr', lr, 'it_per_s', it_per_s, "                      \
+                      "'eta_s', eta_s) FROM jobs WHERE id = ?1")                                          \
+    X(EVENT_RESULT, "INSERT INTO job_events (job_id, ts, kind, payload) "                                 \
+                    "SELECT id, ?2, 'result', result FROM jobs WHERE id = ?1")                            \
+    X(EVENTS_SINCE, "SELECT id, job_id, ts, kind, payload FROM job_events "                               \
+                    "WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3")                                 \
+    X(DATASET_INSERT, "INSERT INTO datasets (name, source, path, count, size, channels, split, "          \
+                      "labelled, skipped, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")  \
+    X(DATASET_GET, "SELECT " DATASET_COLS " FROM datasets WHERE (?1 > 0 AND id = ?1) OR "                 \
+                   "(?1 <= 0 AND name = ?2)")                                                             \
+    X(DATASET_LIST, "SELECT " DATASET_COLS " FROM datasets ORDER BY id")                                  \
+    X(DATASET_DELETE, "DELETE FROM datasets WHERE id = ?1")                                               \
+    X(ADAPTER_INSERT, "INSERT INTO adapters (name, job_id, path, task, kind, base_hash, "                 \
+                      "metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, json(?7), ?8)")              \
+    X(ADAPTER_GET, "SELECT " ADAPTER_COLS " FROM adapters WHERE (?1 > 0 AND id = ?1) OR "                 \
+                   "(?1 <= 0 AND name = ?2)")                                                             \
+    X(ADAPTER_LIST, "SELECT " ADAPTER_COLS " FROM adapters ORDER BY id")                                  \
+    X(ADAPTER_DELETE, "DELETE FROM adapters WHERE id = ?1")                                               \
+    X(KEY_INSERT, "INSERT INTO api_keys (prefix, hash, scope, created_at) VALUES (?1, ?2, ?3, ?4)")       \
+    X(KEY_FIND, "SELECT " KEY_COLS " FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL")             \
+    X(KEY_COUNT, "SELECT count(*) FROM api_keys WHERE revoked_at IS NULL")                                \
+    X(KEY_LIST, "SELECT " KEY_COLS " FROM api_keys ORDER BY id")                                          \
+    X(KEY_REVOKE, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")             \
     X(JOB_COUNTS, "SELECT status, count(*) FROM jobs GROUP BY status")
 
 #define AS_ENUM(name, sql) STMT_##name,
@@ -180,17 +180,17 @@ struct jobs_store {
 
 const char *jobs_strerror(int code) {
     switch (code) {
-    case JOBS_OK: return "ok";
-    case JOBS_ERR: return "database error";
-    case JOBS_ENOTFOUND: return "not found";
-    case JOBS_ESTATE: return "not allowed in this state";
-    case JOBS_EINVAL: return "invalid argument";
-    case JOBS_EEXIST: return "already exists";
-    case JOBS_EBUSY: return "database is locked";
-    case JOBS_ECORRUPT: return "database is corrupt";
-    case JOBS_ETOONEW: return "database is newer than this codid";
-    case JOBS_EINUSE: return "in use by a job";
-    default: return "unknown error";
+        case JOBS_OK: return "ok";
+        case JOBS_ERR: return "database error";
+        case JOBS_ENOTFOUND: return "not found";
+        case JOBS_ESTATE: return "not allowed in this state";
+        case JOBS_EINVAL: return "invalid argument";
+        case JOBS_EEXIST: return "already exists";
+        case JOBS_EBUSY: return "database is locked";
+        case JOBS_ECORRUPT: return "database is corrupt";
+        case JOBS_ETOONEW: return "database is newer than this codid";
+        case JOBS_EINUSE: return "in use by a job";
+        default: return "unknown error";
     }
 }
 
@@ -213,8 +213,7 @@ int jobs_state_is_final(jobs_state s) {
     return s == JOBS_SUCCEEDED || s == JOBS_FAILED || s == JOBS_CANCELLED;
 }
 
-static int set_msg(char *msg, size_t msgsz, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int set_msg(char *msg, size_t msgsz, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int set_msg(char *msg, size_t msgsz, int code, const char *fmt, ...) {
     if (msg && msgsz) {
         va_list ap;
@@ -233,15 +232,14 @@ static int64_t now_ms(void) {
 
 static int code_of(int sqlite_rc) {
     switch (sqlite_rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return JOBS_EBUSY;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return JOBS_ECORRUPT;
-    case SQLITE_CONSTRAINT:
-        return sqlite_rc == SQLITE_CONSTRAINT_UNIQUE || sqlite_rc == SQLITE_CONSTRAINT_PRIMARYKEY
-                   ? JOBS_EEXIST
-                   : JOBS_EINVAL;
-    default: return JOBS_ERR;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED: return JOBS_EBUSY;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB: return JOBS_ECORRUPT;
+        case SQLITE_CONSTRAINT:
+            return sqlite_rc == SQLITE_CONSTRAINT_UNIQUE || sqlite_rc == SQLITE_CONSTRAINT_PRIMARYKEY ? JOBS_EEXIST
+                                                                                                      : JOBS_EINVAL;
+        default: return JOBS_ERR;
     }
 }
 
@@ -260,13 +258,17 @@ static sqlite3_stmt *stmt(jobs_store *st, int which) {
 }
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v) {
-    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(s, i);
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(s, i);
 }
 
 static void bind_real(sqlite3_stmt *s, int i, double v) {
-    if (isfinite(v)) sqlite3_bind_double(s, i, v);
-    else sqlite3_bind_null(s, i);
+    if (isfinite(v))
+        sqlite3_bind_double(s, i, v);
+    else
+        sqlite3_bind_null(s, i);
 }
 
 static char *col_dup(sqlite3_stmt *s, int i) {
@@ -311,8 +313,7 @@ static int finish(jobs_store *st, int rc, char *msg, size_t msgsz) {
 }
 
 /* A state event: {"status": to, "error": error or null}. */
-static int state_event(jobs_store *st, int64_t id, jobs_state to, const char *error, char *msg,
-                       size_t msgsz) {
+static int state_event(jobs_store *st, int64_t id, jobs_state to, const char *error, char *msg, size_t msgsz) {
     sqlite3_stmt *s = stmt(st, STMT_EVENT_STATE);
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now_ms());
@@ -332,8 +333,7 @@ static int row_event(jobs_store *st, int which, int64_t id, char *msg, size_t ms
 
 /* ---- open, migrate, close ------------------------------------------------------- */
 
-static int pragma_text(jobs_store *st, const char *sql, char *out, size_t outsz, char *msg,
-                       size_t msgsz) {
+static int pragma_text(jobs_store *st, const char *sql, char *out, size_t outsz, char *msg, size_t msgsz) {
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_step(s);
@@ -360,15 +360,13 @@ static int check_integrity(jobs_store *st, const char *path, char *msg, size_t m
                        "or restore it from a backup",
                        path, why);
     if (rc == JOBS_EBUSY)
-        return set_msg(msg, msgsz, rc,
-                       "%s is locked by another process (still after the busy timeout): %s", path,
-                       why);
+        return set_msg(msg, msgsz, rc, "%s is locked by another process (still after the busy timeout): %s", path, why);
     if (rc != JOBS_OK) return set_msg(msg, msgsz, rc, "%s: %s", path, why);
     for (char *p = result; *p; p++)
         if (*p == '\n') *p = ' ';
     if (strcmp(result, "ok") != 0)
-        return set_msg(msg, msgsz, JOBS_ECORRUPT,
-                       "%s fails its integrity check (%.200s); restore it from a backup", path, result);
+        return set_msg(msg, msgsz, JOBS_ECORRUPT, "%s fails its integrity check (%.200s); restore it from a backup",
+                       path, result);
     return JOBS_OK;
 }
 
@@ -395,8 +393,7 @@ static int migrate(jobs_store *st, const char *path, char *msg, size_t msgsz) {
     for (;;) {
         int rc = exec(st, "BEGIN IMMEDIATE", msg, msgsz), version = 0;
         if (rc == JOBS_EBUSY)
-            return set_msg(msg, msgsz, rc,
-                           "%s is locked by another process (still after the busy timeout)", path);
+            return set_msg(msg, msgsz, rc, "%s is locked by another process (still after the busy timeout)", path);
         if (rc != JOBS_OK) return rc;
         rc = read_version(st, &version, msg, msgsz);
         if (rc == JOBS_OK && version > N_MIGRATIONS)
@@ -409,8 +406,7 @@ static int migrate(jobs_store *st, const char *path, char *msg, size_t msgsz) {
             int now = 0;
             if (rc == JOBS_OK) rc = read_version(st, &now, msg, msgsz);
             if (rc == JOBS_OK && now != version + 1)
-                rc = set_msg(msg, msgsz, JOBS_ERR, "migration %d left user_version at %d",
-                             version + 1, now);
+                rc = set_msg(msg, msgsz, JOBS_ERR, "migration %d left user_version at %d", version + 1, now);
         }
         if (rc != JOBS_OK) {
             exec(st, "ROLLBACK", NULL, 0);
@@ -421,8 +417,7 @@ static int migrate(jobs_store *st, const char *path, char *msg, size_t msgsz) {
     }
 }
 
-int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *msg,
-                    size_t msgsz) {
+int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *msg, size_t msgsz) {
     jobs_store *st = calloc(1, sizeof *st);
     if (!st) return set_msg(msg, msgsz, JOBS_ERR, "out of memory");
     char path[sizeof st->data_dir + sizeof JOBS_DB_NAME + 1];
@@ -445,8 +440,7 @@ int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *m
     if ((code = check_integrity(st, path, msg, msgsz)) != JOBS_OK) goto fail;
 
     char mode[32];
-    if ((code = pragma_text(st, "PRAGMA journal_mode = WAL", mode, sizeof mode, msg, msgsz)) != JOBS_OK)
-        goto fail;
+    if ((code = pragma_text(st, "PRAGMA journal_mode = WAL", mode, sizeof mode, msg, msgsz)) != JOBS_OK) goto fail;
     if (strcmp(mode, "wal") != 0) {
         code = set_msg(msg, msgsz, JOBS_ERR, "%s: cannot switch to WAL (journal mode %s)", path, mode);
         goto fail;
@@ -454,16 +448,14 @@ int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *m
     /* NORMAL is durable across process crashes in WAL mode; a power cut may
      * lose the last commits, never consistency, and everything the store
      * holds is re-derived by re-running from the job's checkpoint. */
-    if ((code = exec(st, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", msg, msgsz)) != JOBS_OK)
-        goto fail;
+    if ((code = exec(st, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", msg, msgsz)) != JOBS_OK) goto fail;
     if ((code = migrate(st, path, msg, msgsz)) != JOBS_OK) goto fail;
 
     for (int i = 0; i < N_STATEMENTS; i++) {
-        rc = sqlite3_prepare_v3(st->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &st->stmt[i], NULL);
+        rc = sqlite3_prepare_v3(st->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
         if (rc != SQLITE_OK) {
-            code = set_msg(msg, msgsz, code_of(rc), "%s: cannot prepare \"%s\": %s", path,
-                           statement_sql[i], sqlite3_errmsg(st->db));
+            code = set_msg(msg, msgsz, code_of(rc), "%s: cannot prepare \"%s\": %s", path, statement_sql[i],
+                           sqlite3_errmsg(st->db));
             goto fail;
         }
     }
@@ -482,7 +474,9 @@ void jobs_store_close(jobs_store *st) {
     free(st);
 }
 
-const char *jobs_store_data_dir(const jobs_store *st) { return st->data_dir; }
+const char *jobs_store_data_dir(const jobs_store *st) {
+    return st->data_dir;
+}
 
 int jobs_store_schema_version(jobs_store *st, int *out, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
@@ -525,8 +519,8 @@ static void read_job(sqlite3_stmt *s, jobs_job *j) {
     j->attempts = sqlite3_column_int(s, 18);
 }
 
-int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_json, int total,
-                          int64_t *id, char *msg, size_t msgsz) {
+int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_json, int total, int64_t *id, char *msg,
+                          size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     int rc = begin(st, msg, msgsz);
     if (rc == JOBS_OK) {
@@ -548,8 +542,8 @@ int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_j
 
 /* One row of a single-row query into *out via read(); JOBS_ENOTFOUND when
  * there is none. */
-static int fetch_one(jobs_store *st, sqlite3_stmt *s, void (*read)(sqlite3_stmt *, void *),
-                     void *out, const char *what, char *msg, size_t msgsz) {
+static int fetch_one(jobs_store *st, sqlite3_stmt *s, void (*read)(sqlite3_stmt *, void *), void *out, const char *what,
+                     char *msg, size_t msgsz) {
     int rc = sqlite3_step(s), code;
     if (rc == SQLITE_ROW) {
         read(s, out);
@@ -563,7 +557,9 @@ static int fetch_one(jobs_store *st, sqlite3_stmt *s, void (*read)(sqlite3_stmt 
     return code;
 }
 
-static void read_job_v(sqlite3_stmt *s, void *out) { read_job(s, out); }
+static void read_job_v(sqlite3_stmt *s, void *out) {
+    read_job(s, out);
+}
 
 int jobs_store_job_get(jobs_store *st, int64_t id, jobs_job *out, char *msg, size_t msgsz) {
     char what[48];
@@ -578,9 +574,8 @@ int jobs_store_job_get(jobs_store *st, int64_t id, jobs_job *out, char *msg, siz
 
 /* Every row of s into a growing array of `size`-byte elements; on failure
  * nothing is returned (clear() releases what each element holds). */
-static int fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size,
-                     void (*read)(sqlite3_stmt *, void *), void (*clear)(void *), void **out,
-                     int *n, const char *what, char *msg, size_t msgsz) {
+static int fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size, void (*read)(sqlite3_stmt *, void *),
+                     void (*clear)(void *), void **out, int *n, const char *what, char *msg, size_t msgsz) {
     char *items = NULL;
     int count = 0, cap = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -608,18 +603,19 @@ static int fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size,
     return JOBS_OK;
 }
 
-static void clear_job_v(void *p) { jobs_job_clear(p); }
+static void clear_job_v(void *p) {
+    jobs_job_clear(p);
+}
 
-int jobs_store_job_list(jobs_store *st, int state, int64_t before_id, int limit, jobs_job **out,
-                        int *n, char *msg, size_t msgsz) {
+int jobs_store_job_list(jobs_store *st, int state, int64_t before_id, int limit, jobs_job **out, int *n, char *msg,
+                        size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_JOB_LIST);
     bind_text(s, 1, state >= 0 ? jobs_state_name((jobs_state)state) : NULL);
     sqlite3_bind_int64(s, 2, before_id);
     sqlite3_bind_int(s, 3, limit > 0 ? limit : 1);
     void *items = NULL;
-    int rc = fetch_all(st, s, sizeof(jobs_job), read_job_v, clear_job_v, &items, n, "list jobs",
-                       msg, msgsz);
+    int rc = fetch_all(st, s, sizeof(jobs_job), read_job_v, clear_job_v, &items, n, "list jobs", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     *out = items;
     return rc;
@@ -644,10 +640,10 @@ int jobs_store_claim(jobs_store *st, jobs_job *out, char *msg, size_t msgsz) {
 
 static int transition_allowed(jobs_state from, jobs_state to) {
     switch (from) {
-    case JOBS_QUEUED: return to == JOBS_RUNNING || to == JOBS_CANCELLED;
-    case JOBS_RUNNING:
-        return to == JOBS_QUEUED || to == JOBS_SUCCEEDED || to == JOBS_FAILED || to == JOBS_CANCELLED;
-    default: return 0;
+        case JOBS_QUEUED: return to == JOBS_RUNNING || to == JOBS_CANCELLED;
+        case JOBS_RUNNING:
+            return to == JOBS_QUEUED || to == JOBS_SUCCEEDED || to == JOBS_FAILED || to == JOBS_CANCELLED;
+        default: return 0;
     }
 }
 
@@ -667,8 +663,8 @@ static int state_mismatch(jobs_store *st, int64_t id, jobs_state expected, char 
     return code;
 }
 
-static int transition_locked(jobs_store *st, int64_t id, jobs_state from, jobs_state to,
-                             const char *error, const char *result_json, char *msg, size_t msgsz) {
+static int transition_locked(jobs_store *st, int64_t id, jobs_state from, jobs_state to, const char *error,
+                             const char *result_json, char *msg, size_t msgsz) {
     sqlite3_stmt *s = stmt(st, STMT_JOB_TRANSITION);
     sqlite3_bind_int64(s, 1, id);
     bind_text(s, 2, jobs_state_name(to));
@@ -682,15 +678,14 @@ static int transition_locked(jobs_store *st, int64_t id, jobs_state from, jobs_s
     return rc;
 }
 
-int jobs_store_transition(jobs_store *st, int64_t id, jobs_state from, jobs_state to,
-                          const char *error, const char *result_json, char *msg, size_t msgsz) {
+int jobs_store_transition(jobs_store *st, int64_t id, jobs_state from, jobs_state to, const char *error,
+                          const char *result_json, char *msg, size_t msgsz) {
     if (!transition_allowed(from, to))
-        return set_msg(msg, msgsz, JOBS_ESTATE, "a job cannot go from %s to %s",
-                       jobs_state_name(from), jobs_state_name(to));
+        return set_msg(msg, msgsz, JOBS_ESTATE, "a job cannot go from %s to %s", jobs_state_name(from),
+                       jobs_state_name(to));
     pthread_mutex_lock(&st->lock);
     int rc = begin(st, msg, msgsz);
-    if (rc == JOBS_OK)
-        rc = finish(st, transition_locked(st, id, from, to, error, result_json, msg, msgsz), msg, msgsz);
+    if (rc == JOBS_OK) rc = finish(st, transition_locked(st, id, from, to, error, result_json, msg, msgsz), msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -699,16 +694,14 @@ int jobs_store_cancel(jobs_store *st, int64_t id, jobs_state *state, char *msg, 
     pthread_mutex_lock(&st->lock);
     int rc = begin(st, msg, msgsz);
     if (rc == JOBS_OK) {
-        rc = transition_locked(st, id, JOBS_QUEUED, JOBS_CANCELLED, "cancelled while queued", NULL,
-                               msg, msgsz);
+        rc = transition_locked(st, id, JOBS_QUEUED, JOBS_CANCELLED, "cancelled while queued", NULL, msg, msgsz);
         if (rc == JOBS_OK) {
             *state = JOBS_CANCELLED;
         } else if (rc == JOBS_ESTATE) {
             sqlite3_stmt *s = stmt(st, STMT_JOB_REQUEST_CANCEL);
             sqlite3_bind_int64(s, 1, id);
             rc = run(st, s, "cancel job", msg, msgsz);
-            if (rc == JOBS_OK && sqlite3_changes(st->db) == 0)
-                rc = state_mismatch(st, id, JOBS_RUNNING, msg, msgsz);
+            if (rc == JOBS_OK && sqlite3_changes(st->db) == 0) rc = state_mismatch(st, id, JOBS_RUNNING, msg, msgsz);
             if (rc == JOBS_OK) *state = JOBS_RUNNING;
         }
         rc = finish(st, rc, msg, msgsz);
@@ -717,10 +710,11 @@ int jobs_store_cancel(jobs_store *st, int64_t id, jobs_state *state, char *msg, 
     return rc;
 }
 
-static void read_int_v(sqlite3_stmt *s, void *out) { *(int *)out = sqlite3_column_int(s, 0); }
+static void read_int_v(sqlite3_stmt *s, void *out) {
+    *(int *)out = sqlite3_column_int(s, 0);
+}
 
-int jobs_store_cancel_requested(jobs_store *st, int64_t id, int *requested, char *msg,
-                                size_t msgsz) {
+int jobs_store_cancel_requested(jobs_store *st, int64_t id, int *requested, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_JOB_CANCEL_REQUESTED);
     sqlite3_bind_int64(s, 1, id);
@@ -729,8 +723,7 @@ int jobs_store_cancel_requested(jobs_store *st, int64_t id, int *requested, char
     return rc;
 }
 
-int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char *msg,
-                        size_t msgsz) {
+int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     int rc = begin(st, msg, msgsz);
     if (rc == JOBS_OK) {
@@ -753,8 +746,7 @@ int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char
     return rc;
 }
 
-int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char *msg,
-                              size_t msgsz) {
+int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_JOB_SET_CHECKPOINT);
     sqlite3_bind_int64(s, 1, id);
@@ -764,7 +756,9 @@ int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char
     return rc;
 }
 
-static void read_id_v(sqlite3_stmt *s, void *out) { *(int64_t *)out = sqlite3_column_int64(s, 0); }
+static void read_id_v(sqlite3_stmt *s, void *out) {
+    *(int64_t *)out = sqlite3_column_int64(s, 0);
+}
 
 int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) {
     *n = 0;
@@ -773,8 +767,8 @@ int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) 
     if (rc == JOBS_OK) {
         void *ids = NULL;
         int count = 0;
-        rc = fetch_all(st, stmt(st, STMT_JOB_RUNNING_IDS), sizeof(int64_t), read_id_v, NULL, &ids,
-                       &count, "running jobs", msg, msgsz);
+        rc = fetch_all(st, stmt(st, STMT_JOB_RUNNING_IDS), sizeof(int64_t), read_id_v, NULL, &ids, &count,
+                       "running jobs", msg, msgsz);
         for (int i = 0; rc == JOBS_OK && i < count; i++) {
             int64_t id = ((int64_t *)ids)[i], times = 0;
             sqlite3_stmt *s = stmt(st, STMT_JOB_RECOVERED);
@@ -785,10 +779,11 @@ int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) 
             char why[160];
             snprintf(why, sizeof why,
                      "the daemon stopped without a shutdown %lld times while this job ran "
-                     "(a crash, kill -9 or out of memory): not retried", (long long)times);
+                     "(a crash, kill -9 or out of memory): not retried",
+                     (long long)times);
             int give_up = times > JOBS_MAX_RECOVERIES;
-            rc = transition_locked(st, id, JOBS_RUNNING, give_up ? JOBS_FAILED : JOBS_QUEUED,
-                                   give_up ? why : NULL, NULL, msg, msgsz);
+            rc = transition_locked(st, id, JOBS_RUNNING, give_up ? JOBS_FAILED : JOBS_QUEUED, give_up ? why : NULL,
+                                   NULL, msg, msgsz);
             if (rc == JOBS_OK && !give_up) (*n)++;
         }
         free(ids);
@@ -799,8 +794,8 @@ int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) 
     return rc;
 }
 
-int jobs_store_job_referencing(jobs_store *st, const char *field, const char *name, int64_t id,
-                               int64_t except_id, int64_t *job_id, char *msg, size_t msgsz) {
+int jobs_store_job_referencing(jobs_store *st, const char *field, const char *name, int64_t id, int64_t except_id,
+                               int64_t *job_id, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_JOB_REFERENCING);
     bind_text(s, 1, field);
@@ -822,18 +817,19 @@ static void read_event_v(sqlite3_stmt *s, void *out) {
     e->payload = col_dup(s, 4);
 }
 
-static void clear_event_v(void *p) { free(((jobs_event *)p)->payload); }
+static void clear_event_v(void *p) {
+    free(((jobs_event *)p)->payload);
+}
 
-int jobs_store_events_since(jobs_store *st, int64_t job_id, int64_t after_id, int limit,
-                            jobs_event **out, int *n, char *msg, size_t msgsz) {
+int jobs_store_events_since(jobs_store *st, int64_t job_id, int64_t after_id, int limit, jobs_event **out, int *n,
+                            char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_EVENTS_SINCE);
     sqlite3_bind_int64(s, 1, job_id);
     sqlite3_bind_int64(s, 2, after_id);
     sqlite3_bind_int(s, 3, limit > 0 ? limit : 1);
     void *items = NULL;
-    int rc = fetch_all(st, s, sizeof(jobs_event), read_event_v, clear_event_v, &items, n,
-                       "job events", msg, msgsz);
+    int rc = fetch_all(st, s, sizeof(jobs_event), read_event_v, clear_event_v, &items, n, "job events", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     *out = items;
     return rc;
@@ -883,8 +879,10 @@ int jobs_store_dataset_add(jobs_store *st, jobs_dataset_info *d, char *msg, size
     sqlite3_bind_int(s, 9, d->skipped);
     sqlite3_bind_int64(s, 10, d->created_ms);
     int rc = run(st, s, "add dataset", msg, msgsz);
-    if (rc == JOBS_OK) d->id = sqlite3_last_insert_rowid(st->db);
-    else if (rc == JOBS_EEXIST) set_msg(msg, msgsz, rc, "a dataset named '%s' exists already", d->name);
+    if (rc == JOBS_OK)
+        d->id = sqlite3_last_insert_rowid(st->db);
+    else if (rc == JOBS_EEXIST)
+        set_msg(msg, msgsz, rc, "a dataset named '%s' exists already", d->name);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -892,8 +890,10 @@ int jobs_store_dataset_add(jobs_store *st, jobs_dataset_info *d, char *msg, size
 static int get_by(jobs_store *st, int which, const char *noun, int64_t id, const char *name,
                   void (*read)(sqlite3_stmt *, void *), void *out, char *msg, size_t msgsz) {
     char what[JOBS_NAME_MAX + 48];
-    if (id > 0) snprintf(what, sizeof what, "%s %lld", noun, (long long)id);
-    else snprintf(what, sizeof what, "%s '%.64s'", noun, name ? name : "");
+    if (id > 0)
+        snprintf(what, sizeof what, "%s %lld", noun, (long long)id);
+    else
+        snprintf(what, sizeof what, "%s '%.64s'", noun, name ? name : "");
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, which);
     sqlite3_bind_int64(s, 1, id);
@@ -903,26 +903,26 @@ static int get_by(jobs_store *st, int which, const char *noun, int64_t id, const
     return rc;
 }
 
-int jobs_store_dataset_get(jobs_store *st, int64_t id, const char *name, jobs_dataset_info *out,
-                           char *msg, size_t msgsz) {
+int jobs_store_dataset_get(jobs_store *st, int64_t id, const char *name, jobs_dataset_info *out, char *msg,
+                           size_t msgsz) {
     return get_by(st, STMT_DATASET_GET, "dataset", id, name, read_dataset_v, out, msg, msgsz);
 }
 
-static void clear_dataset_v(void *p) { jobs_dataset_info_clear(p); }
+static void clear_dataset_v(void *p) {
+    jobs_dataset_info_clear(p);
+}
 
-int jobs_store_dataset_list(jobs_store *st, jobs_dataset_info **out, int *n, char *msg,
-                            size_t msgsz) {
+int jobs_store_dataset_list(jobs_store *st, jobs_dataset_info **out, int *n, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     void *items = NULL;
-    int rc = fetch_all(st, stmt(st, STMT_DATASET_LIST), sizeof(jobs_dataset_info), read_dataset_v,
-                       clear_dataset_v, &items, n, "list datasets", msg, msgsz);
+    int rc = fetch_all(st, stmt(st, STMT_DATASET_LIST), sizeof(jobs_dataset_info), read_dataset_v, clear_dataset_v,
+                       &items, n, "list datasets", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     *out = items;
     return rc;
 }
 
-static int delete_row(jobs_store *st, int which, const char *noun, int64_t id, char *msg,
-                      size_t msgsz) {
+static int delete_row(jobs_store *st, int which, const char *noun, int64_t id, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, which);
     sqlite3_bind_int64(s, 1, id);
@@ -972,10 +972,10 @@ static int adapter_insert(jobs_store *st, jobs_adapter_info *a, char *msg, size_
     bind_text(s, 7, a->metadata ? a->metadata : "{}");
     sqlite3_bind_int64(s, 8, a->created_ms);
     int rc = run(st, s, "add adapter", msg, msgsz);
-    if (rc == JOBS_OK) a->id = sqlite3_last_insert_rowid(st->db);
+    if (rc == JOBS_OK)
+        a->id = sqlite3_last_insert_rowid(st->db);
     else if (rc == JOBS_EEXIST)
-        set_msg(msg, msgsz, rc, "an adapter named '%s' (or of job %lld) exists already", a->name,
-                (long long)a->job_id);
+        set_msg(msg, msgsz, rc, "an adapter named '%s' (or of job %lld) exists already", a->name, (long long)a->job_id);
     return rc;
 }
 
@@ -986,19 +986,20 @@ int jobs_store_adapter_add(jobs_store *st, jobs_adapter_info *a, char *msg, size
     return rc;
 }
 
-int jobs_store_adapter_get(jobs_store *st, int64_t id, const char *name, jobs_adapter_info *out,
-                           char *msg, size_t msgsz) {
+int jobs_store_adapter_get(jobs_store *st, int64_t id, const char *name, jobs_adapter_info *out, char *msg,
+                           size_t msgsz) {
     return get_by(st, STMT_ADAPTER_GET, "adapter", id, name, read_adapter_v, out, msg, msgsz);
 }
 
-static void clear_adapter_v(void *p) { jobs_adapter_info_clear(p); }
+static void clear_adapter_v(void *p) {
+    jobs_adapter_info_clear(p);
+}
 
-int jobs_store_adapter_list(jobs_store *st, jobs_adapter_info **out, int *n, char *msg,
-                            size_t msgsz) {
+int jobs_store_adapter_list(jobs_store *st, jobs_adapter_info **out, int *n, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     void *items = NULL;
-    int rc = fetch_all(st, stmt(st, STMT_ADAPTER_LIST), sizeof(jobs_adapter_info), read_adapter_v,
-                       clear_adapter_v, &items, n, "list adapters", msg, msgsz);
+    int rc = fetch_all(st, stmt(st, STMT_ADAPTER_LIST), sizeof(jobs_adapter_info), read_adapter_v, clear_adapter_v,
+                       &items, n, "list adapters", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     *out = items;
     return rc;
@@ -1008,8 +1009,8 @@ int jobs_store_adapter_delete(jobs_store *st, int64_t id, char *msg, size_t msgs
     return delete_row(st, STMT_ADAPTER_DELETE, "adapter", id, msg, msgsz);
 }
 
-int jobs_store_succeed(jobs_store *st, int64_t id, jobs_adapter_info *a, const char *result_json,
-                       char *msg, size_t msgsz) {
+int jobs_store_succeed(jobs_store *st, int64_t id, jobs_adapter_info *a, const char *result_json, char *msg,
+                       size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     int rc = begin(st, msg, msgsz);
     if (rc == JOBS_OK) {
@@ -1031,8 +1032,7 @@ int jobs_store_succeed(jobs_store *st, int64_t id, jobs_adapter_info *a, const c
             bind_text(s, 3, result_json ? result_json : "{}");
             if (a) sqlite3_bind_int64(s, 4, a->id);
             rc = run(st, s, "job succeeded", msg, msgsz);
-            if (rc == JOBS_OK && sqlite3_changes(st->db) == 0)
-                rc = state_mismatch(st, id, JOBS_RUNNING, msg, msgsz);
+            if (rc == JOBS_OK && sqlite3_changes(st->db) == 0) rc = state_mismatch(st, id, JOBS_RUNNING, msg, msgsz);
         }
         if (rc == JOBS_OK) rc = row_event(st, STMT_EVENT_RESULT, id, msg, msgsz);
         if (rc == JOBS_OK) rc = state_event(st, id, JOBS_SUCCEEDED, NULL, msg, msgsz);
@@ -1056,8 +1056,8 @@ static void read_key_v(sqlite3_stmt *s, void *out) {
     k->revoked_ms = sqlite3_column_int64(s, 5);
 }
 
-int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex, const char *scope,
-                       int64_t *id, char *msg, size_t msgsz) {
+int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex, const char *scope, int64_t *id,
+                       char *msg, size_t msgsz) {
     if (!prefix || !*prefix || strlen(prefix) > JOBS_KEY_PREFIX_MAX || !hash_hex ||
         strlen(hash_hex) != JOBS_KEY_HASH_HEX || !scope ||
         (strcmp(scope, "generate") != 0 && strcmp(scope, "admin") != 0))
@@ -1074,8 +1074,7 @@ int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex,
     return rc;
 }
 
-int jobs_store_key_find(jobs_store *st, const char *prefix, jobs_api_key *out, char *msg,
-                        size_t msgsz) {
+int jobs_store_key_find(jobs_store *st, const char *prefix, jobs_api_key *out, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_KEY_FIND);
     bind_text(s, 1, prefix);
@@ -1094,8 +1093,8 @@ int jobs_store_key_count(jobs_store *st, int *n, char *msg, size_t msgsz) {
 int jobs_store_key_list(jobs_store *st, jobs_api_key **out, int *n, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     void *items = NULL;
-    int rc = fetch_all(st, stmt(st, STMT_KEY_LIST), sizeof(jobs_api_key), read_key_v, NULL, &items, n,
-                       "list keys", msg, msgsz);
+    int rc = fetch_all(st, stmt(st, STMT_KEY_LIST), sizeof(jobs_api_key), read_key_v, NULL, &items, n, "list keys", msg,
+                       msgsz);
     pthread_mutex_unlock(&st->lock);
     *out = items;
     return rc;

@@ -48,10 +48,10 @@ typedef enum jobs_status {
 const char *jobs_strerror(int code);
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define JOBS_SCHEMA_VERSION 2
-#define JOBS_DB_NAME "codid.db"
+#define JOBS_SCHEMA_VERSION  2
+#define JOBS_DB_NAME         "codid.db"
 #define JOBS_BUSY_TIMEOUT_MS 5000
-#define JOBS_NAME_MAX 64
+#define JOBS_NAME_MAX        64
 
 typedef enum jobs_state {
     JOBS_QUEUED = 0,
@@ -101,15 +101,15 @@ typedef struct jobs_job {
 
 void jobs_job_clear(jobs_job *j);
 
-int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_json, int total,
-                          int64_t *id, char *msg, size_t msgsz);
+int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_json, int total, int64_t *id, char *msg,
+                          size_t msgsz);
 int jobs_store_job_get(jobs_store *st, int64_t id, jobs_job *out, char *msg, size_t msgsz);
 
 /* Newest first. state < 0: any state. before_id > 0: only ids below it
  * (cursor paging). *out is an array of *n jobs; free each with
  * jobs_job_clear and the array with free(). */
-int jobs_store_job_list(jobs_store *st, int state, int64_t before_id, int limit, jobs_job **out,
-                        int *n, char *msg, size_t msgsz);
+int jobs_store_job_list(jobs_store *st, int state, int64_t before_id, int limit, jobs_job **out, int *n, char *msg,
+                        size_t msgsz);
 
 /* Takes the oldest queued job: one UPDATE ... RETURNING, so two connections
  * never claim the same job. JOBS_ENOTFOUND when none is queued. */
@@ -119,21 +119,18 @@ int jobs_store_claim(jobs_store *st, jobs_job *out, char *msg, size_t msgsz);
  * error text and result JSON of a final state (either may be NULL), and
  * records a state event. JOBS_ESTATE when the transition is not allowed or
  * the job is no longer in `from`. */
-int jobs_store_transition(jobs_store *st, int64_t id, jobs_state from, jobs_state to,
-                          const char *error, const char *result_json, char *msg, size_t msgsz);
+int jobs_store_transition(jobs_store *st, int64_t id, jobs_state from, jobs_state to, const char *error,
+                          const char *result_json, char *msg, size_t msgsz);
 
 /* A queued job is cancelled at once; a running one gets cancel_requested
  * and stops at its worker's next step. *state receives the state after the
  * call. JOBS_ESTATE for a finished job. */
 int jobs_store_cancel(jobs_store *st, int64_t id, jobs_state *state, char *msg, size_t msgsz);
-int jobs_store_cancel_requested(jobs_store *st, int64_t id, int *requested, char *msg,
-                                size_t msgsz);
+int jobs_store_cancel_requested(jobs_store *st, int64_t id, int *requested, char *msg, size_t msgsz);
 
 /* The progress columns and a progress event, in one transaction. */
-int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char *msg,
-                        size_t msgsz);
-int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char *msg,
-                              size_t msgsz);
+int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char *msg, size_t msgsz);
+int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char *msg, size_t msgsz);
 
 /* Start-up: every running job back to queued (their checkpoints are kept),
  * except one found running for the (JOBS_MAX_RECOVERIES + 1)-th time: it
@@ -144,8 +141,8 @@ int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz);
 /* Whether a queued or running job other than except_id names `field` (a
  * top-level key of its params) as name, or as id (an integer or its decimal
  * text). *job_id receives one such job, or 0. */
-int jobs_store_job_referencing(jobs_store *st, const char *field, const char *name, int64_t id,
-                               int64_t except_id, int64_t *job_id, char *msg, size_t msgsz);
+int jobs_store_job_referencing(jobs_store *st, const char *field, const char *name, int64_t id, int64_t except_id,
+                               int64_t *job_id, char *msg, size_t msgsz);
 
 typedef struct jobs_event {
     int64_t id; /* increasing across all jobs: a resume point for readers */
@@ -157,8 +154,8 @@ typedef struct jobs_event {
 
 /* Events of job_id with ids above after_id, oldest first, at most limit.
  * Free each payload and the array with jobs_events_free. */
-int jobs_store_events_since(jobs_store *st, int64_t job_id, int64_t after_id, int limit,
-                            jobs_event **out, int *n, char *msg, size_t msgsz);
+int jobs_store_events_since(jobs_store *st, int64_t job_id, int64_t after_id, int limit, jobs_event **out, int *n,
+                            char *msg, size_t msgsz);
 void jobs_events_free(jobs_event *ev, int n);
 
 /* ---- datasets ------------------------------------------------------------- */
@@ -180,10 +177,9 @@ void jobs_dataset_info_clear(jobs_dataset_info *d);
 /* d->id and d->created_ms are filled in. JOBS_EEXIST for a taken name. */
 int jobs_store_dataset_add(jobs_store *st, jobs_dataset_info *d, char *msg, size_t msgsz);
 /* By id when id > 0, else by name. */
-int jobs_store_dataset_get(jobs_store *st, int64_t id, const char *name, jobs_dataset_info *out,
-                           char *msg, size_t msgsz);
-int jobs_store_dataset_list(jobs_store *st, jobs_dataset_info **out, int *n, char *msg,
-                            size_t msgsz);
+int jobs_store_dataset_get(jobs_store *st, int64_t id, const char *name, jobs_dataset_info *out, char *msg,
+                           size_t msgsz);
+int jobs_store_dataset_list(jobs_store *st, jobs_dataset_info **out, int *n, char *msg, size_t msgsz);
 int jobs_store_dataset_delete(jobs_store *st, int64_t id, char *msg, size_t msgsz);
 
 /* ---- adapters ------------------------------------------------------------- */
@@ -203,10 +199,9 @@ typedef struct jobs_adapter_info {
 void jobs_adapter_info_clear(jobs_adapter_info *a);
 
 int jobs_store_adapter_add(jobs_store *st, jobs_adapter_info *a, char *msg, size_t msgsz);
-int jobs_store_adapter_get(jobs_store *st, int64_t id, const char *name, jobs_adapter_info *out,
-                           char *msg, size_t msgsz);
-int jobs_store_adapter_list(jobs_store *st, jobs_adapter_info **out, int *n, char *msg,
-                            size_t msgsz);
+int jobs_store_adapter_get(jobs_store *st, int64_t id, const char *name, jobs_adapter_info *out, char *msg,
+                           size_t msgsz);
+int jobs_store_adapter_list(jobs_store *st, jobs_adapter_info **out, int *n, char *msg, size_t msgsz);
 int jobs_store_adapter_delete(jobs_store *st, int64_t id, char *msg, size_t msgsz);
 
 /*
@@ -217,13 +212,13 @@ int jobs_store_adapter_delete(jobs_store *st, int64_t id, char *msg, size_t msgs
  * registered once however often this is called; the schema backs that with
  * UNIQUE(adapters.job_id). JOBS_EEXIST when another adapter holds a->name.
  */
-int jobs_store_succeed(jobs_store *st, int64_t id, jobs_adapter_info *a, const char *result_json,
-                       char *msg, size_t msgsz);
+int jobs_store_succeed(jobs_store *st, int64_t id, jobs_adapter_info *a, const char *result_json, char *msg,
+                       size_t msgsz);
 
 /* ==== API keys and counts, for the HTTP API (api/auth.c, api/metrics.c) ==== */
 
 #define JOBS_KEY_PREFIX_MAX 16
-#define JOBS_KEY_HASH_HEX 64
+#define JOBS_KEY_HASH_HEX   64
 
 typedef struct jobs_api_key {
     int64_t id;
@@ -234,11 +229,10 @@ typedef struct jobs_api_key {
 } jobs_api_key;
 
 /* A new key row (scope "generate" or "admin"); *id receives its id. */
-int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex, const char *scope,
-                       int64_t *id, char *msg, size_t msgsz);
+int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex, const char *scope, int64_t *id,
+                       char *msg, size_t msgsz);
 /* The active key with this prefix, or JOBS_ENOTFOUND. */
-int jobs_store_key_find(jobs_store *st, const char *prefix, jobs_api_key *out, char *msg,
-                        size_t msgsz);
+int jobs_store_key_find(jobs_store *st, const char *prefix, jobs_api_key *out, char *msg, size_t msgsz);
 /* Active (not revoked) keys. */
 int jobs_store_key_count(jobs_store *st, int *n, char *msg, size_t msgsz);
 /* Every key, oldest first; free the array with free(). */

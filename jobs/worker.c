@@ -79,7 +79,7 @@
 #include "jobs/store.h"
 #include "util/log.h"
 
-#define DIR_MAX 1024                    /* data_dir, as the daemon's settings allow */
+#define DIR_MAX  1024                           /* data_dir, as the daemon's settings allow */
 #define PATH_BUF (DIR_MAX + JOBS_NAME_MAX + 64) /* a file under it */
 
 typedef struct worker {
@@ -117,7 +117,7 @@ typedef struct run {
     jobs_dataset ds;
     int mapped;
     char checkpoint[PATH_BUF];
-    int step; /* steps done, for messages */
+    int step;            /* steps done, for messages */
     outcome interrupted; /* evaluate: why the progress callback stopped it */
     char msg[512];
 } run;
@@ -128,7 +128,9 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int stopping(const worker *w) { return atomic_load(&w->pool->stopping); }
+static int stopping(const worker *w) {
+    return atomic_load(&w->pool->stopping);
+}
 
 static int cancel_requested(run *r) {
     int requested = 0;
@@ -146,11 +148,13 @@ static void record_progress(run *r, const jobs_progress *p) {
 
 /* "<kind>-<task>-<id>" (or "pretrain-<id>") when the job names none. */
 static void adapter_name(const run *r, char *out, size_t outsz) {
-    if (*r->spec.name) snprintf(out, outsz, "%s", r->spec.name);
-    else if (r->spec.kind == JOBS_KIND_PRETRAIN) snprintf(out, outsz, "pretrain-%lld", (long long)r->job->id);
+    if (*r->spec.name)
+        snprintf(out, outsz, "%s", r->spec.name);
+    else if (r->spec.kind == JOBS_KIND_PRETRAIN)
+        snprintf(out, outsz, "pretrain-%lld", (long long)r->job->id);
     else
-        snprintf(out, outsz, "%s-%s-%lld", jobs_kind_name(r->spec.kind),
-                 eng_task_name(r->spec.train.task.kind), (long long)r->job->id);
+        snprintf(out, outsz, "%s-%s-%lld", jobs_kind_name(r->spec.kind), eng_task_name(r->spec.train.task.kind),
+                 (long long)r->job->id);
 }
 
 /* ---- training ------------------------------------------------------------------ */
@@ -160,13 +164,12 @@ static int save_checkpoint(run *r, eng_trainer *t) {
     char msg[256];
     if (eng_trainer_save_checkpoint(t, r->checkpoint, &err) != ENG_OK) {
         util_log(UTIL_LOG_WARN, "job %lld: checkpoint at step %d failed: %s", (long long)r->job->id,
-                eng_trainer_steps_done(t), err.msg);
+                 eng_trainer_steps_done(t), err.msg);
         return -1;
     }
     if (jobs_store_set_checkpoint(r->w->st, r->job->id, r->checkpoint, msg, sizeof msg) != JOBS_OK)
         util_log(UTIL_LOG_WARN, "job %lld: %s", (long long)r->job->id, msg);
-    util_log(UTIL_LOG_DEBUG, "job %lld: checkpoint at step %d", (long long)r->job->id,
-            eng_trainer_steps_done(t));
+    util_log(UTIL_LOG_DEBUG, "job %lld: checkpoint at step %d", (long long)r->job->id, eng_trainer_steps_done(t));
     return 0;
 }
 
@@ -188,8 +191,8 @@ static outcome export_and_register(run *r, eng_trainer *t, double loss_smooth) {
     char name[JOBS_NAME_MAX + 1], path[PATH_BUF];
     adapter_name(r, name, sizeof name);
     int pretrain = s->kind == JOBS_KIND_PRETRAIN;
-    snprintf(path, sizeof path, "%s/%s/%s-%lld%s", r->w->pool->data_dir, pretrain ? "models" : "adapters",
-             name, (long long)r->job->id, pretrain ? "" : ".safetensors");
+    snprintf(path, sizeof path, "%s/%s/%s-%lld%s", r->w->pool->data_dir, pretrain ? "models" : "adapters", name,
+             (long long)r->job->id, pretrain ? "" : ".safetensors");
     char *extra = export_metadata(r, name);
     eng_error err = {0};
     /* a pretrained model ships in fp16 like the bundled ones; adapters keep
@@ -219,17 +222,17 @@ static outcome export_and_register(run *r, eng_trainer *t, double loss_smooth) {
     snprintf(a.base_hash, sizeof a.base_hash, "%s", mi.hash);
     a.metadata = r->job->params;
 
-    int rc = result_json ? jobs_store_succeed(r->w->st, r->job->id, pretrain ? NULL : &a, result_json,
-                                              r->msg, sizeof r->msg)
-                         : JOBS_ERR;
+    int rc = result_json
+                 ? jobs_store_succeed(r->w->st, r->job->id, pretrain ? NULL : &a, result_json, r->msg, sizeof r->msg)
+                 : JOBS_ERR;
     cJSON_free(result_json);
     if (rc != JOBS_OK) {
         if (!result_json) snprintf(r->msg, sizeof r->msg, "out of memory");
         if (!pretrain) unlink(path);
         return OUT_FAILED;
     }
-    util_log(UTIL_LOG_INFO, "job %lld: succeeded: %s%s%s", (long long)r->job->id, path,
-            pretrain ? "" : ", adapter ", pretrain ? "" : name);
+    util_log(UTIL_LOG_INFO, "job %lld: succeeded: %s%s%s", (long long)r->job->id, path, pretrain ? "" : ", adapter ",
+             pretrain ? "" : name);
     return OUT_SUCCEEDED;
 }
 
@@ -253,10 +256,9 @@ static outcome run_training(run *r) {
         p.teacher_path = teacher.path;
     }
     int rc = s->kind == JOBS_KIND_PRETRAIN
-                 ? eng_trainer_create_pretrain(w->pool->p.ctx,
-                                               s->model_config ? s->model_config
-                                                               : eng_model_config_json(w->pool->p.model),
-                                               NULL, &p, &imgs, &t, &err)
+                 ? eng_trainer_create_pretrain(
+                       w->pool->p.ctx, s->model_config ? s->model_config : eng_model_config_json(w->pool->p.model),
+                       NULL, &p, &imgs, &t, &err)
                  : eng_trainer_create_adapter(w->pool->p.model, &p, &imgs, &t, &err);
     if (rc != ENG_OK) {
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
@@ -270,10 +272,10 @@ static outcome run_training(run *r) {
     int first = eng_trainer_steps_done(t), saved = first, total = p.total_steps;
     if (resumed)
         util_log(UTIL_LOG_INFO, "job %lld: resumed at step %d of %d from %s", (long long)id, first, total,
-                r->checkpoint);
+                 r->checkpoint);
     else
-        util_log(UTIL_LOG_INFO, "job %lld: %s started: %d steps on %s", (long long)id, jobs_kind_name(s->kind),
-                total, r->dsinfo.name);
+        util_log(UTIL_LOG_INFO, "job %lld: %s started: %d steps on %s", (long long)id, jobs_kind_name(s->kind), total,
+                 r->dsinfo.name);
 
     /* the smoothed loss carries on from the last recorded value */
     double smooth = resumed ? r->job->progress.loss_smooth : NAN, start = now_s();
@@ -299,8 +301,7 @@ static outcome run_training(run *r) {
             jobs_progress pr = {st.step, total, st.loss, smooth, st.lr, rate, (total - st.step) / rate};
             record_progress(r, &pr);
         }
-        if (st.step % s->checkpoint_every == 0 && st.step < total && save_checkpoint(r, t) == 0)
-            saved = st.step;
+        if (st.step % s->checkpoint_every == 0 && st.step < total && save_checkpoint(r, t) == 0) saved = st.step;
     }
     /* before the export: a crash from here on redoes no step */
     if (r->step > saved) save_checkpoint(r, t);
@@ -318,9 +319,12 @@ static int eval_progress(int done, int total, void *user) {
     r->step = done;
     jobs_progress pr = {done, total, NAN, NAN, NAN, NAN, NAN};
     record_progress(r, &pr);
-    if (stopping(r->w)) r->interrupted = OUT_REQUEUED;
-    else if (cancel_requested(r)) r->interrupted = OUT_CANCELLED;
-    else return 0;
+    if (stopping(r->w))
+        r->interrupted = OUT_REQUEUED;
+    else if (cancel_requested(r))
+        r->interrupted = OUT_CANCELLED;
+    else
+        return 0;
     return 1;
 }
 
@@ -340,11 +344,11 @@ static outcome run_evaluate(run *r) {
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         goto done;
     }
-    util_log(UTIL_LOG_INFO, "job %lld: evaluating adapter %s on %d images of %s", (long long)r->job->id,
-            info.name, s->eval_n, r->dsinfo.name);
+    util_log(UTIL_LOG_INFO, "job %lld: evaluating adapter %s on %d images of %s", (long long)r->job->id, info.name,
+             s->eval_n, r->dsinfo.name);
     jobs_eval_result res;
-    int rc = jobs_evaluate(w->pool->p.model, a, &r->ds, s->eval_n, s->sample_steps, s->train.seed,
-                           eval_progress, r, &res, r->msg, sizeof r->msg);
+    int rc = jobs_evaluate(w->pool->p.model, a, &r->ds, s->eval_n, s->sample_steps, s->train.seed, eval_progress, r,
+                           &res, r->msg, sizeof r->msg);
     if (rc == ENG_ECANCELLED) {
         out = r->interrupted;
         goto done;
@@ -359,15 +363,17 @@ static outcome run_evaluate(run *r) {
     cJSON_AddNumberToObject(result, "sample_steps", res.steps);
     cJSON *metrics = cJSON_AddObjectToObject(result, "metrics");
     cJSON_AddNumberToObject(metrics, "psnr", res.psnr);
-    if (isfinite(res.ssim)) cJSON_AddNumberToObject(metrics, "ssim", res.ssim);
-    else cJSON_AddNullToObject(metrics, "ssim");
+    if (isfinite(res.ssim))
+        cJSON_AddNumberToObject(metrics, "ssim", res.ssim);
+    else
+        cJSON_AddNullToObject(metrics, "ssim");
     char *text = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
     if (!text) {
         snprintf(r->msg, sizeof r->msg, "out of memory");
     } else if (jobs_store_succeed(w->st, r->job->id, NULL, text, r->msg, sizeof r->msg) == JOBS_OK) {
-        util_log(UTIL_LOG_INFO, "job %lld: succeeded: PSNR %.2f dB, SSIM %.4f over %d images",
-                (long long)r->job->id, res.psnr, res.ssim, res.n);
+        util_log(UTIL_LOG_INFO, "job %lld: succeeded: PSNR %.2f dB, SSIM %.4f over %d images", (long long)r->job->id,
+                 res.psnr, res.ssim, res.n);
         out = OUT_SUCCEEDED;
     }
     cJSON_free(text);
@@ -400,24 +406,24 @@ static void end_job(run *r, outcome out) {
     char msg[256], why[64];
     int rc = JOBS_OK;
     switch (out) {
-    case OUT_SUCCEEDED: break;
-    case OUT_FAILED:
-        util_log(UTIL_LOG_WARN, "job %lld: failed: %s", (long long)id, r->msg);
-        rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_FAILED, r->msg, NULL, msg, sizeof msg);
-        break;
-    case OUT_CANCELLED:
-        snprintf(why, sizeof why, "cancelled at step %d", r->step);
-        util_log(UTIL_LOG_INFO, "job %lld: %s", (long long)id, why);
-        rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_CANCELLED, why, NULL, msg, sizeof msg);
-        break;
-    case OUT_REQUEUED:
-        util_log(UTIL_LOG_INFO, "job %lld: stopped at step %d; queued to resume", (long long)id, r->step);
-        rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_QUEUED, NULL, NULL, msg, sizeof msg);
-        break;
+        case OUT_SUCCEEDED: break;
+        case OUT_FAILED:
+            util_log(UTIL_LOG_WARN, "job %lld: failed: %s", (long long)id, r->msg);
+            rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_FAILED, r->msg, NULL, msg, sizeof msg);
+            break;
+        case OUT_CANCELLED:
+            snprintf(why, sizeof why, "cancelled at step %d", r->step);
+            util_log(UTIL_LOG_INFO, "job %lld: %s", (long long)id, why);
+            rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_CANCELLED, why, NULL, msg, sizeof msg);
+            break;
+        case OUT_REQUEUED:
+            util_log(UTIL_LOG_INFO, "job %lld: stopped at step %d; queued to resume", (long long)id, r->step);
+            rc = jobs_store_transition(r->w->st, id, JOBS_RUNNING, JOBS_QUEUED, NULL, NULL, msg, sizeof msg);
+            break;
     }
     if (rc != JOBS_OK) {
         util_log(UTIL_LOG_ERROR, "job %lld: cannot record its end (%s); it is requeued at the next start",
-                (long long)id, msg);
+                 (long long)id, msg);
         return;
     }
     if (out == OUT_REQUEUED) return;

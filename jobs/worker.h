@@ -9,9 +9,9 @@
 
 #include "engine/engine.h"
 
-#define JOBS_WORKERS_MAX 64
-#define JOBS_PROGRESS_EVERY 10 /* steps between progress rows */
-#define JOBS_IDLE_POLL_MS 250  /* how often an idle worker looks for jobs */
+#define JOBS_WORKERS_MAX    64
+#define JOBS_PROGRESS_EVERY 10  /* steps between progress rows */
+#define JOBS_IDLE_POLL_MS   250 /* how often an idle worker looks for jobs */
 #define JOBS_LOSS_SMOOTHING 0.98
 
 typedef struct jobs_workers jobs_workers;

@@ -46,26 +46,30 @@ static int adapter_train(int argc, char **argv) {
     const char *ckpt = NULL, *log_path = NULL;
     int threads = 0, log_every = 50;
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"data", required_argument, 0, 'd'},
-        {"out", required_argument, 0, 'o'},     {"spec", required_argument, 0, 's'},
-        {"teacher", required_argument, 0, 'T'}, {"threads", required_argument, 0, 'j'},
+        {"model", required_argument, 0, 'm'},      {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},        {"spec", required_argument, 0, 's'},
+        {"teacher", required_argument, 0, 'T'},    {"threads", required_argument, 0, 'j'},
         {"checkpoint", required_argument, 0, 'k'}, {"log", required_argument, 0, 'L'},
-        {"log-every", required_argument, 0, 'E'}, {0, 0, 0, 0}};
+        {"log-every", required_argument, 0, 'E'},  {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, train_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
-        case 'o': out = optarg; break;
-        case 's': spec_json = optarg; break;
-        case 'T': teacher = optarg; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        case 'k': ckpt = optarg; break;
-        case 'L': log_path = optarg; break;
-        case 'E': if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
-        default: return 2;
+            case 'm': model = optarg; break;
+            case 'd': data = optarg; break;
+            case 'o': out = optarg; break;
+            case 's': spec_json = optarg; break;
+            case 'T': teacher = optarg; break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            case 'k': ckpt = optarg; break;
+            case 'L': log_path = optarg; break;
+            case 'E':
+                if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2;
+                break;
+            default: return 2;
         }
     }
     if (!model || !data || !out || !spec_json) return srv_cli_usage_error(train_usage);
@@ -104,8 +108,7 @@ static int adapter_train(int argc, char **argv) {
     if (m && eng_trainer_create_adapter(m, &spec.train, &imgs, &t, &err)) {
         fprintf(stderr, "codid: %s\n", err.msg);
     } else if (m) {
-        srv_train_opts o = {spec.train.total_steps, ckpt, spec.checkpoint_every, log_path, log_every,
-                            out, 0, NULL};
+        srv_train_opts o = {spec.train.total_steps, ckpt, spec.checkpoint_every, log_path, log_every, out, 0, NULL};
         status = srv_train_loop(t, &o);
     }
     eng_trainer_free(t);

@@ -26,16 +26,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/png.h"
 #include "engine/engine.h"
 #include "jobs/dataset.h"
 #include "server/cli.h"
 #include "server/commands.h"
+#include "util/png.h"
 
 #define DEFAULT_CLASSIFIER "models/cifar10-classifier"
-#define DEFAULT_REFERENCE "data/cifar10-test.cds"
-#define GRID_GAP 2                /* `codid sample`'s gutter */
-#define MAX_PNG_PIXELS (1u << 26) /* one decoded PNG */
+#define DEFAULT_REFERENCE  "data/cifar10-test.cds"
+#define GRID_GAP           2          /* `codid sample`'s gutter */
+#define MAX_PNG_PIXELS     (1u << 26) /* one decoded PNG */
 
 /* ---- image sets ------------------------------------------------------------ */
 
@@ -68,8 +68,8 @@ static int set_from_grid(const char *path, int side, int channels, eval_set *s) 
         rows = (g.height - GRID_GAP) / cell;
         x0 = GRID_GAP;
     } else {
-        fprintf(stderr, "codid: %s is %dx%d: neither one %dx%d image nor a grid of them with %d-pixel gutters\n",
-                path, g.width, g.height, side, side, GRID_GAP);
+        fprintf(stderr, "codid: %s is %dx%d: neither one %dx%d image nor a grid of them with %d-pixel gutters\n", path,
+                g.width, g.height, side, side, GRID_GAP);
         util_image_free(&g);
         return -1;
     }
@@ -123,8 +123,10 @@ static int set_from_folder(const char *path, int side, int channels, int limit, 
     ip.limit = limit;
     jobs_import_stats st;
     int rc = jobs_dataset_import(&ip, file, &st, msg, sizeof msg);
-    if (rc != 0) fprintf(stderr, "codid: %s: %s\n", path, msg);
-    else if (st.skipped) fprintf(stderr, "codid: %s: skipped %d files (first: %s)\n", path, st.skipped, st.reasons[0]);
+    if (rc != 0)
+        fprintf(stderr, "codid: %s: %s\n", path, msg);
+    else if (st.skipped)
+        fprintf(stderr, "codid: %s: skipped %d files (first: %s)\n", path, st.skipped, st.reasons[0]);
     if (rc == 0) rc = set_from_dataset(file, s);
     unlink(file);
     rmdir(dir);
@@ -142,9 +144,12 @@ static int set_open(const char *path, int side, int channels, int limit, eval_se
     }
     size_t len = strlen(path);
     int rc;
-    if (S_ISDIR(sb.st_mode)) rc = set_from_folder(path, side, channels, limit, s);
-    else if (len > 4 && strcasecmp(path + len - 4, ".png") == 0) rc = set_from_grid(path, side, channels, s);
-    else rc = set_from_dataset(path, s);
+    if (S_ISDIR(sb.st_mode))
+        rc = set_from_folder(path, side, channels, limit, s);
+    else if (len > 4 && strcasecmp(path + len - 4, ".png") == 0)
+        rc = set_from_grid(path, side, channels, s);
+    else
+        rc = set_from_dataset(path, s);
     if (rc == 0 && limit > 0 && s->imgs.n > limit) s->imgs.n = limit;
     return rc;
 }
@@ -206,51 +211,73 @@ static int widths_json(const char *s, char *out, size_t cap) {
     return used ? 0 : -1;
 }
 
-static const char train_usage[] =
-    "usage: codid eval train-classifier --data SET --test SET --out DIR [--steps 5000]\n"
-    "         [--batch 128] [--lr 2e-3] [--warmup 200] [--weight-decay 0.05]\n"
-    "         [--widths 48,96,192] [--groups 8] [--seed 0] [--threads N]\n"
-    "         [--log LOSS.csv] [--log-every 100]\n";
+static const char train_usage[] = "usage: codid eval train-classifier --data SET --test SET --out DIR [--steps 5000]\n"
+                                  "         [--batch 128] [--lr 2e-3] [--warmup 200] [--weight-decay 0.05]\n"
+                                  "         [--widths 48,96,192] [--groups 8] [--seed 0] [--threads N]\n"
+                                  "         [--log LOSS.csv] [--log-every 100]\n";
 
 static int cmd_train(int argc, char **argv) {
     const char *data = NULL, *test = NULL, *out = NULL, *log_path = NULL, *widths = "48,96,192";
     int threads = 0, groups = 8, log_every = 100;
     eng_classifier_train_params p;
     eng_classifier_train_params_init(&p);
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},    {"test", required_argument, 0, 't'},
-        {"out", required_argument, 0, 'o'},     {"steps", required_argument, 0, 's'},
-        {"batch", required_argument, 0, 'b'},   {"lr", required_argument, 0, 'l'},
-        {"warmup", required_argument, 0, 'w'},  {"weight-decay", required_argument, 0, 'W'},
-        {"widths", required_argument, 0, 'C'},  {"groups", required_argument, 0, 'g'},
-        {"seed", required_argument, 0, 'S'},    {"threads", required_argument, 0, 'j'},
-        {"log", required_argument, 0, 'L'},     {"log-every", required_argument, 0, 'E'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"test", required_argument, 0, 't'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"steps", required_argument, 0, 's'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"lr", required_argument, 0, 'l'},
+                                         {"warmup", required_argument, 0, 'w'},
+                                         {"weight-decay", required_argument, 0, 'W'},
+                                         {"widths", required_argument, 0, 'C'},
+                                         {"groups", required_argument, 0, 'g'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {"log", required_argument, 0, 'L'},
+                                         {"log-every", required_argument, 0, 'E'},
+                                         {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, train_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 't': test = optarg; break;
-        case 'o': out = optarg; break;
-        case 'C': widths = optarg; break;
-        case 'L': log_path = optarg; break;
-        case 's': if (srv_cli_int(optarg, "--steps", 1, 100000000, &p.total_steps)) return 2; break;
-        case 'b': if (srv_cli_int(optarg, "--batch", 1, 4096, &p.batch_size)) return 2; break;
-        case 'w': if (srv_cli_int(optarg, "--warmup", 0, 100000000, &p.warmup_steps)) return 2; break;
-        case 'S': if (srv_cli_seed(optarg, &p.seed)) return 2; break;
-        case 'g': if (srv_cli_int(optarg, "--groups", 1, 1024, &groups)) return 2; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        case 'E': if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
-        case 'l': if (srv_cli_float(optarg, "--lr", &p.lr)) return 2; break;
-        case 'W': if (srv_cli_float(optarg, "--weight-decay", &p.weight_decay)) return 2; break;
-        default: return 2;
+            case 'd': data = optarg; break;
+            case 't': test = optarg; break;
+            case 'o': out = optarg; break;
+            case 'C': widths = optarg; break;
+            case 'L': log_path = optarg; break;
+            case 's':
+                if (srv_cli_int(optarg, "--steps", 1, 100000000, &p.total_steps)) return 2;
+                break;
+            case 'b':
+                if (srv_cli_int(optarg, "--batch", 1, 4096, &p.batch_size)) return 2;
+                break;
+            case 'w':
+                if (srv_cli_int(optarg, "--warmup", 0, 100000000, &p.warmup_steps)) return 2;
+                break;
+            case 'S':
+                if (srv_cli_seed(optarg, &p.seed)) return 2;
+                break;
+            case 'g':
+                if (srv_cli_int(optarg, "--groups", 1, 1024, &groups)) return 2;
+                break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            case 'E':
+                if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2;
+                break;
+            case 'l':
+                if (srv_cli_float(optarg, "--lr", &p.lr)) return 2;
+                break;
+            case 'W':
+                if (srv_cli_float(optarg, "--weight-decay", &p.weight_decay)) return 2;
+                break;
+            default: return 2;
         }
     }
     char wbuf[256];
-    if (!data || !test || !out || widths_json(widths, wbuf, sizeof wbuf) != 0)
-        return srv_cli_usage_error(train_usage);
+    if (!data || !test || !out || widths_json(widths, wbuf, sizeof wbuf) != 0) return srv_cli_usage_error(train_usage);
     eval_set tr, te;
     if (set_open(data, 0, 0, 0, &tr) != 0) return 1;
     if (set_open(test, 0, 0, 0, &te) != 0) {
@@ -311,8 +338,8 @@ static int cmd_train(int argc, char **argv) {
     }
     /* the figure that counts is that of the weights as stored (F16) */
     if (!(reloaded = srv_cli_classifier(ctx, out)) || accuracy_of(reloaded, &te, test, &acc16) != 0) goto done;
-    printf("steps=%d batch=%d seconds=%.0f parameters=%lld test_accuracy=%.4f test_accuracy_fp32=%.4f\n",
-           p.total_steps, p.batch_size, seconds, (long long)info.parameters, acc16, acc);
+    printf("steps=%d batch=%d seconds=%.0f parameters=%lld test_accuracy=%.4f test_accuracy_fp32=%.4f\n", p.total_steps,
+           p.batch_size, seconds, (long long)info.parameters, acc16, acc);
     status = 0;
 done:
     if (log.csv) fclose(log.csv);
@@ -342,11 +369,15 @@ static int cmd_accuracy(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': cdir = optarg; break;
-        case 'd': data = optarg; break;
-        case 'n': if (srv_cli_int(optarg, "--n", 1, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        default: return 2;
+            case 'c': cdir = optarg; break;
+            case 'd': data = optarg; break;
+            case 'n':
+                if (srv_cli_int(optarg, "--n", 1, JOBS_DATASET_MAX_COUNT, &n)) return 2;
+                break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            default: return 2;
         }
     }
     if (!data) return srv_cli_usage_error(accuracy_usage);
@@ -383,23 +414,24 @@ static const char fid_usage[] =
 static int cmd_fid(int argc, char **argv) {
     const char *cdir = DEFAULT_CLASSIFIER, *pa = NULL, *pb = NULL;
     int threads = 0, n = 0;
-    static const struct option opts[] = {{"classifier", required_argument, 0, 'c'},
-                                         {"a", required_argument, 0, 'a'},
-                                         {"b", required_argument, 0, 'b'},
-                                         {"n", required_argument, 0, 'n'},
-                                         {"threads", required_argument, 0, 'j'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"classifier", required_argument, 0, 'c'}, {"a", required_argument, 0, 'a'},
+                                         {"b", required_argument, 0, 'b'},          {"n", required_argument, 0, 'n'},
+                                         {"threads", required_argument, 0, 'j'},    {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, fid_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': cdir = optarg; break;
-        case 'a': pa = optarg; break;
-        case 'b': pb = optarg; break;
-        case 'n': if (srv_cli_int(optarg, "--n", 2, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        default: return 2;
+            case 'c': cdir = optarg; break;
+            case 'a': pa = optarg; break;
+            case 'b': pb = optarg; break;
+            case 'n':
+                if (srv_cli_int(optarg, "--n", 2, JOBS_DATASET_MAX_COUNT, &n)) return 2;
+                break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            default: return 2;
         }
     }
     if (!pa || !pb) return srv_cli_usage_error(fid_usage);
@@ -461,29 +493,45 @@ static int cmd_sample_fid(int argc, char **argv) {
     long n = 2000, steps = 50, batch = 100;
     int ref_n = 0, threads = 0, random = 0;
     uint64_t seed = 0;
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},  {"random", no_argument, 0, 'r'},
-        {"classifier", required_argument, 0, 'c'}, {"ref", required_argument, 0, 'R'},
-        {"ref-n", required_argument, 0, 'N'},  {"n", required_argument, 0, 'n'},
-        {"steps", required_argument, 0, 's'},  {"seed", required_argument, 0, 'S'},
-        {"batch", required_argument, 0, 'b'},  {"threads", required_argument, 0, 'j'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"random", no_argument, 0, 'r'},
+                                         {"classifier", required_argument, 0, 'c'},
+                                         {"ref", required_argument, 0, 'R'},
+                                         {"ref-n", required_argument, 0, 'N'},
+                                         {"n", required_argument, 0, 'n'},
+                                         {"steps", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, sample_fid_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': mdir = optarg; break;
-        case 'r': random = 1; break;
-        case 'c': cdir = optarg; break;
-        case 'R': ref = optarg; break;
-        case 'N': if (srv_cli_int(optarg, "--ref-n", 2, JOBS_DATASET_MAX_COUNT, &ref_n)) return 2; break;
-        case 'n': if (srv_cli_long(optarg, "--n", 2, 1000000, &n)) return 2; break;
-        case 's': if (srv_cli_long(optarg, "--steps", 1, 100000, &steps)) return 2; break;
-        case 'S': if (srv_cli_seed(optarg, &seed)) return 2; break;
-        case 'b': if (srv_cli_long(optarg, "--batch", 1, 1024, &batch)) return 2; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        default: return 2;
+            case 'm': mdir = optarg; break;
+            case 'r': random = 1; break;
+            case 'c': cdir = optarg; break;
+            case 'R': ref = optarg; break;
+            case 'N':
+                if (srv_cli_int(optarg, "--ref-n", 2, JOBS_DATASET_MAX_COUNT, &ref_n)) return 2;
+                break;
+            case 'n':
+                if (srv_cli_long(optarg, "--n", 2, 1000000, &n)) return 2;
+                break;
+            case 's':
+                if (srv_cli_long(optarg, "--steps", 1, 100000, &steps)) return 2;
+                break;
+            case 'S':
+                if (srv_cli_seed(optarg, &seed)) return 2;
+                break;
+            case 'b':
+                if (srv_cli_long(optarg, "--batch", 1, 1024, &batch)) return 2;
+                break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            default: return 2;
         }
     }
     if (!mdir) return srv_cli_usage_error(sample_fid_usage);
@@ -534,8 +582,8 @@ static int cmd_sample_fid(int argc, char **argv) {
     eng_images samples = {(int)n, ci.image_size, ci.image_size, ci.channels, pixels};
     double fid;
     if (fid_of(cls, &samples, &rs.imgs, &fid) != 0) goto done;
-    printf("fid_proxy=%.4f n=%ld steps=%ld seed=%llu ref_n=%d model=%s%s\n", fid, n, steps,
-           (unsigned long long)seed, rs.imgs.n, mdir, random ? " (random weights)" : "");
+    printf("fid_proxy=%.4f n=%ld steps=%ld seed=%llu ref_n=%d model=%s%s\n", fid, n, steps, (unsigned long long)seed,
+           rs.imgs.n, mdir, random ? " (random weights)" : "");
     status = 0;
 done:
     if (have_ref) set_close(&rs);
@@ -551,17 +599,17 @@ done:
 
 static int cmd_fidelity(int argc, char **argv, int ssim) {
     const char *pa = NULL, *pb = NULL;
-    static const struct option opts[] = {{"a", required_argument, 0, 'a'}, {"b", required_argument, 0, 'b'}, {0, 0, 0, 0}};
-    const char *usage = ssim ? "usage: codid eval ssim --a PNG --b PNG\n"
-                             : "usage: codid eval psnr --a PNG --b PNG\n";
+    static const struct option opts[] = {
+        {"a", required_argument, 0, 'a'}, {"b", required_argument, 0, 'b'}, {0, 0, 0, 0}};
+    const char *usage = ssim ? "usage: codid eval ssim --a PNG --b PNG\n" : "usage: codid eval psnr --a PNG --b PNG\n";
     if (srv_cli_help(argc, argv, usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': pa = optarg; break;
-        case 'b': pb = optarg; break;
-        default: return 2;
+            case 'a': pa = optarg; break;
+            case 'b': pb = optarg; break;
+            default: return 2;
         }
     }
     if (!pa || !pb) return srv_cli_usage_error(usage);
@@ -590,8 +638,12 @@ static int cmd_fidelity(int argc, char **argv, int ssim) {
     return status;
 }
 
-static int cmd_psnr(int argc, char **argv) { return cmd_fidelity(argc, argv, 0); }
-static int cmd_ssim(int argc, char **argv) { return cmd_fidelity(argc, argv, 1); }
+static int cmd_psnr(int argc, char **argv) {
+    return cmd_fidelity(argc, argv, 0);
+}
+static int cmd_ssim(int argc, char **argv) {
+    return cmd_fidelity(argc, argv, 1);
+}
 
 /* ---- dispatch ------------------------------------------------------------------ */
 

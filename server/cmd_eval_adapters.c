@@ -23,16 +23,16 @@
 #include "server/commands.h"
 
 #define MAX_METHODS 16
-#define GEN_CHUNK 32
-#define MAX_STEPS 100000 /* sampler steps of one method, as `codid sample` */
+#define GEN_CHUNK   32
+#define MAX_STEPS   100000 /* sampler steps of one method, as `codid sample` */
 
 typedef struct method {
     char label[64];
     const char *path; /* NULL: the plain reference */
     int steps;
     eng_sampler sampler;
-    int stochastic;   /* CoDi: fresh noise between steps */
-    uint8_t *out;     /* n images */
+    int stochastic; /* CoDi: fresh noise between steps */
+    uint8_t *out;   /* n images */
     double psnr, ssim, consistency, fid;
     double seconds;
 } method;
@@ -48,10 +48,14 @@ static int parse_method(char *spec, method *m) {
     m->sampler = ENG_SAMPLER_AUTO;
     if (colon) {
         *colon = '\0';
-        if (strcmp(colon + 1, "ddim") == 0) m->sampler = ENG_SAMPLER_DDIM;
-        else if (strcmp(colon + 1, "codi") == 0) m->sampler = ENG_SAMPLER_CODI;
-        else if (strcmp(colon + 1, "stochastic") == 0) m->sampler = ENG_SAMPLER_CODI, m->stochastic = 1;
-        else return -1;
+        if (strcmp(colon + 1, "ddim") == 0)
+            m->sampler = ENG_SAMPLER_DDIM;
+        else if (strcmp(colon + 1, "codi") == 0)
+            m->sampler = ENG_SAMPLER_CODI;
+        else if (strcmp(colon + 1, "stochastic") == 0)
+            m->sampler = ENG_SAMPLER_CODI, m->stochastic = 1;
+        else
+            return -1;
     }
     return srv_cli_int(at + 1, "--method STEPS", 1, MAX_STEPS, &m->steps);
 }
@@ -65,37 +69,34 @@ static int plain_reference(const eng_task_params *task, const uint8_t *cond, int
         const uint8_t *c = cond + (size_t)i * hw * cc;
         uint8_t *o = out + (size_t)i * hw * 3;
         switch (task->kind) {
-        case ENG_TASK_SR:
-        case ENG_TASK_DEBLUR:
-        case ENG_TASK_DENOISE:
-            memcpy(o, c, (size_t)hw * 3);
-            break;
-        case ENG_TASK_COLORIZE:
-            for (int p = 0; p < hw; p++) memset(o + p * 3, c[p], 3);
-            break;
-        case ENG_TASK_INPAINT: {
-            double sum[3] = {0, 0, 0};
-            int known = 0;
-            for (int p = 0; p < hw; p++)
-                if (c[p * 4 + 3] < 128) {
-                    known++;
-                    for (int k = 0; k < 3; k++) sum[k] += c[p * 4 + k];
-                }
-            for (int p = 0; p < hw; p++)
-                for (int k = 0; k < 3; k++)
-                    o[p * 3 + k] = c[p * 4 + 3] < 128 ? c[p * 4 + k]
-                                                      : (uint8_t)(known ? sum[k] / known + 0.5 : 128);
-            break;
-        }
-        default:
-            return -1;
+            case ENG_TASK_SR:
+            case ENG_TASK_DEBLUR:
+            case ENG_TASK_DENOISE: memcpy(o, c, (size_t)hw * 3); break;
+            case ENG_TASK_COLORIZE:
+                for (int p = 0; p < hw; p++) memset(o + p * 3, c[p], 3);
+                break;
+            case ENG_TASK_INPAINT: {
+                double sum[3] = {0, 0, 0};
+                int known = 0;
+                for (int p = 0; p < hw; p++)
+                    if (c[p * 4 + 3] < 128) {
+                        known++;
+                        for (int k = 0; k < 3; k++) sum[k] += c[p * 4 + k];
+                    }
+                for (int p = 0; p < hw; p++)
+                    for (int k = 0; k < 3; k++)
+                        o[p * 3 + k] =
+                            c[p * 4 + 3] < 128 ? c[p * 4 + k] : (uint8_t)(known ? sum[k] / known + 0.5 : 128);
+                break;
+            }
+            default: return -1;
         }
     }
     return 0;
 }
 
-static int generate_all(eng_model *m, eng_adapter *a, method *me, const uint8_t *cond, int n, int size,
-                        int cc, uint64_t seed, eng_error *err) {
+static int generate_all(eng_model *m, eng_adapter *a, method *me, const uint8_t *cond, int n, int size, int cc,
+                        uint64_t seed, eng_error *err) {
     eng_image conds[GEN_CHUNK], outs[GEN_CHUNK];
     size_t per_c = (size_t)size * size * cc, per_o = (size_t)size * size * 3;
     for (int s = 0; s < n; s += GEN_CHUNK) {
@@ -122,8 +123,8 @@ static int generate_all(eng_model *m, eng_adapter *a, method *me, const uint8_t 
     return ENG_OK;
 }
 
-static int score(method *me, const eng_task_params *task, const jobs_dataset *ds, const uint8_t *cond,
-                 int n, uint64_t seed, eng_classifier *cls, eng_error *err) {
+static int score(method *me, const eng_task_params *task, const jobs_dataset *ds, const uint8_t *cond, int n,
+                 uint64_t seed, eng_classifier *cls, eng_error *err) {
     int size = ds->height, cc = eng_task_cond_channels(task, 3);
     eng_images y = {n, size, size, 3, me->out}, x = {n, size, size, 3, ds->pixels};
     if (eng_psnr(&y, &x, &me->psnr, err) || eng_ssim(&y, &x, &me->ssim, err)) return -1;
@@ -153,9 +154,14 @@ static void write_grid(const char *path, method *ms, int nm, const uint8_t *cond
                     size_t p = (size_t)r * size * size + (size_t)yy * size + xx;
                     if (col == 0) {
                         const uint8_t *s = cond + p * cc;
-                        if (cc == 1) memset(dst, s[0], 3);
-                        else if (cc == 4 && s[3] >= 128) { dst[0] = 255; dst[1] = 0; dst[2] = 255; }
-                        else memcpy(dst, s, 3);
+                        if (cc == 1)
+                            memset(dst, s[0], 3);
+                        else if (cc == 4 && s[3] >= 128) {
+                            dst[0] = 255;
+                            dst[1] = 0;
+                            dst[2] = 255;
+                        } else
+                            memcpy(dst, s, 3);
                     } else if (col == cols - 1) {
                         memcpy(dst, ds->pixels + p * 3, 3);
                     } else {
@@ -188,9 +194,10 @@ static int record_figures(const method *ms, int nm, const char *data, int n, uin
             if (!me->path || strcmp(me->path, ms[i].path) != 0) continue;
             cJSON *r = cJSON_CreateObject();
             cJSON_AddNumberToObject(r, "steps", me->steps);
-            cJSON_AddStringToObject(r, "sampler", me->sampler == ENG_SAMPLER_DDIM ? "ddim"
-                                                  : me->stochastic          ? "codi-stochastic"
-                                                                            : "codi");
+            cJSON_AddStringToObject(r, "sampler",
+                                    me->sampler == ENG_SAMPLER_DDIM ? "ddim"
+                                    : me->stochastic                ? "codi-stochastic"
+                                                                    : "codi");
             cJSON_AddNumberToObject(r, "psnr", round(me->psnr * 100) / 100);
             cJSON_AddNumberToObject(r, "ssim", round(me->ssim * 1e4) / 1e4);
             cJSON_AddNumberToObject(r, "consistency", round(me->consistency * 100) / 100);
@@ -237,31 +244,42 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'd': data = optarg; break;
-        case 't':
-            if (eng_task_from_name(optarg, &task.kind) != ENG_OK) {
-                fprintf(stderr, "codid: unknown task '%s'\n", optarg);
-                return 2;
-            }
-            break;
-        case 'f': if (srv_cli_int(optarg, "--factor", 2, 8, &task.factor)) return 2; break;
-        case 'c': if (srv_cli_int(optarg, "--canny", 0, 1, &task.canny)) return 2; break;
-        case 'M':
-            if (nm == MAX_METHODS || parse_method(optarg, &ms[nm])) {
-                fprintf(stderr, "codid: --method is LABEL=ADAPTER@STEPS[:ddim|codi|stochastic] (at most %d)\n", MAX_METHODS);
-                return 2;
-            }
-            nm++;
-            break;
-        case 'p': plain = optarg; break;
-        case 'n': if (srv_cli_int(optarg, "--n", 2, JOBS_DATASET_MAX_COUNT, &n)) return 2; break;
-        case 's': if (srv_cli_seed(optarg, &seed)) return 2; break;
-        case 'C': cls_dir = optarg; break;
-        case 'g': grid = optarg; break;
-        case 'R': record = 1; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        default: return srv_cli_usage_error(usage);
+            case 'm': model = optarg; break;
+            case 'd': data = optarg; break;
+            case 't':
+                if (eng_task_from_name(optarg, &task.kind) != ENG_OK) {
+                    fprintf(stderr, "codid: unknown task '%s'\n", optarg);
+                    return 2;
+                }
+                break;
+            case 'f':
+                if (srv_cli_int(optarg, "--factor", 2, 8, &task.factor)) return 2;
+                break;
+            case 'c':
+                if (srv_cli_int(optarg, "--canny", 0, 1, &task.canny)) return 2;
+                break;
+            case 'M':
+                if (nm == MAX_METHODS || parse_method(optarg, &ms[nm])) {
+                    fprintf(stderr, "codid: --method is LABEL=ADAPTER@STEPS[:ddim|codi|stochastic] (at most %d)\n",
+                            MAX_METHODS);
+                    return 2;
+                }
+                nm++;
+                break;
+            case 'p': plain = optarg; break;
+            case 'n':
+                if (srv_cli_int(optarg, "--n", 2, JOBS_DATASET_MAX_COUNT, &n)) return 2;
+                break;
+            case 's':
+                if (srv_cli_seed(optarg, &seed)) return 2;
+                break;
+            case 'C': cls_dir = optarg; break;
+            case 'g': grid = optarg; break;
+            case 'R': record = 1; break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            default: return srv_cli_usage_error(usage);
         }
     }
     if (!model || !data || task.kind == ENG_TASK_NONE || (nm == 0 && !plain)) return srv_cli_usage_error(usage);
@@ -313,8 +331,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
             }
         } else {
             eng_adapter *a = NULL;
-            if (eng_adapter_load(m, me->path, &a, &err) ||
-                generate_all(m, a, me, cond, n, size, cc, seed, &err)) {
+            if (eng_adapter_load(m, me->path, &a, &err) || generate_all(m, a, me, cond, n, size, cc, seed, &err)) {
                 fprintf(stderr, "codid: %s: %s\n", me->label, err.msg);
                 eng_adapter_free(a);
                 goto done;
@@ -335,8 +352,8 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         char fid[32] = "-", steps[16] = "-";
         if (me->fid >= 0) snprintf(fid, sizeof fid, "%.2f", me->fid);
         if (me->path) snprintf(steps, sizeof steps, "%d", me->steps);
-        printf("| %s | %s | %.2f | %.4f | %.2f | %s | %.4f |\n", me->label, steps, me->psnr, me->ssim,
-               me->consistency, fid, me->seconds / n);
+        printf("| %s | %s | %.2f | %.4f | %.2f | %s | %.4f |\n", me->label, steps, me->psnr, me->ssim, me->consistency,
+               fid, me->seconds / n);
     }
     printf("\n%d held-out images of %s, task %s, seed %llu.\n", n, data, eng_task_name(task.kind),
            (unsigned long long)seed);

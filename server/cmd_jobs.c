@@ -34,14 +34,13 @@ typedef struct jobs_args {
 } jobs_args;
 
 static void usage(void) {
-    fprintf(stderr,
-            "usage: codid jobs submit (--json JSON | --file FILE)\n"
-            "       codid jobs list [--status S] [--limit N] [--cursor ID]\n"
-            "       codid jobs get ID | cancel ID | events ID [--after EVENT_ID]\n"
-            "       codid jobs datasets | adapters\n"
-            "       codid jobs add-dataset --name NAME --file SET [--source S] [--split S]\n"
-            "       codid jobs add-adapter --name NAME --file ADAPTER.safetensors\n"
-            "every form: [--data-dir DIR] (default $CODID_DATA_DIR, else ./var)\n");
+    fprintf(stderr, "usage: codid jobs submit (--json JSON | --file FILE)\n"
+                    "       codid jobs list [--status S] [--limit N] [--cursor ID]\n"
+                    "       codid jobs get ID | cancel ID | events ID [--after EVENT_ID]\n"
+                    "       codid jobs datasets | adapters\n"
+                    "       codid jobs add-dataset --name NAME --file SET [--source S] [--split S]\n"
+                    "       codid jobs add-adapter --name NAME --file ADAPTER.safetensors\n"
+                    "every form: [--data-dir DIR] (default $CODID_DATA_DIR, else ./var)\n");
 }
 
 static int print_json(cJSON *v) {
@@ -83,9 +82,8 @@ static void print_job_row(const cJSON *j) {
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
     char loss[32] = "-";
     if (isfinite(num(p, "loss_smooth"))) snprintf(loss, sizeof loss, "%.4f", num(p, "loss_smooth"));
-    printf("%-6.0f %-9s %-10s %8.0f/%-8.0f %-9s %s\n", num(j, "id"), str(j, "kind"), str(j, "status"),
-           num(p, "step"), num(p, "total"), loss,
-           cJSON_IsString(err) ? err->valuestring : str(params, "name"));
+    printf("%-6.0f %-9s %-10s %8.0f/%-8.0f %-9s %s\n", num(j, "id"), str(j, "kind"), str(j, "status"), num(p, "step"),
+           num(p, "total"), loss, cJSON_IsString(err) ? err->valuestring : str(params, "name"));
 }
 
 static int cmd_list(jobs_store *st, const jobs_args *a) {
@@ -153,29 +151,34 @@ int srv_cmd_jobs(int argc, char **argv) {
     jobs_args a = {.limit = 50};
     a.data_dir = getenv("CODID_DATA_DIR");
     if (!a.data_dir || !*a.data_dir) a.data_dir = "./var";
-    static const struct option opts[] = {
-        {"data-dir", required_argument, 0, 'd'}, {"json", required_argument, 0, 'j'},
-        {"file", required_argument, 0, 'f'},     {"status", required_argument, 0, 's'},
-        {"limit", required_argument, 0, 'l'},    {"cursor", required_argument, 0, 'c'},
-        {"after", required_argument, 0, 'a'},    {"name", required_argument, 0, 'n'},
-        {"source", required_argument, 0, 'S'},   {"split", required_argument, 0, 'p'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data-dir", required_argument, 0, 'd'}, {"json", required_argument, 0, 'j'},
+                                         {"file", required_argument, 0, 'f'},     {"status", required_argument, 0, 's'},
+                                         {"limit", required_argument, 0, 'l'},    {"cursor", required_argument, 0, 'c'},
+                                         {"after", required_argument, 0, 'a'},    {"name", required_argument, 0, 'n'},
+                                         {"source", required_argument, 0, 'S'},   {"split", required_argument, 0, 'p'},
+                                         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': a.data_dir = optarg; break;
-        case 'j': a.json = optarg; break;
-        case 'f': a.file = optarg; break;
-        case 's': a.status = optarg; break;
-        case 'n': a.name = optarg; break;
-        case 'S': a.source = optarg; break;
-        case 'p': a.split = optarg; break;
-        case 'l': if (srv_cli_long(optarg, "--limit", 1, JOBS_LIST_LIMIT_MAX, &a.limit)) return 2; break;
-        case 'c': if (srv_cli_long(optarg, "--cursor", 0, 0x7fffffffffffffffL, &a.cursor)) return 2; break;
-        case 'a': if (srv_cli_long(optarg, "--after", 0, 0x7fffffffffffffffL, &a.after)) return 2; break;
-        case 'h': usage(); return 0;
-        default: usage(); return 2;
+            case 'd': a.data_dir = optarg; break;
+            case 'j': a.json = optarg; break;
+            case 'f': a.file = optarg; break;
+            case 's': a.status = optarg; break;
+            case 'n': a.name = optarg; break;
+            case 'S': a.source = optarg; break;
+            case 'p': a.split = optarg; break;
+            case 'l':
+                if (srv_cli_long(optarg, "--limit", 1, JOBS_LIST_LIMIT_MAX, &a.limit)) return 2;
+                break;
+            case 'c':
+                if (srv_cli_long(optarg, "--cursor", 0, 0x7fffffffffffffffL, &a.cursor)) return 2;
+                break;
+            case 'a':
+                if (srv_cli_long(optarg, "--after", 0, 0x7fffffffffffffffL, &a.after)) return 2;
+                break;
+            case 'h': usage(); return 0;
+            default: usage(); return 2;
         }
     }
     if (optind >= argc || argc - optind > 2) {

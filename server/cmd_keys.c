@@ -39,8 +39,10 @@ int srv_cmd_keys(int argc, char **argv) {
     optind = 2;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 's') scope = optarg;
-        else if (c == 'd') data_dir = optarg;
+        if (c == 's')
+            scope = optarg;
+        else if (c == 'd')
+            data_dir = optarg;
         else {
             usage();
             return 2;

@@ -18,41 +18,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "util/plot.h"
 #include "engine/engine.h"
 #include "engine/safetensors.h"
 #include "jobs/dataset.h"
 #include "server/cli.h"
 #include "server/commands.h"
 #include "server/trainloop.h"
+#include "util/plot.h"
 
 /* ---- forward ------------------------------------------------------------ */
 
-static const char forward_usage[] =
-    "usage: codid forward --model DIR --input IN.safetensors --timestep T "
-    "--output OUT.safetensors [--threads N]\n";
+static const char forward_usage[] = "usage: codid forward --model DIR --input IN.safetensors --timestep T "
+                                    "--output OUT.safetensors [--threads N]\n";
 
 int srv_cmd_forward(int argc, char **argv) {
     const char *model = NULL, *input = NULL, *output = NULL;
     float timestep = NAN;
     int threads = 0;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"input", required_argument, 0, 'i'},
-                                         {"output", required_argument, 0, 'o'},
-                                         {"timestep", required_argument, 0, 't'},
-                                         {"threads", required_argument, 0, 'j'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"input", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'},  {"timestep", required_argument, 0, 't'},
+        {"threads", required_argument, 0, 'j'}, {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, forward_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'i': input = optarg; break;
-        case 'o': output = optarg; break;
-        case 't': if (srv_cli_float(optarg, "--timestep", &timestep)) return 2; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        default: return 2;
+            case 'm': model = optarg; break;
+            case 'i': input = optarg; break;
+            case 'o': output = optarg; break;
+            case 't':
+                if (srv_cli_float(optarg, "--timestep", &timestep)) return 2;
+                break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            default: return 2;
         }
     }
     if (!model || !input || !output || isnan(timestep)) return srv_cli_usage_error(forward_usage);
@@ -116,51 +117,80 @@ int srv_cmd_forward(int argc, char **argv) {
 
 /* ---- pretrain ----------------------------------------------------------- */
 
-static const char pretrain_usage[] =
-    "usage: codid pretrain --data SET --config CONFIG.json --out DIR [--steps N]\n"
-    "         [--batch B] [--lr LR] [--warmup N] [--ema DECAY] [--seed S]\n"
-    "         [--prediction v|epsilon] [--threads N] [--checkpoint FILE]\n"
-    "         [--checkpoint-every M] [--log LOSS.csv] [--log-every N]\n";
+static const char pretrain_usage[] = "usage: codid pretrain --data SET --config CONFIG.json --out DIR [--steps N]\n"
+                                     "         [--batch B] [--lr LR] [--warmup N] [--ema DECAY] [--seed S]\n"
+                                     "         [--prediction v|epsilon] [--threads N] [--checkpoint FILE]\n"
+                                     "         [--checkpoint-every M] [--log LOSS.csv] [--log-every N]\n";
 
 int srv_cmd_pretrain(int argc, char **argv) {
     const char *data = NULL, *config = NULL, *out = NULL, *ckpt = NULL, *log_path = NULL;
     int threads = 0, every = 500, log_every = 50;
     eng_train_params p;
     eng_train_params_init(&p, ENG_TRAIN_PRETRAIN);
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},       {"config", required_argument, 0, 'c'},
-        {"out", required_argument, 0, 'o'},        {"steps", required_argument, 0, 's'},
-        {"batch", required_argument, 0, 'b'},      {"lr", required_argument, 0, 'l'},
-        {"warmup", required_argument, 0, 'w'},     {"ema", required_argument, 0, 'e'},
-        {"seed", required_argument, 0, 'S'},       {"threads", required_argument, 0, 'j'},
-        {"prediction", required_argument, 0, 'p'}, {"checkpoint", required_argument, 0, 'k'},
-        {"checkpoint-every", required_argument, 0, 'K'}, {"log", required_argument, 0, 'L'},
-        {"log-every", required_argument, 0, 'E'},  {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"steps", required_argument, 0, 's'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"lr", required_argument, 0, 'l'},
+                                         {"warmup", required_argument, 0, 'w'},
+                                         {"ema", required_argument, 0, 'e'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"threads", required_argument, 0, 'j'},
+                                         {"prediction", required_argument, 0, 'p'},
+                                         {"checkpoint", required_argument, 0, 'k'},
+                                         {"checkpoint-every", required_argument, 0, 'K'},
+                                         {"log", required_argument, 0, 'L'},
+                                         {"log-every", required_argument, 0, 'E'},
+                                         {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, pretrain_usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 'c': config = optarg; break;
-        case 'o': out = optarg; break;
-        case 'k': ckpt = optarg; break;
-        case 'L': log_path = optarg; break;
-        case 's': if (srv_cli_int(optarg, "--steps", 1, 100000000, &p.total_steps)) return 2; break;
-        case 'b': if (srv_cli_int(optarg, "--batch", 1, 4096, &p.batch_size)) return 2; break;
-        case 'w': if (srv_cli_int(optarg, "--warmup", 0, 1000000, &p.warmup_steps)) return 2; break;
-        case 'S': if (srv_cli_seed(optarg, &p.seed)) return 2; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        case 'K': if (srv_cli_int(optarg, "--checkpoint-every", 1, 100000000, &every)) return 2; break;
-        case 'E': if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2; break;
-        case 'l': if (srv_cli_float(optarg, "--lr", &p.lr)) return 2; break;
-        case 'e': if (srv_cli_float(optarg, "--ema", &p.ema_decay)) return 2; break;
-        case 'p':
-            if (strcmp(optarg, "v") == 0 || strcmp(optarg, "v_prediction") == 0) p.prediction = ENG_PRED_V;
-            else if (strcmp(optarg, "epsilon") == 0) p.prediction = ENG_PRED_EPSILON;
-            else { fprintf(stderr, "codid: --prediction is v or epsilon\n"); return 2; }
-            break;
-        default: return 2;
+            case 'd': data = optarg; break;
+            case 'c': config = optarg; break;
+            case 'o': out = optarg; break;
+            case 'k': ckpt = optarg; break;
+            case 'L': log_path = optarg; break;
+            case 's':
+                if (srv_cli_int(optarg, "--steps", 1, 100000000, &p.total_steps)) return 2;
+                break;
+            case 'b':
+                if (srv_cli_int(optarg, "--batch", 1, 4096, &p.batch_size)) return 2;
+                break;
+            case 'w':
+                if (srv_cli_int(optarg, "--warmup", 0, 1000000, &p.warmup_steps)) return 2;
+                break;
+            case 'S':
+                if (srv_cli_seed(optarg, &p.seed)) return 2;
+                break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            case 'K':
+                if (srv_cli_int(optarg, "--checkpoint-every", 1, 100000000, &every)) return 2;
+                break;
+            case 'E':
+                if (srv_cli_int(optarg, "--log-every", 1, 100000000, &log_every)) return 2;
+                break;
+            case 'l':
+                if (srv_cli_float(optarg, "--lr", &p.lr)) return 2;
+                break;
+            case 'e':
+                if (srv_cli_float(optarg, "--ema", &p.ema_decay)) return 2;
+                break;
+            case 'p':
+                if (strcmp(optarg, "v") == 0 || strcmp(optarg, "v_prediction") == 0)
+                    p.prediction = ENG_PRED_V;
+                else if (strcmp(optarg, "epsilon") == 0)
+                    p.prediction = ENG_PRED_EPSILON;
+                else {
+                    fprintf(stderr, "codid: --prediction is v or epsilon\n");
+                    return 2;
+                }
+                break;
+            default: return 2;
         }
     }
     if (!data || !config || !out) return srv_cli_usage_error(pretrain_usage);
@@ -217,13 +247,21 @@ int srv_cmd_sample(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'o': out = optarg; break;
-        case 'n': if (srv_cli_int(optarg, "--n", 1, 1024, &n)) return 2; break;
-        case 's': if (srv_cli_int(optarg, "--steps", 1, 100000, &steps)) return 2; break;
-        case 'S': if (srv_cli_seed(optarg, &seed)) return 2; break;
-        case 'j': if (srv_cli_threads(optarg, &threads)) return 2; break;
-        default: return 2;
+            case 'm': model = optarg; break;
+            case 'o': out = optarg; break;
+            case 'n':
+                if (srv_cli_int(optarg, "--n", 1, 1024, &n)) return 2;
+                break;
+            case 's':
+                if (srv_cli_int(optarg, "--steps", 1, 100000, &steps)) return 2;
+                break;
+            case 'S':
+                if (srv_cli_seed(optarg, &seed)) return 2;
+                break;
+            case 'j':
+                if (srv_cli_threads(optarg, &threads)) return 2;
+                break;
+            default: return 2;
         }
     }
     if (!model || !out) return srv_cli_usage_error(sample_usage);
@@ -271,16 +309,18 @@ done:
 int srv_cmd_plot(int argc, char **argv) {
     static const char usage[] = "usage: codid plot --csv LOSS.csv --out PLOT.png\n";
     const char *csv = NULL, *out = NULL;
-    static const struct option opts[] = {{"csv", required_argument, 0, 'c'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"csv", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'}, {0, 0, 0, 0}};
     if (srv_cli_help(argc, argv, usage)) return 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'c') csv = optarg;
-        else if (c == 'o') out = optarg;
-        else return 2;
+        if (c == 'c')
+            csv = optarg;
+        else if (c == 'o')
+            out = optarg;
+        else
+            return 2;
     }
     if (!csv || !out) return srv_cli_usage_error(usage);
     FILE *f = fopen(csv, "r");

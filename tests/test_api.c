@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "api/condition.h"
-#include "util/plot.h"
-#include "util/sha256.h"
 #include "api/upload.h"
 #include "tests/test.h"
+#include "util/plot.h"
+#include "util/sha256.h"
 
 /* ---- SHA-256 --------------------------------------------------------------- */
 
@@ -25,7 +25,8 @@ TEST(sha256_vectors) {
     const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     util_sha256_hex(m448, strlen(m448), hex);
     CHECK_EQ_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-    const char *m896 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
+    const char *m896 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqr"
+                       "smnopqrstnopqrstu";
     util_sha256_hex(m896, strlen(m896), hex);
     CHECK_EQ_STR(hex, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
 }
@@ -67,7 +68,8 @@ TEST(multipart_two_parts) {
     api_part *p = NULL;
     int n = 0;
     char msg[256];
-    CHECK_MSG(api_multipart_parse(CT, (const uint8_t *)body, sizeof body - 1, 8, &p, &n, msg, sizeof msg) == 0, "%s", msg);
+    CHECK_MSG(api_multipart_parse(CT, (const uint8_t *)body, sizeof body - 1, 8, &p, &n, msg, sizeof msg) == 0, "%s",
+              msg);
     CHECK_EQ_INT(n, 2);
     CHECK_EQ_STR(p[0].name, "adapter");
     CHECK_EQ_STR(p[0].filename, "");
@@ -97,7 +99,8 @@ TEST(multipart_refusals) {
     int n = 0;
     char msg[256];
     const char ok1[] = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XyZ--";
-    CHECK(api_multipart_parse("multipart/form-data", (const uint8_t *)ok1, sizeof ok1 - 1, 8, &p, &n, msg, sizeof msg) != 0);
+    CHECK(api_multipart_parse("multipart/form-data", (const uint8_t *)ok1, sizeof ok1 - 1, 8, &p, &n, msg,
+                              sizeof msg) != 0);
     CHECK(strstr(msg, "boundary"));
     CHECK(api_multipart_parse("text/plain", (const uint8_t *)ok1, sizeof ok1 - 1, 8, &p, &n, msg, sizeof msg) != 0);
     /* truncated: no closing delimiter */
@@ -237,8 +240,8 @@ TEST(condition_inpaint_and_channels) {
     char msg[256];
     CHECK_MSG(api_condition_build(&p, &img, &mask, &out, msg, sizeof msg) == API_OK, "%s", msg);
     CHECK(out.channels == 4 && out.width == 8);
-    CHECK(out.data[0] == 128 && out.data[3] == 255);                   /* a hole */
-    CHECK(out.data[40 * 4] == 200 && out.data[40 * 4 + 3] == 0);       /* kept */
+    CHECK(out.data[0] == 128 && out.data[3] == 255);             /* a hole */
+    CHECK(out.data[40 * 4] == 200 && out.data[40 * 4 + 3] == 0); /* kept */
     free(out.data);
     CHECK_EQ_INT(api_condition_build(&p, &img, NULL, &out, msg, sizeof msg), API_BAD_REQUEST);
     CHECK(strstr(msg, "mask:"));

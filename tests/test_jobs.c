@@ -11,8 +11,8 @@
 #include "jobs/jobspec.h"
 #include "jobs/store.h"
 #include "jobs/worker.h"
-#include "util/log.h"
 #include "tests/test.h"
+#include "util/log.h"
 
 #include <ftw.h>
 #include <pthread.h>
@@ -30,14 +30,18 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
-static void rm_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void rm_tree(const char *dir) {
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static int make_tmpdir(char *out, size_t outsz) {
     snprintf(out, outsz, "/tmp/codid_test_jobs_XXXXXX");
     return mkdtemp(out) ? 0 : -1;
 }
 
-static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+static int file_exists(const char *path) {
+    return access(path, F_OK) == 0;
+}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -209,8 +213,10 @@ TEST(locked_database_refused) {
     snprintf(path, sizeof path, "%s/%s", dir, JOBS_DB_NAME);
     sqlite3 *other;
     CHECK(sqlite3_open(path, &other) == SQLITE_OK);
-    CHECK(sqlite3_exec(other, "BEGIN EXCLUSIVE; INSERT INTO api_keys (prefix, hash, scope, created_at) "
-                              "VALUES ('p', 'h', 'admin', 0)", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(other,
+                       "BEGIN EXCLUSIVE; INSERT INTO api_keys (prefix, hash, scope, created_at) "
+                       "VALUES ('p', 'h', 'admin', 0)",
+                       NULL, NULL, NULL) == SQLITE_OK);
     int rc = jobs_store_open(dir, 100, &st, msg, sizeof msg);
     char locked_msg[512];
     snprintf(locked_msg, sizeof locked_msg, "%s", msg);
@@ -231,8 +237,8 @@ TEST(exclusively_locked_new_database_refused) {
     snprintf(path, sizeof path, "%s/%s", dir, JOBS_DB_NAME);
     sqlite3 *other;
     CHECK(sqlite3_open(path, &other) == SQLITE_OK);
-    CHECK(sqlite3_exec(other, "CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)", NULL, NULL,
-                       NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(other, "CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)", NULL, NULL, NULL) ==
+          SQLITE_OK);
     jobs_store *st = NULL;
     int rc = jobs_store_open(dir, 100, &st, msg, sizeof msg);
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
@@ -276,8 +282,10 @@ TEST(state_machine) {
     char seq[256] = "";
     for (int i = 0; i < n; i++)
         if (strcmp(ev[i].kind, "state") == 0) {
-            strcat(seq, strstr(ev[i].payload, "queued") ? "Q" : strstr(ev[i].payload, "running") ? "R"
-                                                                  : strstr(ev[i].payload, "failed") ? "F" : "?");
+            strcat(seq, strstr(ev[i].payload, "queued")    ? "Q"
+                        : strstr(ev[i].payload, "running") ? "R"
+                        : strstr(ev[i].payload, "failed")  ? "F"
+                                                           : "?");
         }
     jobs_events_free(ev, n);
     jobs_store_close(st);
@@ -316,7 +324,7 @@ TEST(claim_on_empty_queue) {
 }
 
 #define CLAIM_THREADS 4
-#define CLAIM_JOBS 200
+#define CLAIM_JOBS    200
 
 static pthread_barrier_t claim_start;
 
@@ -496,8 +504,8 @@ TEST(list_pages_newest_first) {
     cJSON *pages[3] = {p1, p2, p3};
     for (int p = 0; p < 3; p++) {
         const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(pages[p], "jobs"))
-            if (k < 5) ids[k++] = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item, "id"));
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(pages[p], "jobs")) if (k < 5) ids[k++] =
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item, "id"));
     }
     int n_running = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(running, "jobs"));
     int null_next = cJSON_IsNull(next3);
@@ -646,8 +654,8 @@ TEST(spec_maps_fields_to_engine_params) {
     CHECK_EQ_INT(jobs_spec_total(&s), 300);
     jobs_spec_free(&s);
 
-    CHECK(jobs_spec_parse("{\"kind\":\"distill\",\"dataset\":\"12\",\"task\":{\"name\":\"sr\",\"factor\":8}}",
-                          &s, msg, sizeof msg) == JOBS_OK);
+    CHECK(jobs_spec_parse("{\"kind\":\"distill\",\"dataset\":\"12\",\"task\":{\"name\":\"sr\",\"factor\":8}}", &s, msg,
+                          sizeof msg) == JOBS_OK);
     CHECK_EQ_INT(s.dataset.id, 12);
     CHECK_EQ_INT(s.train.task.factor, 8);
     CHECK_EQ_INT(s.checkpoint_every, JOBS_CHECKPOINT_EVERY_DEFAULT);
@@ -655,13 +663,14 @@ TEST(spec_maps_fields_to_engine_params) {
     jobs_spec_free(&s);
 
     CHECK(jobs_spec_parse("{\"kind\":\"pretrain\",\"dataset\":\"d\",\"config\":{\"sample_size\":8},"
-                          "\"prediction\":\"epsilon\"}", &s, msg, sizeof msg) == JOBS_OK);
+                          "\"prediction\":\"epsilon\"}",
+                          &s, msg, sizeof msg) == JOBS_OK);
     CHECK_EQ_STR(s.model_config, "{\"sample_size\":8}");
     CHECK_EQ_INT(s.train.prediction, ENG_PRED_EPSILON);
     jobs_spec_free(&s);
 
-    CHECK(jobs_spec_parse("{\"kind\":\"evaluate\",\"dataset\":\"d\",\"adapter\":\"a\",\"n\":5}", &s, msg,
-                          sizeof msg) == JOBS_OK);
+    CHECK(jobs_spec_parse("{\"kind\":\"evaluate\",\"dataset\":\"d\",\"adapter\":\"a\",\"n\":5}", &s, msg, sizeof msg) ==
+          JOBS_OK);
     CHECK_EQ_INT(jobs_spec_total(&s), 5);
     CHECK_EQ_INT(s.sample_steps, 0);
     jobs_spec_free(&s);
@@ -689,11 +698,14 @@ TEST(spec_errors_name_the_field) {
         {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"ode_model\":\"x\"}", "'ode_model'"},
         {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"consistency_space\":1}",
          "'consistency_space'"},
-        {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"loss_weight\":\"snr\"}", "'loss_weight'"},
+        {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"loss_weight\":\"snr\"}",
+         "'loss_weight'"},
         {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"shared_t\":\"yes\"}", "'shared_t'"},
-        {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"adapter_kind\":\"big\"}", "'adapter_kind'"},
+        {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"adapter_kind\":\"big\"}",
+         "'adapter_kind'"},
         {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"name\":\"../x\"}", "'name'"},
-        {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"checkpoint_every\":0}", "'checkpoint_every'"},
+        {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"checkpoint_every\":0}",
+         "'checkpoint_every'"},
         {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"teacher\":\"t\"}",
          "'teacher' does not apply to a distill job"},
         {"{\"kind\":\"distill\",\"dataset\":\"d\",\"task\":{\"name\":\"sr\"},\"stepz\":5}", "'stepz' is unknown"},
@@ -710,8 +722,7 @@ TEST(spec_errors_name_the_field) {
         char msg[256] = "";
         int rc = jobs_spec_parse(cases[i].json, &s, msg, sizeof msg);
         CHECK_MSG(rc == JOBS_EINVAL, "%s: accepted", cases[i].json);
-        CHECK_MSG(strstr(msg, cases[i].expect), "%s: message '%s' lacks '%s'", cases[i].json, msg,
-                  cases[i].expect);
+        CHECK_MSG(strstr(msg, cases[i].expect), "%s: message '%s' lacks '%s'", cases[i].json, msg, cases[i].expect);
     }
 }
 
@@ -725,8 +736,8 @@ TEST(submit_checks_references_and_names) {
     jobs_store *st = NULL;
     CHECK(jobs_store_open(dir, 0, &st, msg, sizeof msg) == JOBS_OK);
     int64_t id = 0;
-    int rc_nods = jobs_submit(st, "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"}}", &id,
-                              msg, sizeof msg);
+    int rc_nods =
+        jobs_submit(st, "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"}}", &id, msg, sizeof msg);
     char nods_msg[512];
     snprintf(nods_msg, sizeof nods_msg, "%s", msg);
     cJSON *ds = NULL;
@@ -736,15 +747,21 @@ TEST(submit_checks_references_and_names) {
     cJSON_Delete(ds);
     int rc_dup = jobs_dataset_register(st, "tiny", set, "file", NULL, 0, NULL, msg, sizeof msg);
     int rc_notaset = jobs_dataset_register(st, "bad", dir, "file", NULL, 0, NULL, msg, sizeof msg);
-    int rc_ok = jobs_submit(st, "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"},"
-                                "\"name\":\"mine\"}", &id, msg, sizeof msg);
+    int rc_ok = jobs_submit(st,
+                            "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"},"
+                            "\"name\":\"mine\"}",
+                            &id, msg, sizeof msg);
     int64_t id2 = 0;
-    int rc_byid = jobs_submit(st, "{\"kind\":\"teacher\",\"dataset\":1,\"task\":{\"name\":\"sr\"}}", &id2, msg,
-                              sizeof msg);
-    int rc_name = jobs_submit(st, "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"},"
-                                  "\"name\":\"mine\"}", &id2, msg, sizeof msg);
-    int rc_teacher = jobs_submit(st, "{\"kind\":\"cm2\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"},"
-                                     "\"teacher\":\"nobody\"}", &id2, msg, sizeof msg);
+    int rc_byid =
+        jobs_submit(st, "{\"kind\":\"teacher\",\"dataset\":1,\"task\":{\"name\":\"sr\"}}", &id2, msg, sizeof msg);
+    int rc_name = jobs_submit(st,
+                              "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"},"
+                              "\"name\":\"mine\"}",
+                              &id2, msg, sizeof msg);
+    int rc_teacher = jobs_submit(st,
+                                 "{\"kind\":\"cm2\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"},"
+                                 "\"teacher\":\"nobody\"}",
+                                 &id2, msg, sizeof msg);
     int rc_inuse = jobs_dataset_delete(st, "tiny", msg, sizeof msg);
     char inuse_msg[512];
     snprintf(inuse_msg, sizeof inuse_msg, "%s", msg);
@@ -837,8 +854,7 @@ TEST(start_up_gives_up_on_a_job_that_keeps_crashing) {
     }
     jobs_job j;
     int rc_get = jobs_store_job_get(st, a, &j, msg, sizeof msg);
-    int says_why = rc_get == JOBS_OK && j.error && strstr(j.error, "not retried") &&
-                   strstr(j.error, "4 times");
+    int says_why = rc_get == JOBS_OK && j.error && strstr(j.error, "not retried") && strstr(j.error, "4 times");
     if (rc_get == JOBS_OK) jobs_job_clear(&j);
     int64_t b = add_job(st, "{}"); /* a later job is unaffected */
     int claimed_b = jobs_store_claim(st, &j, msg, sizeof msg) == JOBS_OK && j.id == b;
@@ -938,8 +954,7 @@ TEST(worker_trains_exports_and_registers) {
     jobs_job j = wait_job(e.st, id, 0);
     char ckpt[256];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoints/job-%lld.safetensors", e.dir, (long long)id);
-    snprintf(reference_adapter, sizeof reference_adapter, "%s/adapters/tiny-sr-%lld.safetensors", e.dir,
-             (long long)id);
+    snprintf(reference_adapter, sizeof reference_adapter, "%s/adapters/tiny-sr-%lld.safetensors", e.dir, (long long)id);
     int adapter_file = file_exists(reference_adapter), ckpt_left = file_exists(ckpt);
     jobs_adapter_info *list = NULL;
     int n = 0;
@@ -1071,8 +1086,10 @@ TEST(cancel_running_job_then_evaluate) {
     j = wait_job(e.st, id, 0);
     int ckpt_left = file_exists(ckpt);
     /* the worker is free again: an evaluation of the registered adapter */
-    int rc_eval = jobs_submit(e.st, "{\"kind\":\"evaluate\",\"dataset\":\"tiny\",\"adapter\":\"ref\",\"n\":5,"
-                                    "\"sample_steps\":2,\"seed\":3}", &eval, msg, sizeof msg);
+    int rc_eval = jobs_submit(e.st,
+                              "{\"kind\":\"evaluate\",\"dataset\":\"tiny\",\"adapter\":\"ref\",\"n\":5,"
+                              "\"sample_steps\":2,\"seed\":3}",
+                              &eval, msg, sizeof msg);
     jobs_job ej = wait_job(e.st, eval, 0);
     cJSON *result = ej.result ? cJSON_Parse(ej.result) : NULL;
     const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(result, "metrics");
@@ -1106,11 +1123,17 @@ TEST(pretrain_and_cm2_jobs) {
     char msg[512], folder[256], config[300], weights[300];
     CHECK(jobs_adapter_register(e.st, "teacher-ref", reference_adapter, NULL, msg, sizeof msg) == JOBS_OK);
     int64_t pre = 0, cm2 = 0;
-    CHECK_MSG(jobs_submit(e.st, "{\"kind\":\"pretrain\",\"dataset\":\"tiny\",\"steps\":3,\"batch_size\":2,"
-                                "\"name\":\"base\"}", &pre, msg, sizeof msg) == JOBS_OK, "%s", msg);
-    CHECK_MSG(jobs_submit(e.st, "{\"kind\":\"cm2\",\"dataset\":\"tiny\",\"teacher\":\"teacher-ref\","
-                                "\"task\":{\"name\":\"sr\",\"factor\":2},\"adapter_kind\":\"lite\",\"steps\":3,"
-                                "\"batch_size\":2,\"n_grid\":8}", &cm2, msg, sizeof msg) == JOBS_OK, "%s", msg);
+    CHECK_MSG(jobs_submit(e.st,
+                          "{\"kind\":\"pretrain\",\"dataset\":\"tiny\",\"steps\":3,\"batch_size\":2,"
+                          "\"name\":\"base\"}",
+                          &pre, msg, sizeof msg) == JOBS_OK,
+              "%s", msg);
+    CHECK_MSG(jobs_submit(e.st,
+                          "{\"kind\":\"cm2\",\"dataset\":\"tiny\",\"teacher\":\"teacher-ref\","
+                          "\"task\":{\"name\":\"sr\",\"factor\":2},\"adapter_kind\":\"lite\",\"steps\":3,"
+                          "\"batch_size\":2,\"n_grid\":8}",
+                          &cm2, msg, sizeof msg) == JOBS_OK,
+              "%s", msg);
     jobs_job p = wait_job(e.st, pre, 0), c = wait_job(e.st, cm2, 0);
     snprintf(folder, sizeof folder, "%s/models/base-%lld", e.dir, (long long)pre);
     snprintf(config, sizeof config, "%s/config.json", folder);
@@ -1144,8 +1167,8 @@ TEST(bad_job_fails_with_a_message) {
     CHECK(jobs_dataset_register(e.st, "small", set, "file", NULL, 0, NULL, msg, sizeof msg) == JOBS_OK);
     unlink(set); /* registered, then gone */
     int64_t id = 0;
-    CHECK(jobs_submit(e.st, "{\"kind\":\"teacher\",\"dataset\":\"small\",\"task\":{\"name\":\"sr\"},\"steps\":3}",
-                      &id, msg, sizeof msg) == JOBS_OK);
+    CHECK(jobs_submit(e.st, "{\"kind\":\"teacher\",\"dataset\":\"small\",\"task\":{\"name\":\"sr\"},\"steps\":3}", &id,
+                      msg, sizeof msg) == JOBS_OK);
     jobs_job j = wait_job(e.st, id, 0);
     env_end(&e);
     CHECK_EQ_INT(j.state, JOBS_FAILED);

@@ -13,7 +13,7 @@
 #include "tests/test.h"
 
 #define SIDE 16
-#define PER (SIDE * SIDE * 3)
+#define PER  (SIDE * SIDE * 3)
 
 static const char *TINY = "{\"image_size\":16,\"in_channels\":3,\"num_classes\":2,\"widths\":[8,16],"
                           "\"norm_num_groups\":4,\"stem_stride\":1}";
@@ -29,8 +29,12 @@ static uint32_t next_u32(void) {
     rng_state ^= rng_state >> 27;
     return (uint32_t)((rng_state * 2685821657736338717ull) >> 32);
 }
-static double uniform(void) { return (next_u32() + 0.5) / 4294967296.0; }
-static double gauss(void) { return sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform()); }
+static double uniform(void) {
+    return (next_u32() + 0.5) / 4294967296.0;
+}
+static double gauss(void) {
+    return sqrt(-2 * log(uniform())) * cos(2 * M_PI * uniform());
+}
 
 /* n random images with values in [lo, hi] */
 static uint8_t *random_images(int n, int lo, int hi, uint64_t seed) {
@@ -51,7 +55,9 @@ static uint8_t *noised(const uint8_t *src, int n, double sd, uint64_t seed) {
     return p;
 }
 
-static eng_images set_of(const uint8_t *p, int n) { return (eng_images){n, SIDE, SIDE, 3, p}; }
+static eng_images set_of(const uint8_t *p, int n) {
+    return (eng_images){n, SIDE, SIDE, 3, p};
+}
 
 /* ---- PSNR ------------------------------------------------------------------ */
 

@@ -1,7 +1,7 @@
 /* test_png.c - util/png.c and util/base64.c. */
+#include "tests/test.h"
 #include "util/base64.h"
 #include "util/png.h"
-#include "tests/test.h"
 
 #include <png.h>
 #include <stdint.h>
@@ -11,14 +11,12 @@
 
 /* A fixed-seed generator, so every run tests the same bytes. */
 static uint32_t rng_state;
-static uint32_t rng(void)
-{
+static uint32_t rng(void) {
     rng_state = rng_state * 1664525u + 1013904223u;
     return rng_state >> 8;
 }
 
-static void fill_random(uint8_t *p, size_t n, uint32_t seed)
-{
+static void fill_random(uint8_t *p, size_t n, uint32_t seed) {
     rng_state = seed;
     for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rng();
 }
@@ -31,8 +29,7 @@ typedef struct mem {
     int overflow;
 } mem;
 
-static void mem_write(png_structp png, png_bytep p, size_t n)
-{
+static void mem_write(png_structp png, png_bytep p, size_t n) {
     mem *m = png_get_io_ptr(png);
     if (n > sizeof m->data - m->len) {
         m->overflow = 1;
@@ -42,23 +39,21 @@ static void mem_write(png_structp png, png_bytep p, size_t n)
     m->len += n;
 }
 
-static void mem_flush(png_structp png)
-{
+static void mem_flush(png_structp png) {
     (void)png;
 }
 
 typedef struct raw_png {
     int w, h, bit_depth, color_type, interlace;
-    const uint8_t *rows;  /* h rows of packed samples, big-endian 16-bit */
+    const uint8_t *rows; /* h rows of packed samples, big-endian 16-bit */
     const png_color *palette;
     int npalette;
-    const uint8_t *trns;  /* palette alpha entries */
+    const uint8_t *trns; /* palette alpha entries */
     int ntrns;
 } raw_png;
 
 /* 0 and m filled, or -1. */
-static int write_raw(const raw_png *r, mem *m)
-{
+static int write_raw(const raw_png *r, mem *m) {
     m->len = 0;
     m->overflow = 0;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -68,8 +63,8 @@ static int write_raw(const raw_png *r, mem *m)
         return -1;
     }
     png_set_write_fn(png, m, mem_write, mem_flush);
-    png_set_IHDR(png, info, (png_uint_32)r->w, (png_uint_32)r->h, r->bit_depth, r->color_type,
-                 r->interlace, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)r->w, (png_uint_32)r->h, r->bit_depth, r->color_type, r->interlace,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (r->palette) png_set_PLTE(png, info, r->palette, r->npalette);
     if (r->trns) png_set_tRNS(png, info, r->trns, r->ntrns, NULL);
     png_write_info(png, info);
@@ -84,8 +79,7 @@ static int write_raw(const raw_png *r, mem *m)
 
 /* ---- round trips ---------------------------------------------------------- */
 
-static void round_trip(int channels)
-{
+static void round_trip(int channels) {
     enum { W = 37, H = 23 };
     uint8_t px[W * H * 4];
     fill_random(px, sizeof px, 7u + (uint32_t)channels);
@@ -106,12 +100,17 @@ static void round_trip(int channels)
     CHECK(img.data == NULL);
 }
 
-TEST(round_trip_gray) { round_trip(1); }
-TEST(round_trip_rgb) { round_trip(3); }
-TEST(round_trip_rgba) { round_trip(4); }
+TEST(round_trip_gray) {
+    round_trip(1);
+}
+TEST(round_trip_rgb) {
+    round_trip(3);
+}
+TEST(round_trip_rgba) {
+    round_trip(4);
+}
 
-TEST(decode_file_matches_memory)
-{
+TEST(decode_file_matches_memory) {
     uint8_t px[5 * 4 * 3];
     fill_random(px, sizeof px, 3);
     uint8_t *png;
@@ -128,16 +127,14 @@ TEST(decode_file_matches_memory)
     int rc = util_png_decode_file(path, 0, 100, &img, msg, sizeof msg);
     unlink(path);
     CHECK_MSG(rc == 0, "%s", msg);
-    int same = img.width == 5 && img.height == 4 && img.channels == 3 &&
-               memcmp(img.data, px, sizeof px) == 0;
+    int same = img.width == 5 && img.height == 4 && img.channels == 3 && memcmp(img.data, px, sizeof px) == 0;
     util_image_free(&img);
     CHECK(same);
     CHECK(util_png_decode_file(path, 0, 100, &img, msg, sizeof msg) == -1);
     CHECK(strstr(msg, "cannot open") != NULL);
 }
 
-TEST(channel_conversions)
-{
+TEST(channel_conversions) {
     /* one RGB pixel (200, 100, 50), one gray pixel 77 */
     const uint8_t rgb[3] = {200, 100, 50}, gray[1] = {77};
     uint8_t *png;
@@ -149,8 +146,8 @@ TEST(channel_conversions)
     int luma = img.data ? img.data[0] : -1;
     util_image_free(&img);
     int rc4 = util_png_decode(png, len, 4, 1, &img, msg, sizeof msg);
-    int rgba_ok = rc4 == 0 && img.channels == 4 && img.data[0] == 200 && img.data[1] == 100 &&
-                  img.data[2] == 50 && img.data[3] == 255;
+    int rgba_ok = rc4 == 0 && img.channels == 4 && img.data[0] == 200 && img.data[1] == 100 && img.data[2] == 50 &&
+                  img.data[3] == 255;
     util_image_free(&img);
     free(png);
     CHECK(rc1 == 0);
@@ -160,8 +157,7 @@ TEST(channel_conversions)
 
     CHECK(util_png_encode(gray, 1, 1, 1, &png, &len, msg, sizeof msg) == 0);
     rc1 = util_png_decode(png, len, 3, 1, &img, msg, sizeof msg);
-    int rgb_ok = rc1 == 0 && img.channels == 3 && img.data[0] == 77 && img.data[1] == 77 &&
-                 img.data[2] == 77;
+    int rgb_ok = rc1 == 0 && img.channels == 3 && img.data[0] == 77 && img.data[1] == 77 && img.data[2] == 77;
     util_image_free(&img);
     CHECK(rgb_ok);
     CHECK(util_png_decode(png, len, 2, 1, &img, msg, sizeof msg) == -1);
@@ -170,8 +166,7 @@ TEST(channel_conversions)
 
 /* ---- forms only other encoders produce --------------------------------- */
 
-TEST(decode_16bit_rgb)
-{
+TEST(decode_16bit_rgb) {
     /* 2 x 1, 16-bit RGB, big-endian samples */
     const uint16_t v[6] = {0x0000, 0xffff, 0x1234, 0x8080, 0x7fff, 0xfe01};
     uint8_t row[12];
@@ -194,14 +189,18 @@ TEST(decode_16bit_rgb)
     CHECK(ok);
 }
 
-TEST(decode_palette_with_transparency)
-{
+TEST(decode_palette_with_transparency) {
     const png_color pal[3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
     const uint8_t trns[3] = {255, 128, 0};
     const uint8_t rows[2] = {0x01, 0x20}; /* 2 x 2 at 4 bits: indices 0,1 / 2,0 */
     static mem m;
-    raw_png r = {.w = 2, .h = 2, .bit_depth = 4, .color_type = PNG_COLOR_TYPE_PALETTE,
-                 .rows = rows, .palette = pal, .npalette = 3};
+    raw_png r = {.w = 2,
+                 .h = 2,
+                 .bit_depth = 4,
+                 .color_type = PNG_COLOR_TYPE_PALETTE,
+                 .rows = rows,
+                 .palette = pal,
+                 .npalette = 3};
     util_image img;
     char msg[256];
 
@@ -222,8 +221,7 @@ TEST(decode_palette_with_transparency)
     CHECK(ok4);
 }
 
-TEST(decode_gray_alpha)
-{
+TEST(decode_gray_alpha) {
     const uint8_t row[4] = {10, 200, 250, 0}; /* 2 x 1 gray+alpha */
     static mem m;
     raw_png r = {.w = 2, .h = 1, .bit_depth = 8, .color_type = PNG_COLOR_TYPE_GRAY_ALPHA, .rows = row};
@@ -245,14 +243,17 @@ TEST(decode_gray_alpha)
     CHECK(ok);
 }
 
-TEST(decode_1bit_gray_and_interlaced)
-{
+TEST(decode_1bit_gray_and_interlaced) {
     enum { W = 19, H = 11 };
     uint8_t rows[H * 3]; /* 1-bit: 3 bytes per row */
     fill_random(rows, sizeof rows, 11);
     static mem m;
-    raw_png r = {.w = W, .h = H, .bit_depth = 1, .color_type = PNG_COLOR_TYPE_GRAY,
-                 .interlace = PNG_INTERLACE_ADAM7, .rows = rows};
+    raw_png r = {.w = W,
+                 .h = H,
+                 .bit_depth = 1,
+                 .color_type = PNG_COLOR_TYPE_GRAY,
+                 .interlace = PNG_INTERLACE_ADAM7,
+                 .rows = rows};
     CHECK(write_raw(&r, &m) == 0);
     util_image img;
     char msg[256];
@@ -269,8 +270,7 @@ TEST(decode_1bit_gray_and_interlaced)
 
 /* ---- refusals ------------------------------------------------------------- */
 
-TEST(refuses_non_png)
-{
+TEST(refuses_non_png) {
     util_image img;
     char msg[256];
     const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 'J', 'F', 'I', 'F', 0, 1};
@@ -281,8 +281,7 @@ TEST(refuses_non_png)
     CHECK(img.data == NULL);
 }
 
-TEST(refuses_every_truncation)
-{
+TEST(refuses_every_truncation) {
     uint8_t px[9 * 7 * 3];
     fill_random(px, sizeof px, 5);
     uint8_t *png;
@@ -305,16 +304,14 @@ TEST(refuses_every_truncation)
     CHECK(full == 0);
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
+static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
 }
 
-TEST(refuses_too_many_pixels_before_reading_them)
-{
+TEST(refuses_too_many_pixels_before_reading_them) {
     /* A signature, an IHDR claiming 100000 x 100000 RGB, an empty IDAT and
      * IEND: the limit must be what is reported (a decoder that allocated
      * first would run out of memory, one that read on would find no data). */
@@ -348,8 +345,7 @@ TEST(refuses_too_many_pixels_before_reading_them)
     CHECK(at == 0);
 }
 
-TEST(encode_refuses_bad_arguments)
-{
+TEST(encode_refuses_bad_arguments) {
     uint8_t px[4] = {0};
     uint8_t *png = (uint8_t *)px;
     size_t len = 1;
@@ -363,20 +359,17 @@ TEST(encode_refuses_bad_arguments)
 
 /* Rewrites the CRC of every chunk that still fits, so mutations reach the
  * IHDR checks and the inflater rather than stopping at the first CRC. */
-static void fix_crcs(uint8_t *p, size_t len)
-{
+static void fix_crcs(uint8_t *p, size_t len) {
     size_t off = 8;
     while (off + 12 <= len) {
-        uint32_t n = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
-                     (uint32_t)p[off + 2] << 8 | p[off + 3];
+        uint32_t n = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 | (uint32_t)p[off + 2] << 8 | p[off + 3];
         if (n > len - off - 12) break;
         put_be32(p + off + 8 + n, (uint32_t)crc32(0, p + off + 4, n + 4));
         off += 12 + n;
     }
 }
 
-TEST(fuzz_mutations_never_crash)
-{
+TEST(fuzz_mutations_never_crash) {
     enum { W = 16, H = 16, ITER = 3000 };
     uint8_t px[W * H * 4];
     fill_random(px, sizeof px, 99);
@@ -396,10 +389,10 @@ TEST(fuzz_mutations_never_crash)
         for (int e = 0; e < edits; e++) {
             size_t at = rng() % n;
             switch (rng() % 4) {
-            case 0: buf[at] = (uint8_t)rng(); break;
-            case 1: buf[at] ^= (uint8_t)(1u << (rng() % 8)); break;
-            case 2: n = at > 8 ? at : n; break; /* truncate */
-            default: buf[at] = (uint8_t)(buf[at] + 1); break;
+                case 0: buf[at] = (uint8_t)rng(); break;
+                case 1: buf[at] ^= (uint8_t)(1u << (rng() % 8)); break;
+                case 2: n = at > 8 ? at : n; break; /* truncate */
+                default: buf[at] = (uint8_t)(buf[at] + 1); break;
             }
         }
         if (it % 2) fix_crcs(buf, n);
@@ -424,8 +417,7 @@ TEST(fuzz_mutations_never_crash)
 
 /* ---- base64 ---------------------------------------------------------------- */
 
-TEST(base64_rfc4648_vectors)
-{
+TEST(base64_rfc4648_vectors) {
     static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
     static const char *coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
@@ -433,10 +425,9 @@ TEST(base64_rfc4648_vectors)
         uint8_t *d;
         size_t elen, dlen;
         char msg[128];
-        CHECK(util_base64_encode((const uint8_t *)plain[i], strlen(plain[i]), 64, &e, &elen, msg,
-                                sizeof msg) == 0);
-        int enc_ok = strcmp(e, coded[i]) == 0 && elen == strlen(coded[i]) &&
-                     elen == util_base64_encoded_len(strlen(plain[i]));
+        CHECK(util_base64_encode((const uint8_t *)plain[i], strlen(plain[i]), 64, &e, &elen, msg, sizeof msg) == 0);
+        int enc_ok =
+            strcmp(e, coded[i]) == 0 && elen == strlen(coded[i]) && elen == util_base64_encoded_len(strlen(plain[i]));
         free(e);
         CHECK_MSG(enc_ok, "encoding \"%s\"", plain[i]);
         CHECK(util_base64_decode(coded[i], strlen(coded[i]), 64, &d, &dlen, msg, sizeof msg) == 0);
@@ -446,8 +437,7 @@ TEST(base64_rfc4648_vectors)
     }
 }
 
-static int decodes_to(const char *in, const char *want)
-{
+static int decodes_to(const char *in, const char *want) {
     uint8_t *d;
     size_t n;
     if (util_base64_decode(in, strlen(in), 1024, &d, &n, NULL, 0) != 0) return 0;
@@ -456,8 +446,7 @@ static int decodes_to(const char *in, const char *want)
     return ok;
 }
 
-static int refuses(const char *in, const char *msg_part)
-{
+static int refuses(const char *in, const char *msg_part) {
     uint8_t *d = (uint8_t *)"x";
     size_t n = 7;
     char msg[128] = "";
@@ -466,23 +455,21 @@ static int refuses(const char *in, const char *msg_part)
     return rc == -1 && d == NULL && n == 0 && strstr(msg, msg_part) != NULL;
 }
 
-TEST(base64_decode_lenient_and_strict)
-{
-    CHECK(decodes_to("Zm9vYg", "foob"));      /* padding missing */
+TEST(base64_decode_lenient_and_strict) {
+    CHECK(decodes_to("Zm9vYg", "foob")); /* padding missing */
     CHECK(decodes_to("Zm9vYmE", "fooba"));
     CHECK(decodes_to("Zm9v\r\nYmFy\n", "foobar")); /* wrapped lines */
     CHECK(refuses("Zm9v!mFy", "character 0x21 at offset 4"));
-    CHECK(refuses("Zm9-", "character"));      /* base64url is not accepted */
+    CHECK(refuses("Zm9-", "character")); /* base64url is not accepted */
     CHECK(refuses("Zm9_", "character"));
     CHECK(refuses("Zg==Zg==", "after '='"));
     CHECK(refuses("Zg=", "padding"));
-    CHECK(refuses("Zm9vY", "length"));       /* one sextet cannot end a quantum */
+    CHECK(refuses("Zm9vY", "length")); /* one sextet cannot end a quantum */
     CHECK(refuses("Zm9v====", "padding"));
     CHECK(refuses("Zm\x80v", "0x80"));
 }
 
-TEST(base64_caps)
-{
+TEST(base64_caps) {
     uint8_t *d;
     char *e;
     size_t n;
@@ -497,8 +484,7 @@ TEST(base64_caps)
     free(e);
 }
 
-TEST(base64_binary_round_trip)
-{
+TEST(base64_binary_round_trip) {
     uint8_t all[256];
     for (int i = 0; i < 256; i++) all[i] = (uint8_t)(255 - i);
     for (size_t len = 0; len <= 256; len += len < 20 ? 1 : 59) {
@@ -514,16 +500,14 @@ TEST(base64_binary_round_trip)
     }
 }
 
-static int strips_to(const char *in, const char *want)
-{
+static int strips_to(const char *in, const char *want) {
     const char *p;
     size_t n;
     if (util_data_url_strip(in, strlen(in), &p, &n, NULL, 0) != 0) return 0;
     return n == strlen(want) && memcmp(p, want, n) == 0;
 }
 
-TEST(data_url_strip)
-{
+TEST(data_url_strip) {
     CHECK(strips_to("Zm9v", "Zm9v"));
     CHECK(strips_to("data:image/png;base64,Zm9v", "Zm9v"));
     CHECK(strips_to("DATA:Image/PNG;BASE64,Zm9v", "Zm9v"));
@@ -540,8 +524,7 @@ TEST(data_url_strip)
     CHECK(util_data_url_strip("data:image/png;base64", 21, &p, &n, msg, sizeof msg) == -1);
 }
 
-TEST(png_through_data_url)
-{
+TEST(png_through_data_url) {
     uint8_t px[3 * 2 * 3];
     fill_random(px, sizeof px, 21);
     uint8_t *png, *back;
@@ -567,8 +550,7 @@ TEST(png_through_data_url)
     CHECK(same);
 }
 
-int main(void)
-{
+int main(void) {
     RUN(round_trip_gray);
     RUN(round_trip_rgb);
     RUN(round_trip_rgba);

@@ -19,13 +19,11 @@
 
 static char g_dir[64];
 
-static void path_in_dir(char *out, size_t sz, const char *name)
-{
+static void path_in_dir(char *out, size_t sz, const char *name) {
     snprintf(out, sz, "%s/%s", g_dir, name);
 }
 
-static uint8_t *read_all(const char *path, size_t *n)
-{
+static uint8_t *read_all(const char *path, size_t *n) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return NULL;
     fseek(fp, 0, SEEK_END);
@@ -41,8 +39,7 @@ static uint8_t *read_all(const char *path, size_t *n)
     return buf;
 }
 
-static int write_all(const char *path, const uint8_t *b, size_t n)
-{
+static int write_all(const char *path, const uint8_t *b, size_t n) {
     FILE *fp = fopen(path, "wb");
     if (!fp) return -1;
     size_t w = fwrite(b, 1, n, fp);
@@ -50,22 +47,19 @@ static int write_all(const char *path, const uint8_t *b, size_t n)
 }
 
 /* st_parse on an exact-size copy of the bytes. */
-static int parse_copy(const uint8_t *bytes, size_t n, st_file *f, char *msg, size_t msgsz)
-{
+static int parse_copy(const uint8_t *bytes, size_t n, st_file *f, char *msg, size_t msgsz) {
     uint8_t *copy = malloc(n ? n : 1);
     if (n) memcpy(copy, bytes, n);
     return st_parse(copy, n, f, msg, msgsz);
 }
 
-static int is_empty(const st_file *f)
-{
+static int is_empty(const st_file *f) {
     return !f->tensors && !f->count && !f->metadata_json && !f->buf && !f->size;
 }
 
 /* Parses the bytes both ways and returns the code; 1000 when the two ways
  * disagree or a failure leaves something behind in the st_file. */
-static int try_bytes(const uint8_t *bytes, size_t n, char *msg, size_t msgsz)
-{
+static int try_bytes(const uint8_t *bytes, size_t n, char *msg, size_t msgsz) {
     st_file f;
     msg[0] = '\0';
     int rc = parse_copy(bytes, n, &f, msg, msgsz);
@@ -86,8 +80,7 @@ static int try_bytes(const uint8_t *bytes, size_t n, char *msg, size_t msgsz)
 }
 
 /* A file made of the 8-byte length, the header text and datalen bytes. */
-static int try_header(const char *hdr, size_t datalen, char *msg, size_t msgsz)
-{
+static int try_header(const char *hdr, size_t datalen, char *msg, size_t msgsz) {
     size_t hl = strlen(hdr), n = 8 + hl + datalen;
     uint8_t *b = malloc(n);
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)hl >> (8 * i));
@@ -98,22 +91,21 @@ static int try_header(const char *hdr, size_t datalen, char *msg, size_t msgsz)
     return rc;
 }
 
-#define ENT(name, dtype, shape, offs)                                                    \
+#define ENT(name, dtype, shape, offs) \
     "\"" name "\":{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":" offs "}"
 
 /* Checks that the header is refused with code and a message containing what. */
-#define CHECK_REFUSED(hdr, datalen, code, what)                                          \
-    do {                                                                                 \
-        char m_[1024];                                                                   \
-        int rc_ = try_header(hdr, datalen, m_, sizeof m_);                               \
+#define CHECK_REFUSED(hdr, datalen, code, what)                                              \
+    do {                                                                                     \
+        char m_[1024];                                                                       \
+        int rc_ = try_header(hdr, datalen, m_, sizeof m_);                                   \
         CHECK_MSG(rc_ == (code), "%s: got %d (%s), expected %d", hdr, rc_, m_, (int)(code)); \
-        CHECK_MSG(strstr(m_, what), "%s: message '%s' lacks '%s'", hdr, m_, what);        \
+        CHECK_MSG(strstr(m_, what), "%s: message '%s' lacks '%s'", hdr, m_, what);           \
     } while (0)
 
 /* ------------------------------------------------------------ round trips */
 
-TEST(round_trip_every_dtype)
-{
+TEST(round_trip_every_dtype) {
     float a[6] = {1.5f, -2.25f, 0.0f, 3e-8f, 65504.0f, -1e30f};
     uint16_t h[4], bf[4];
     float hv[4] = {1.0f, -0.5f, 0.333251953125f, 65504.0f};
@@ -201,8 +193,7 @@ TEST(round_trip_every_dtype)
     st_close(&f); /* closing twice is harmless */
 }
 
-TEST(empty_file_and_no_metadata)
-{
+TEST(empty_file_and_no_metadata) {
     st_writer *w = st_writer_new();
     char path[128], msg[256], v[16];
     path_in_dir(path, sizeof path, "empty.safetensors");
@@ -218,8 +209,7 @@ TEST(empty_file_and_no_metadata)
     st_close(&f);
 }
 
-TEST(save_replaces_and_reports_io_errors)
-{
+TEST(save_replaces_and_reports_io_errors) {
     float one[1] = {1}, two[2] = {2, 3};
     int64_t s1[1] = {1}, s2[1] = {2};
     char path[128], msg[256];
@@ -246,8 +236,7 @@ TEST(save_replaces_and_reports_io_errors)
     st_writer_free(w);
 }
 
-TEST(set_metadata_keeps_tensors_and_other_keys)
-{
+TEST(set_metadata_keeps_tensors_and_other_keys) {
     float a[3] = {1, 2, 3};
     uint16_t b[2] = {0x3c00, 0xc000};
     int64_t sa[1] = {3}, sb[2] = {1, 2};
@@ -278,8 +267,7 @@ TEST(set_metadata_keeps_tensors_and_other_keys)
     CHECK(access(missing, F_OK) != 0);
 }
 
-TEST(writer_refuses_bad_tensors)
-{
+TEST(writer_refuses_bad_tensors) {
     float d[6] = {0};
     int64_t s23[2] = {2, 3}, neg[2] = {-2, -3}, nine[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     st_writer *w = st_writer_new();
@@ -313,8 +301,7 @@ TEST(writer_refuses_bad_tensors)
 
 /* ------------------------------------------------------- malformed files */
 
-TEST(refuses_short_and_bad_length_prefix)
-{
+TEST(refuses_short_and_bad_length_prefix) {
     char m[512];
     uint8_t b[32] = {0};
     CHECK_EQ_INT(try_bytes(b, 0, m, sizeof m), ST_ETRUNC);
@@ -336,8 +323,7 @@ TEST(refuses_short_and_bad_length_prefix)
     CHECK_EQ_INT(try_bytes(b, sizeof b, m, sizeof m), ST_EHEADER);
 }
 
-TEST(refuses_bad_json)
-{
+TEST(refuses_bad_json) {
     CHECK_REFUSED("{nope", 0, ST_EHEADER, "not valid JSON");
     CHECK_REFUSED("{\"a\":", 0, ST_EHEADER, "not valid JSON");
     CHECK_REFUSED("[1,2]", 0, ST_EHEADER, "'{'");
@@ -353,13 +339,13 @@ TEST(refuses_bad_json)
     CHECK_EQ_INT(try_bytes(nul_in_key, sizeof nul_in_key, m, sizeof m), ST_EHEADER);
     CHECK(strstr(m, "control byte 0x00"));
     CHECK_REFUSED("{\"a\":5}", 0, ST_EHEADER, "tensor 'a': entry is not a JSON object");
-    CHECK_REFUSED("{" ENT("a", "F32", "[1]", "[0,4]") "," ENT("a", "F32", "[1]", "[4,8]") "}", 8,
-                  ST_EHEADER, "duplicate key 'a'");
-    CHECK_REFUSED("{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-                  ST_EHEADER, "duplicate key 'dtype'");
+    CHECK_REFUSED("{" ENT("a", "F32", "[1]", "[0,4]") "," ENT("a", "F32", "[1]", "[4,8]") "}", 8, ST_EHEADER,
+                  "duplicate key 'a'");
+    CHECK_REFUSED("{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, ST_EHEADER,
+                  "duplicate key 'dtype'");
     CHECK_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, ST_EHEADER, "missing key 'data_offsets'");
-    CHECK_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4,
-                  ST_EHEADER, "unknown key 'x'");
+    CHECK_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4, ST_EHEADER,
+                  "unknown key 'x'");
 
     /* nesting far past cJSON's limit must fail, not overflow the stack */
     size_t depth = 5000;
@@ -378,40 +364,31 @@ TEST(refuses_bad_json)
     CHECK_EQ_INT(try_header("{}  \n\t ", 0, m, sizeof m), ST_OK);
 }
 
-TEST(refuses_unknown_dtypes)
-{
+TEST(refuses_unknown_dtypes) {
     CHECK_REFUSED("{" ENT("w", "I64", "[1]", "[0,8]") "}", 8, ST_EDTYPE, "tensor 'w': dtype 'I64'");
     CHECK_REFUSED("{" ENT("w", "F64", "[1]", "[0,8]") "}", 8, ST_EDTYPE, "'F64'");
     CHECK_REFUSED("{" ENT("w", "U8", "[1]", "[0,1]") "}", 1, ST_EDTYPE, "'U8'");
     CHECK_REFUSED("{" ENT("w", "f32", "[1]", "[0,4]") "}", 4, ST_EDTYPE, "'f32'");
     CHECK_REFUSED("{" ENT("w", "", "[1]", "[0,4]") "}", 4, ST_EDTYPE, "''");
-    CHECK_REFUSED("{\"w\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, ST_EHEADER,
-                  "dtype is not a string");
+    CHECK_REFUSED("{\"w\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, ST_EHEADER, "dtype is not a string");
 }
 
-TEST(refuses_bad_shapes)
-{
+TEST(refuses_bad_shapes) {
     CHECK_REFUSED("{" ENT("w", "F32", "[-1,2]", "[0,8]") "}", 8, ST_EHEADER, "shape[0]");
     CHECK_REFUSED("{" ENT("w", "F32", "[2,-3]", "[0,8]") "}", 8, ST_EHEADER, "shape[1]");
     CHECK_REFUSED("{" ENT("w", "F32", "[2.5]", "[0,8]") "}", 8, ST_EHEADER, "shape[0]");
     CHECK_REFUSED("{" ENT("w", "F32", "[\"2\"]", "[0,8]") "}", 8, ST_EHEADER, "shape[0]");
     CHECK_REFUSED("{" ENT("w", "F32", "[1e300]", "[0,8]") "}", 8, ST_EHEADER, "shape[0]");
     CHECK_REFUSED("{" ENT("w", "F32", "2", "[0,8]") "}", 8, ST_EHEADER, "shape is not an array");
-    CHECK_REFUSED("{" ENT("w", "F32", "[1,1,1,1,1,1,1,1,1]", "[0,4]") "}", 4, ST_EHEADER,
-                  "more than 8 dims");
-    CHECK_REFUSED("{" ENT("w", "F32", "[4294967296,4294967296,4294967296]", "[0,8]") "}", 8,
-                  ST_ESIZE, "overflows");
+    CHECK_REFUSED("{" ENT("w", "F32", "[1,1,1,1,1,1,1,1,1]", "[0,4]") "}", 4, ST_EHEADER, "more than 8 dims");
+    CHECK_REFUSED("{" ENT("w", "F32", "[4294967296,4294967296,4294967296]", "[0,8]") "}", 8, ST_ESIZE, "overflows");
     /* a zero dim makes the tensor empty whatever the others say */
     char m[512];
-    CHECK_EQ_INT(try_header("{" ENT("w", "F32", "[4294967296,4294967296,0]", "[0,0]") "}", 0, m,
-                            sizeof m),
-                 ST_OK);
-    CHECK_EQ_INT(try_header("{" ENT("w", "F32", "[1,1,1,1,1,1,1,2]", "[0,8]") "}", 8, m, sizeof m),
-                 ST_OK);
+    CHECK_EQ_INT(try_header("{" ENT("w", "F32", "[4294967296,4294967296,0]", "[0,0]") "}", 0, m, sizeof m), ST_OK);
+    CHECK_EQ_INT(try_header("{" ENT("w", "F32", "[1,1,1,1,1,1,1,2]", "[0,8]") "}", 8, m, sizeof m), ST_OK);
 }
 
-TEST(refuses_bad_offsets)
-{
+TEST(refuses_bad_offsets) {
     /* not integers */
     CHECK_REFUSED("{" ENT("w", "F32", "[2]", "[0.5,8.5]") "}", 8, ST_EHEADER, "data_offsets");
     CHECK_REFUSED("{" ENT("w", "F32", "[2]", "[\"0\",\"8\"]") "}", 8, ST_EHEADER, "data_offsets");
@@ -425,53 +402,48 @@ TEST(refuses_bad_offsets)
     CHECK_REFUSED("{" ENT("w", "F32", "[0]", "[9,9]") "}", 8, ST_EOFFSET, "outside");
     CHECK_REFUSED("{" ENT("w", "F32", "[0]", "[8,0]") "}", 8, ST_EOFFSET, "end before they begin");
     /* overlap, gap, trailing bytes, no tensors but data */
-    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("b", "F32", "[2]", "[4,12]") "}", 12,
-                  ST_EOFFSET, "tensor 'b': data_offsets [4,12] overlap tensor 'a', which ends at 8");
-    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("z", "F32", "[0]", "[4,4]") "}", 8,
-                  ST_EOFFSET, "overlap");
-    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("b", "F32", "[2]", "[12,20]") "}", 20,
-                  ST_EOFFSET, "gap in the data area: bytes [8,12)");
+    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("b", "F32", "[2]", "[4,12]") "}", 12, ST_EOFFSET,
+                  "tensor 'b': data_offsets [4,12] overlap tensor 'a', which ends at 8");
+    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("z", "F32", "[0]", "[4,4]") "}", 8, ST_EOFFSET,
+                  "overlap");
+    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("b", "F32", "[2]", "[12,20]") "}", 20, ST_EOFFSET,
+                  "gap in the data area: bytes [8,12)");
     CHECK_REFUSED("{" ENT("b", "F32", "[2]", "[4,12]") "}", 12, ST_EOFFSET, "gap");
     CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "}", 12, ST_EOFFSET, "4 trailing bytes");
     CHECK_REFUSED("{}", 3, ST_EOFFSET, "3 trailing bytes");
     /* truncated data: the ranges tile but the file ends early */
-    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("b", "F32", "[2]", "[8,16]") "}", 12,
-                  ST_ETRUNC, "tensor 'b': data_offsets [8,16] run past the end of the file");
+    CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "," ENT("b", "F32", "[2]", "[8,16]") "}", 12, ST_ETRUNC,
+                  "tensor 'b': data_offsets [8,16] run past the end of the file");
     CHECK_REFUSED("{" ENT("a", "F32", "[2]", "[0,8]") "}", 0, ST_ETRUNC, "past the end");
     /* order in the header does not matter, nor do empty tensors in place */
     char m[512];
-    CHECK_EQ_INT(try_header("{" ENT("b", "F16", "[2]", "[8,12]") "," ENT("z", "BF16", "[0,3]", "[8,8]")
-                            "," ENT("a", "F32", "[2]", "[0,8]") "," ENT("e", "F32", "[0]", "[12,12]") "}",
+    CHECK_EQ_INT(try_header("{" ENT("b", "F16", "[2]", "[8,12]") "," ENT("z", "BF16", "[0,3]", "[8,8]") "," ENT(
+                                "a", "F32", "[2]", "[0,8]") "," ENT("e", "F32", "[0]", "[12,12]") "}",
                             12, m, sizeof m),
                  ST_OK);
 }
 
-TEST(refuses_wrong_byte_count)
-{
+TEST(refuses_wrong_byte_count) {
     CHECK_REFUSED("{" ENT("conv_in.weight", "F32", "[3,3]", "[0,100]") "}", 100, ST_ESIZE, "");
     char m[512];
     try_header("{" ENT("conv_in.weight", "F32", "[3,3]", "[0,100]") "}", 100, m, sizeof m);
     CHECK_EQ_STR(m, "tensor 'conv_in.weight': data_offsets [0,100] hold 100 bytes, "
                     "shape [3,3] of F32 needs 36");
-    CHECK_REFUSED("{" ENT("s", "BF16", "[]", "[0,4]") "}", 4, ST_ESIZE,
-                  "hold 4 bytes, shape [] of BF16 needs 2");
+    CHECK_REFUSED("{" ENT("s", "BF16", "[]", "[0,4]") "}", 4, ST_ESIZE, "hold 4 bytes, shape [] of BF16 needs 2");
     CHECK_REFUSED("{" ENT("h", "F16", "[2]", "[0,8]") "}", 8, ST_ESIZE, "needs 4");
 }
 
-TEST(refuses_bad_metadata)
-{
+TEST(refuses_bad_metadata) {
     CHECK_REFUSED("{\"__metadata__\":{\"a\":1}}", 0, ST_EHEADER, "value of 'a' is not a string");
     CHECK_REFUSED("{\"__metadata__\":{\"a\":\"x\",\"b\":null}}", 0, ST_EHEADER, "'b'");
     CHECK_REFUSED("{\"__metadata__\":{\"a\":{\"n\":\"x\"}}}", 0, ST_EHEADER, "'a'");
     CHECK_REFUSED("{\"__metadata__\":\"x\"}", 0, ST_EHEADER, "__metadata__ is not a JSON object");
     CHECK_REFUSED("{\"__metadata__\":[]}", 0, ST_EHEADER, "__metadata__ is not a JSON object");
-    CHECK_REFUSED("{\"__metadata__\":{\"a\":\"x\",\"a\":\"y\"}}", 0, ST_EHEADER,
-                  "duplicate key 'a' in __metadata__");
+    CHECK_REFUSED("{\"__metadata__\":{\"a\":\"x\",\"a\":\"y\"}}", 0, ST_EHEADER, "duplicate key 'a' in __metadata__");
     CHECK_REFUSED("{\"__metadata__\":{},\"__metadata__\":{}}", 0, ST_EHEADER, "duplicate key");
 
     /* a valid one is kept, re-serialised without formatting */
-    const char *hdr = "{ \"__metadata__\" : { \"k\" : \"v\",\n \"e\":\"\" }, "
-                      ENT("a", "F32", "[1]", "[0,4]") " }";
+    const char *hdr = "{ \"__metadata__\" : { \"k\" : \"v\",\n \"e\":\"\" }, " ENT("a", "F32", "[1]", "[0,4]") " }";
     size_t hl = strlen(hdr), n = 8 + hl + 4;
     uint8_t *b = calloc(1, n);
     b[0] = (uint8_t)hl;
@@ -487,8 +459,7 @@ TEST(refuses_bad_metadata)
     st_close(&f);
 }
 
-TEST(open_reports_missing_files)
-{
+TEST(open_reports_missing_files) {
     st_file f;
     char m[512];
     CHECK_EQ_INT(st_open("/nonexistent/codid/x.safetensors", &f, m, sizeof m), ST_EIO);
@@ -499,15 +470,14 @@ TEST(open_reports_missing_files)
     CHECK(is_empty(&f));
     CHECK_EQ_INT(st_parse(NULL, 5, &f, m, sizeof m), ST_EINVAL);
     CHECK_EQ_INT(st_parse(malloc(4), 4, NULL, m, sizeof m), ST_EINVAL); /* frees the buffer */
-    CHECK_EQ_INT(st_parse(NULL, 0, &f, NULL, 0), ST_ETRUNC);           /* no message buffer */
+    CHECK_EQ_INT(st_parse(NULL, 0, &f, NULL, 0), ST_ETRUNC);            /* no message buffer */
 }
 
 /* ----------------------------------------------------------------- fuzz */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t rng(void)
-{
+static uint64_t rng(void) {
     uint64_t x = rng_state;
     x ^= x << 13;
     x ^= x >> 7;
@@ -516,8 +486,7 @@ static uint64_t rng(void)
 }
 
 /* What a successful parse promises, checked on whatever the fuzzer got through. */
-static int file_is_consistent(const st_file *f)
-{
+static int file_is_consistent(const st_file *f) {
     uint64_t hl = 0, sum = 0;
     for (int i = 7; i >= 0; i--) hl = (hl << 8) | f->buf[i];
     const uint8_t *data = f->buf + 8 + hl, *end = f->buf + f->size;
@@ -525,8 +494,7 @@ static int file_is_consistent(const st_file *f)
         const st_tensor *t = &f->tensors[i];
         uint64_t elems = 1;
         for (int d = 0; d < t->ndim; d++) elems *= (uint64_t)t->shape[d];
-        if (t->ndim < 0 || t->ndim > ST_MAX_DIMS || elems * st_dtype_size(t->dtype) != t->nbytes)
-            return 0;
+        if (t->ndim < 0 || t->ndim > ST_MAX_DIMS || elems * st_dtype_size(t->dtype) != t->nbytes) return 0;
         if (t->data < data || t->data > end || (size_t)(end - t->data) < t->nbytes) return 0;
         if (i && strcmp(f->tensors[i - 1].name, t->name) >= 0) return 0;
         if (st_find(f, t->name) != t) return 0;
@@ -535,8 +503,7 @@ static int file_is_consistent(const st_file *f)
     return sum == (uint64_t)(end - data);
 }
 
-TEST(fuzz_mutations_never_crash)
-{
+TEST(fuzz_mutations_never_crash) {
     float a[12];
     uint16_t h[5], bf[3];
     for (int i = 0; i < 12; i++) a[i] = (float)i * 0.5f - 2.0f;
@@ -569,19 +536,21 @@ TEST(fuzz_mutations_never_crash)
         for (int e = 0; e < edits; e++) {
             size_t hdr_pos = 8 + rng() % hl;
             switch (rng() % 6) {
-            case 0: if (len) mut[rng() % len] ^= (uint8_t)(1u << (rng() % 8)); break;
-            case 1: mut[hdr_pos < len ? hdr_pos : 0] ^= (uint8_t)(1u << (rng() % 8)); break;
-            case 2:
-                if (hdr_pos < len) mut[hdr_pos] = (uint8_t)json_chars[rng() % (sizeof json_chars - 1)];
-                break;
-            case 3: len = rng() % (len + 1); break;
-            case 4: mut[rng() % 8] = (uint8_t)rng(); break;
-            case 5: {
-                size_t extra = rng() % (n + 64 - len + 1);
-                for (size_t i = 0; i < extra; i++) mut[len + i] = (uint8_t)rng();
-                len += extra;
-                break;
-            }
+                case 0:
+                    if (len) mut[rng() % len] ^= (uint8_t)(1u << (rng() % 8));
+                    break;
+                case 1: mut[hdr_pos < len ? hdr_pos : 0] ^= (uint8_t)(1u << (rng() % 8)); break;
+                case 2:
+                    if (hdr_pos < len) mut[hdr_pos] = (uint8_t)json_chars[rng() % (sizeof json_chars - 1)];
+                    break;
+                case 3: len = rng() % (len + 1); break;
+                case 4: mut[rng() % 8] = (uint8_t)rng(); break;
+                case 5: {
+                    size_t extra = rng() % (n + 64 - len + 1);
+                    for (size_t i = 0; i < extra; i++) mut[len + i] = (uint8_t)rng();
+                    len += extra;
+                    break;
+                }
             }
         }
         st_file f;
@@ -593,8 +562,8 @@ TEST(fuzz_mutations_never_crash)
             st_metadata_get(&f, "task", v, sizeof v);
         } else {
             bad++;
-            CHECK_MSG(is_empty(&f) && m[0] && rc >= ST_EINVAL && rc < 0,
-                      "iteration %d: code %d, message '%s'", iter, rc, m);
+            CHECK_MSG(is_empty(&f) && m[0] && rc >= ST_EINVAL && rc < 0, "iteration %d: code %d, message '%s'", iter,
+                      rc, m);
         }
         st_close(&f);
     }
@@ -608,28 +577,27 @@ TEST(fuzz_mutations_never_crash)
 /* Values of every half / bfloat16 bit pattern, decoded independently of the
  * code under test; the infinity pattern stands for 2^(emax+1) so that the
  * rounding midpoint of the largest finite value comes out right. */
-static double half_value(uint32_t h)
-{
+static double half_value(uint32_t h) {
     uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
     return e ? ldexp(1024.0 + m, (int)e - 25) : ldexp(m, -24);
 }
 
-static double bf16_value(uint32_t h)
-{
+static double bf16_value(uint32_t h) {
     uint32_t e = (h >> 7) & 0xff, m = h & 0x7f;
     return e ? ldexp(128.0 + m, (int)e - 134) : ldexp(m, -133);
 }
 
 /* Nearest pattern in [0, inf_bits] to |x|, ties to even, plus x's sign. */
-static uint16_t reference_round(float x, double (*value)(uint32_t), uint32_t inf_bits)
-{
+static uint16_t reference_round(float x, double (*value)(uint32_t), uint32_t inf_bits) {
     double ax = fabs((double)x);
     uint32_t lo = 0, hi = inf_bits;
     if (ax >= value(inf_bits)) lo = inf_bits;
     while (hi - lo > 1) { /* value(lo) <= ax < value(hi) */
         uint32_t mid = lo + (hi - lo) / 2;
-        if (value(mid) <= ax) lo = mid;
-        else hi = mid;
+        if (value(mid) <= ax)
+            lo = mid;
+        else
+            hi = mid;
     }
     uint32_t r = lo;
     if (lo != inf_bits && value(lo) != ax) {
@@ -639,8 +607,7 @@ static uint16_t reference_round(float x, double (*value)(uint32_t), uint32_t inf
     return (uint16_t)(r | (signbit(x) ? 0x8000 : 0));
 }
 
-TEST(f16_special_values)
-{
+TEST(f16_special_values) {
     CHECK_EQ_INT(st_f32_to_f16(1.0f), 0x3c00);
     CHECK_EQ_INT(st_f32_to_f16(-2.0f), 0xc000);
     CHECK_EQ_INT(st_f32_to_f16(0.0f), 0x0000);
@@ -652,16 +619,16 @@ TEST(f16_special_values)
     CHECK_EQ_INT(st_f32_to_f16(-1e10f), 0xfc00);
     CHECK_EQ_INT(st_f32_to_f16(INFINITY), 0x7c00);
     CHECK_EQ_INT(st_f32_to_f16(-INFINITY), 0xfc00);
-    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1, -14)), 0x0400);          /* smallest normal */
-    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1023, -24)), 0x03ff);       /* largest subnormal */
-    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1, -24)), 0x0001);          /* smallest subnormal */
-    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1, -25)), 0x0000);          /* tie: to even zero */
-    CHECK_EQ_INT(st_f32_to_f16(ldexpf(3, -26)), 0x0001);          /* 0.75 ulp */
-    CHECK_EQ_INT(st_f32_to_f16(ldexpf(3, -25)), 0x0002);          /* tie at 1.5 ulp: to 2 */
-    CHECK_EQ_INT(st_f32_to_f16(-ldexpf(1, -30)), 0x8000);         /* underflow keeps the sign */
+    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1, -14)), 0x0400);    /* smallest normal */
+    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1023, -24)), 0x03ff); /* largest subnormal */
+    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1, -24)), 0x0001);    /* smallest subnormal */
+    CHECK_EQ_INT(st_f32_to_f16(ldexpf(1, -25)), 0x0000);    /* tie: to even zero */
+    CHECK_EQ_INT(st_f32_to_f16(ldexpf(3, -26)), 0x0001);    /* 0.75 ulp */
+    CHECK_EQ_INT(st_f32_to_f16(ldexpf(3, -25)), 0x0002);    /* tie at 1.5 ulp: to 2 */
+    CHECK_EQ_INT(st_f32_to_f16(-ldexpf(1, -30)), 0x8000);   /* underflow keeps the sign */
     CHECK_EQ_INT(st_f32_to_f16(FLT_TRUE_MIN), 0x0000);
-    CHECK_EQ_INT(st_f32_to_f16(1.0f + ldexpf(1, -11)), 0x3c00);   /* tie: to even */
-    CHECK_EQ_INT(st_f32_to_f16(1.0f + ldexpf(3, -11)), 0x3c02);   /* tie: to even */
+    CHECK_EQ_INT(st_f32_to_f16(1.0f + ldexpf(1, -11)), 0x3c00);              /* tie: to even */
+    CHECK_EQ_INT(st_f32_to_f16(1.0f + ldexpf(3, -11)), 0x3c02);              /* tie: to even */
     CHECK_EQ_INT(st_f32_to_f16(2047.0f / 1024.0f + ldexpf(1, -11)), 0x4000); /* carry into exponent */
 
     uint16_t n = st_f32_to_f16(NAN);
@@ -680,8 +647,7 @@ TEST(f16_special_values)
     CHECK_NEAR(st_f16_to_f32(0x3555), 0.333251953125, 0);
 }
 
-TEST(f16_matches_reference_rounding)
-{
+TEST(f16_matches_reference_rounding) {
     /* every pattern decodes exactly and encodes back to itself */
     for (uint32_t h = 0; h < 0x10000; h++) {
         if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;
@@ -698,8 +664,7 @@ TEST(f16_matches_reference_rounding)
             for (int s = 0; s < 2; s++) {
                 float x = s ? -probes[k] : probes[k];
                 uint16_t want = reference_round(x, half_value, 0x7c00);
-                CHECK_MSG(st_f32_to_f16(x) == want, "f16(%a) = %04x, want %04x", (double)x,
-                          st_f32_to_f16(x), want);
+                CHECK_MSG(st_f32_to_f16(x) == want, "f16(%a) = %04x, want %04x", (double)x, st_f32_to_f16(x), want);
             }
         }
     }
@@ -710,20 +675,18 @@ TEST(f16_matches_reference_rounding)
         memcpy(&x, &bits, 4);
         if (isnan(x)) continue;
         uint16_t want = reference_round(x, half_value, 0x7c00);
-        CHECK_MSG(st_f32_to_f16(x) == want, "f16(%a) = %04x, want %04x", (double)x, st_f32_to_f16(x),
-                  want);
+        CHECK_MSG(st_f32_to_f16(x) == want, "f16(%a) = %04x, want %04x", (double)x, st_f32_to_f16(x), want);
     }
 }
 
-TEST(bf16_matches_reference_rounding)
-{
+TEST(bf16_matches_reference_rounding) {
     CHECK_EQ_INT(st_f32_to_bf16(1.0f), 0x3f80);
     CHECK_EQ_INT(st_f32_to_bf16(-0.0f), 0x8000);
     CHECK_EQ_INT(st_f32_to_bf16(INFINITY), 0x7f80);
     CHECK_EQ_INT(st_f32_to_bf16(-INFINITY), 0xff80);
-    CHECK_EQ_INT(st_f32_to_bf16(FLT_MAX), 0x7f80);                  /* rounds up to infinity */
-    CHECK_EQ_INT(st_f32_to_bf16(1.0f + ldexpf(1, -8)), 0x3f80);     /* tie: to even */
-    CHECK_EQ_INT(st_f32_to_bf16(1.0f + ldexpf(3, -8)), 0x3f82);     /* tie: to even */
+    CHECK_EQ_INT(st_f32_to_bf16(FLT_MAX), 0x7f80);              /* rounds up to infinity */
+    CHECK_EQ_INT(st_f32_to_bf16(1.0f + ldexpf(1, -8)), 0x3f80); /* tie: to even */
+    CHECK_EQ_INT(st_f32_to_bf16(1.0f + ldexpf(3, -8)), 0x3f82); /* tie: to even */
     CHECK_EQ_INT(st_f32_to_bf16(FLT_TRUE_MIN), 0x0000);
     CHECK(st_bf16_to_f32(0x3f80) == 1.0f);
     CHECK(isnan(st_bf16_to_f32(0x7fc0)) && isinf(st_bf16_to_f32(0xff80)));
@@ -749,8 +712,8 @@ TEST(bf16_matches_reference_rounding)
         float probes[3] = {mid, nextafterf(mid, 0), nextafterf(mid, INFINITY)};
         for (int k = 0; k < 3; k++) {
             uint16_t want = reference_round(probes[k], bf16_value, 0x7f80);
-            CHECK_MSG(st_f32_to_bf16(probes[k]) == want, "bf16(%a) = %04x, want %04x",
-                      (double)probes[k], st_f32_to_bf16(probes[k]), want);
+            CHECK_MSG(st_f32_to_bf16(probes[k]) == want, "bf16(%a) = %04x, want %04x", (double)probes[k],
+                      st_f32_to_bf16(probes[k]), want);
         }
     }
     for (int i = 0; i < 200000; i++) {
@@ -759,13 +722,11 @@ TEST(bf16_matches_reference_rounding)
         memcpy(&x, &bits, 4);
         if (isnan(x)) continue;
         uint16_t want = reference_round(x, bf16_value, 0x7f80);
-        CHECK_MSG(st_f32_to_bf16(x) == want, "bf16(%a) = %04x, want %04x", (double)x,
-                  st_f32_to_bf16(x), want);
+        CHECK_MSG(st_f32_to_bf16(x) == want, "bf16(%a) = %04x, want %04x", (double)x, st_f32_to_bf16(x), want);
     }
 }
 
-TEST(names_and_errors)
-{
+TEST(names_and_errors) {
     CHECK_EQ_STR(st_dtype_name(ST_F32), "F32");
     CHECK_EQ_STR(st_dtype_name(ST_F16), "F16");
     CHECK_EQ_STR(st_dtype_name(ST_BF16), "BF16");
@@ -776,8 +737,7 @@ TEST(names_and_errors)
     CHECK_EQ_STR(st_strerror(42), "unknown error");
 }
 
-static void remove_dir(const char *dir)
-{
+static void remove_dir(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -791,8 +751,7 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(g_dir, "/tmp/test_safetensors.XXXXXX");
     if (!mkdtemp(g_dir)) {
         perror("mkdtemp");

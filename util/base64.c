@@ -5,22 +5,18 @@
 #include <string.h>
 #include <strings.h>
 
-static const char alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void set_msg(char *msg, size_t msgsz, const char *text)
-{
+static void set_msg(char *msg, size_t msgsz, const char *text) {
     if (msg && msgsz) snprintf(msg, msgsz, "%s", text);
 }
 
-size_t util_base64_encoded_len(size_t n)
-{
+size_t util_base64_encoded_len(size_t n) {
     return (n / 3 + (n % 3 != 0)) * 4;
 }
 
-int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
-                      size_t *outlen, char *msg, size_t msgsz)
-{
+int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out, size_t *outlen, char *msg,
+                       size_t msgsz) {
     *out = NULL;
     *outlen = 0;
     if (n > (SIZE_MAX - 4) / 4 * 3 || util_base64_encoded_len(n) > max_out) {
@@ -56,8 +52,7 @@ int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
 }
 
 /* 0..63 for alphabet characters, -1 otherwise. */
-static int sextet(unsigned char ch)
-{
+static int sextet(unsigned char ch) {
     if (ch >= 'A' && ch <= 'Z') return ch - 'A';
     if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
     if (ch >= '0' && ch <= '9') return ch - '0' + 52;
@@ -66,14 +61,12 @@ static int sextet(unsigned char ch)
     return -1;
 }
 
-static int is_space(unsigned char ch)
-{
+static int is_space(unsigned char ch) {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
 }
 
-int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
-                      size_t *outlen, char *msg, size_t msgsz)
-{
+int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out, size_t *outlen, char *msg,
+                       size_t msgsz) {
     *out = NULL;
     *outlen = 0;
     /* The encoded length bounds the output, so the cap is checked before
@@ -137,9 +130,7 @@ too_long:
     return -1;
 }
 
-int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len,
-                       char *msg, size_t msgsz)
-{
+int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len, char *msg, size_t msgsz) {
     static const char scheme[] = "data:", b64[] = ";base64", png[] = "image/png";
     const size_t scheme_len = sizeof scheme - 1, b64_len = sizeof b64 - 1;
     if (n < scheme_len || strncasecmp(s, scheme, scheme_len) != 0) {
@@ -161,8 +152,8 @@ int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *p
     size_t type_len = meta_len - b64_len;
     if (type_len != 0 && (type_len != sizeof png - 1 || strncasecmp(meta, png, type_len) != 0)) {
         if (msg && msgsz)
-            snprintf(msg, msgsz, "data URL media type '%.*s' is not image/png",
-                     (int)(type_len > 64 ? 64 : type_len), meta);
+            snprintf(msg, msgsz, "data URL media type '%.*s' is not image/png", (int)(type_len > 64 ? 64 : type_len),
+                     meta);
         return -1;
     }
     *payload = comma + 1;

@@ -16,8 +16,8 @@
 size_t util_base64_encoded_len(size_t n);
 
 /* Encodes src[0..n) with padding; refuses output longer than max_out. */
-int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
-                      size_t *outlen, char *msg, size_t msgsz);
+int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out, size_t *outlen, char *msg,
+                       size_t msgsz);
 
 /*
  * Decodes src[0..n). Padding may be present (then it must be right) or
@@ -25,8 +25,8 @@ int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
  * other character outside the standard alphabet (including base64url's '-'
  * and '_') is refused with its offset. Refuses output longer than max_out.
  */
-int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
-                      size_t *outlen, char *msg, size_t msgsz);
+int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out, size_t *outlen, char *msg,
+                       size_t msgsz);
 
 /*
  * Finds the base64 payload of s[0..n): a plain base64 string is its own
@@ -34,7 +34,6 @@ int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
  * present and a media type, if any, of image/png (case-insensitive).
  * Sets *payload / *payload_len to point inside s.
  */
-int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len,
-                       char *msg, size_t msgsz);
+int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *payload_len, char *msg, size_t msgsz);
 
 #endif

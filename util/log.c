@@ -18,7 +18,9 @@ util_log_level util_log_threshold = UTIL_LOG_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const level_tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
 
-void util_log_set_level(util_log_level level) { util_log_threshold = level; }
+void util_log_set_level(util_log_level level) {
+    util_log_threshold = level;
+}
 
 int util_log_level_from_name(const char *name, util_log_level *out) {
     for (int i = 0; i <= UTIL_LOG_DEBUG; i++) {
@@ -41,8 +43,7 @@ void util_log_write(util_log_level level, const char *fmt, ...) {
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     size_t len = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    len += (size_t)snprintf(line + len, sizeof line - len, ".%03ldZ %s ",
-                            ts.tv_nsec / 1000000, level_tags[level]);
+    len += (size_t)snprintf(line + len, sizeof line - len, ".%03ldZ %s ", ts.tv_nsec / 1000000, level_tags[level]);
 
     va_list ap;
     va_start(ap, fmt);

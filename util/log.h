@@ -24,11 +24,10 @@ void util_log_set_level(util_log_level level);
 int util_log_level_from_name(const char *name, util_log_level *out);
 const char *util_log_level_name(util_log_level level);
 
-void util_log_write(util_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void util_log_write(util_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define util_log(level, ...)                                                    \
-    do {                                                                       \
+#define util_log(level, ...)                                                     \
+    do {                                                                         \
         if ((level) <= util_log_threshold) util_log_write((level), __VA_ARGS__); \
     } while (0)
 

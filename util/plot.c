@@ -8,12 +8,12 @@
 
 #include "util/png.h"
 
-#define MARGIN_LEFT 56
-#define MARGIN_RIGHT 12
-#define MARGIN_TOP 12
+#define MARGIN_LEFT   56
+#define MARGIN_RIGHT  12
+#define MARGIN_TOP    12
 #define MARGIN_BOTTOM 24
-#define GRID_LINES 4
-#define GLYPH_SCALE 2
+#define GRID_LINES    4
+#define GLYPH_SCALE   2
 
 typedef struct canvas {
     uint8_t *px;
@@ -39,10 +39,9 @@ static void line(canvas *c, int x0, int y0, int x1, int y1, const uint8_t rgb[3]
 
 /* 3x5 glyphs, one row per 3-bit number (high bit left). */
 static const char glyph_chars[] = "0123456789.-e+";
-static const uint8_t glyphs[][5] = {
-    {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
-    {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7},
-    {0, 0, 0, 0, 2}, {0, 0, 7, 0, 0}, {0, 7, 5, 6, 3}, {0, 2, 7, 2, 0}};
+static const uint8_t glyphs[][5] = {{7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
+                                    {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7},
+                                    {0, 0, 0, 0, 2}, {0, 0, 7, 0, 0}, {0, 7, 5, 6, 3}, {0, 2, 7, 2, 0}};
 
 /* Text with its top-left corner at (x, y); returns the width drawn. */
 static int text(canvas *c, int x, int y, const char *s, const uint8_t rgb[3]) {
@@ -67,8 +66,8 @@ static void number(char *buf, size_t bufsz, double v) {
     snprintf(buf, bufsz, "%.3g", v);
 }
 
-int util_plot_raster(const double *x, int n, const util_series *series, int n_series, int w, int h,
-                    uint8_t **rgb, char *msg, size_t msgsz) {
+int util_plot_raster(const double *x, int n, const util_series *series, int n_series, int w, int h, uint8_t **rgb,
+                     char *msg, size_t msgsz) {
     if (w < UTIL_PLOT_MIN_SIDE || h < UTIL_PLOT_MIN_SIDE || w > UTIL_PLOT_MAX_SIDE || h > UTIL_PLOT_MAX_SIDE) {
         snprintf(msg, msgsz, "the plot must be %d to %d pixels a side", UTIL_PLOT_MIN_SIDE, UTIL_PLOT_MAX_SIDE);
         return -1;
@@ -128,8 +127,10 @@ int util_plot_raster(const double *x, int n, const util_series *series, int n_se
             }
             int X = left + (int)lround((x[i] - xmin) / (xmax - xmin) * (right - left));
             int Y = bottom - (int)lround((v - ymin) / (ymax - ymin) * (bottom - top));
-            if (pen) line(&c, px, py, X, Y, series[s].rgb);
-            else set(&c, X, Y, series[s].rgb);
+            if (pen)
+                line(&c, px, py, X, Y, series[s].rgb);
+            else
+                set(&c, X, Y, series[s].rgb);
             px = X, py = Y, pen = 1;
         }
     }
@@ -137,8 +138,8 @@ int util_plot_raster(const double *x, int n, const util_series *series, int n_se
     return 0;
 }
 
-int util_plot_png(const double *x, int n, const util_series *series, int n_series, int w, int h,
-                 uint8_t **png, size_t *len, char *msg, size_t msgsz) {
+int util_plot_png(const double *x, int n, const util_series *series, int n_series, int w, int h, uint8_t **png,
+                  size_t *len, char *msg, size_t msgsz) {
     uint8_t *rgb;
     if (util_plot_raster(x, n, series, n_series, w, h, &rgb, msg, msgsz) != 0) return -1;
     int rc = util_png_encode(rgb, w, h, 3, png, len, msg, msgsz);

@@ -36,54 +36,45 @@ typedef struct codec_ctx {
     util_buf out;
 } codec_ctx;
 
-static void set_msg(char *msg, size_t msgsz, const char *text)
-{
+static void set_msg(char *msg, size_t msgsz, const char *text) {
     if (msg && msgsz) snprintf(msg, msgsz, "%s", text);
 }
 
-void util_image_free(util_image *img)
-{
+void util_image_free(util_image *img) {
     if (!img) return;
     free(img->data);
     memset(img, 0, sizeof *img);
 }
 
-static void on_error(png_structp png, png_const_charp text)
-{
+static void on_error(png_structp png, png_const_charp text) {
     codec_ctx *c = png_get_error_ptr(png);
     snprintf(c->err, sizeof c->err, "%s", text);
     png_longjmp(png, 1);
 }
 
 /* Warnings concern ancillary chunks libpng has already dropped. */
-static void on_warning(png_structp png, png_const_charp text)
-{
+static void on_warning(png_structp png, png_const_charp text) {
     (void)png;
     (void)text;
 }
 
-static void read_memory(png_structp png, png_bytep dst, size_t n)
-{
+static void read_memory(png_structp png, png_bytep dst, size_t n) {
     codec_ctx *c = png_get_io_ptr(png);
     if (n > c->len - c->pos) png_error(png, "truncated PNG data");
     memcpy(dst, c->buf + c->pos, n);
     c->pos += n;
 }
 
-static void read_stream(png_structp png, png_bytep dst, size_t n)
-{
+static void read_stream(png_structp png, png_bytep dst, size_t n) {
     codec_ctx *c = png_get_io_ptr(png);
-    if (fread(dst, 1, n, c->fp) != n)
-        png_error(png, ferror(c->fp) ? "read error" : "truncated PNG data");
+    if (fread(dst, 1, n, c->fp) != n) png_error(png, ferror(c->fp) ? "read error" : "truncated PNG data");
 }
 
 /* Channels after png_set_expand, and the transforms that give `want`. */
-static int set_transforms(png_structp png, png_infop info, int want)
-{
+static int set_transforms(png_structp png, png_infop info, int want) {
     int color_type = png_get_color_type(png, info);
     int is_color = (color_type & PNG_COLOR_MASK_COLOR) != 0;
-    int has_alpha = (color_type & PNG_COLOR_MASK_ALPHA) != 0 ||
-                    png_get_valid(png, info, PNG_INFO_tRNS) != 0;
+    int has_alpha = (color_type & PNG_COLOR_MASK_ALPHA) != 0 || png_get_valid(png, info, PNG_INFO_tRNS) != 0;
 
     /* palette -> RGB, gray below 8 bits -> 8 bits, tRNS -> alpha */
     png_set_expand(png);
@@ -104,9 +95,7 @@ static int set_transforms(png_structp png, png_infop info, int want)
 }
 
 /* Reads from the source already set in c, past the 8 signature bytes. */
-static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixels,
-                      util_image *out)
-{
+static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixels, util_image *out) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     if (!png) {
         snprintf(c->err, sizeof c->err, "out of memory");
@@ -134,8 +123,8 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     if ((size_t)w * h > max_pixels) {
         char text[160];
-        snprintf(text, sizeof text, "image is %ux%u = %zu pixels, more than the limit of %zu",
-                 (unsigned)w, (unsigned)h, (size_t)w * h, max_pixels);
+        snprintf(text, sizeof text, "image is %ux%u = %zu pixels, more than the limit of %zu", (unsigned)w, (unsigned)h,
+                 (size_t)w * h, max_pixels);
         png_error(png, text);
     }
     int channels = set_transforms(png, info, want);
@@ -163,21 +152,18 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
     return 0;
 }
 
-static int check_want(int want, char *msg, size_t msgsz)
-{
+static int check_want(int want, char *msg, size_t msgsz) {
     if (want == 0 || want == 1 || want == 3 || want == 4) return 0;
     set_msg(msg, msgsz, "channels must be 0 (keep), 1, 3 or 4");
     return -1;
 }
 
-static void decode_failed(const codec_ctx *c, char *msg, size_t msgsz)
-{
+static void decode_failed(const codec_ctx *c, char *msg, size_t msgsz) {
     if (msg && msgsz) snprintf(msg, msgsz, "invalid PNG: %s", c->err);
 }
 
-int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels,
-                   util_image *out, char *msg, size_t msgsz)
-{
+int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels, util_image *out, char *msg,
+                    size_t msgsz) {
     memset(out, 0, sizeof *out);
     if (check_want(want_channels, msg, msgsz) != 0) return -1;
     if (!buf || len < 8 || png_sig_cmp(buf, 0, 8) != 0) {
@@ -192,9 +178,8 @@ int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t ma
     return 0;
 }
 
-int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
-                        util_image *out, char *msg, size_t msgsz)
-{
+int util_png_decode_file(const char *path, int want_channels, size_t max_pixels, util_image *out, char *msg,
+                         size_t msgsz) {
     memset(out, 0, sizeof *out);
     if (check_want(want_channels, msg, msgsz) != 0) return -1;
     FILE *fp = fopen(path, "rb");
@@ -215,21 +200,18 @@ int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
     return rc;
 }
 
-static void write_buffer(png_structp png, png_bytep src, size_t n)
-{
+static void write_buffer(png_structp png, png_bytep src, size_t n) {
     codec_ctx *c = png_get_io_ptr(png);
     int rc = util_buf_add(&c->out, src, n);
     if (rc == API_BUF_TOOBIG) png_error(png, "encoded PNG exceeds its size cap");
     if (rc != API_BUF_OK) png_error(png, "out of memory");
 }
 
-static void flush_buffer(png_structp png)
-{
+static void flush_buffer(png_structp png) {
     (void)png;
 }
 
-static int encode_run(codec_ctx *c, const uint8_t *pixels, int w, int h, int channels)
-{
+static int encode_run(codec_ctx *c, const uint8_t *pixels, int w, int h, int channels) {
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     if (!png) {
         snprintf(c->err, sizeof c->err, "out of memory");
@@ -246,11 +228,10 @@ static int encode_run(codec_ctx *c, const uint8_t *pixels, int w, int h, int cha
         util_buf_free(&c->out);
         return -1;
     }
-    static const int color_types[5] = {0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB,
-                                       PNG_COLOR_TYPE_RGB_ALPHA};
+    static const int color_types[5] = {0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
     png_set_write_fn(png, c, write_buffer, flush_buffer);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, color_types[channels],
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, color_types[channels], PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     size_t rowbytes = (size_t)w * channels;
     for (int y = 0; y < h; y++) png_write_row(png, pixels + rowbytes * y);
@@ -259,9 +240,8 @@ static int encode_run(codec_ctx *c, const uint8_t *pixels, int w, int h, int cha
     return 0;
 }
 
-int util_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out,
-                   size_t *outlen, char *msg, size_t msgsz)
-{
+int util_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out, size_t *outlen, char *msg,
+                    size_t msgsz) {
     *out = NULL;
     *outlen = 0;
     if (!pixels || w <= 0 || h <= 0 || (channels != 1 && channels != 3 && channels != 4)) {

@@ -40,12 +40,12 @@ void util_image_free(util_image *img);
  * data (bad CRC in a critical chunk, short image data) and files missing
  * their IEND chunk.
  */
-int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels,
-                   util_image *out, char *msg, size_t msgsz);
+int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels, util_image *out, char *msg,
+                    size_t msgsz);
 
 /* util_png_decode for a file, streamed rather than read whole into memory. */
-int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
-                        util_image *out, char *msg, size_t msgsz);
+int util_png_decode_file(const char *path, int want_channels, size_t max_pixels, util_image *out, char *msg,
+                         size_t msgsz);
 
 /* Hard cap on one encoded PNG; images whose worst-case encoding could pass
  * it are refused before encoding starts. */
@@ -56,7 +56,7 @@ int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
  * non-interlaced PNG into a buffer allocated with malloc: *out (free() it)
  * and *outlen.
  */
-int util_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out,
-                   size_t *outlen, char *msg, size_t msgsz);
+int util_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t **out, size_t *outlen, char *msg,
+                    size_t msgsz);
 
 #endif

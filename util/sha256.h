@@ -13,9 +13,9 @@
 
 typedef struct util_sha256 {
     uint32_t h[8];
-    uint64_t len;      /* bytes hashed so far */
+    uint64_t len; /* bytes hashed so far */
     uint8_t block[64];
-    size_t fill;       /* bytes waiting in block */
+    size_t fill; /* bytes waiting in block */
 } util_sha256;
 
 void util_sha256_init(util_sha256 *c);

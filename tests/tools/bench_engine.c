@@ -87,10 +87,10 @@ static int cmd_create(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'o': out = optarg; break;
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        default: return 2;
+            case 'c': config = optarg; break;
+            case 'o': out = optarg; break;
+            case 's': seed = strtoull(optarg, NULL, 10); break;
+            default: return 2;
         }
     }
     if (!config || !out) {
@@ -202,9 +202,8 @@ static int run_train(bench *b, int batch, int reps, lap *ms) {
 
 /* OpenBLAS is loaded with libtorch; reached through the dynamic linker so
  * that this tool links nothing the daemon does not. */
-typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha,
-                         const float *a, int lda, const float *b_, int ldb, float beta, float *c,
-                         int ldc);
+typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                         const float *b_, int ldb, float beta, float *c, int ldc);
 typedef void (*set_threads_fn)(int);
 
 static int run_sgemm(int size, int reps, lap *ms) {
@@ -223,8 +222,7 @@ static int run_sgemm(int size, int reps, lap *ms) {
     enum { ROW_MAJOR = 101, NO_TRANS = 111 };
     for (int r = 0; rc == 0 && r < reps; r++) {
         lap t0 = lap_start();
-        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, size, size, size, 1.0f, a, size, bm, size, 0.0f, c,
-              size);
+        sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, size, size, size, 1.0f, a, size, bm, size, 0.0f, c, size);
         ms[r] = lap_since(t0);
     }
     free(a);
@@ -236,15 +234,14 @@ static int run_sgemm(int size, int reps, lap *ms) {
 static int cmd_serve(int argc, char **argv) {
     const char *model = NULL;
     long threads = 2;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"threads", required_argument, 0, 'j'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"threads", required_argument, 0, 'j'}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'j': threads = strtol(optarg, NULL, 10); break;
-        default: return 2;
+            case 'm': model = optarg; break;
+            case 'j': threads = strtol(optarg, NULL, 10); break;
+            default: return 2;
         }
     }
     if (!model || threads < 1) {
@@ -281,11 +278,16 @@ static int cmd_serve(int argc, char **argv) {
         }
         lap *ms = malloc((size_t)reps * sizeof *ms);
         int rc = -1;
-        if (!ms) printf("error out of memory\n");
-        else if (strcmp(cmd, "forward") == 0) rc = run_forward(&b, x, reps, ms);
-        else if (strcmp(cmd, "train") == 0) rc = run_train(&b, x, reps, ms);
-        else if (strcmp(cmd, "sgemm") == 0) rc = run_sgemm(x, reps, ms);
-        else printf("error unknown command %s\n", cmd);
+        if (!ms)
+            printf("error out of memory\n");
+        else if (strcmp(cmd, "forward") == 0)
+            rc = run_forward(&b, x, reps, ms);
+        else if (strcmp(cmd, "train") == 0)
+            rc = run_train(&b, x, reps, ms);
+        else if (strcmp(cmd, "sgemm") == 0)
+            rc = run_sgemm(x, reps, ms);
+        else
+            printf("error unknown command %s\n", cmd);
         if (rc == 0) print_times(ms, reps);
         free(ms);
     }
