@@ -60,7 +60,7 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 # the PATH: a Node.js installed otherwise conflicts with Debian's npm).
 DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread libcjson-dev \
             libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch nginx-light \
-            dataset-fashion-mnist wrk openssl systemd python3-yaml
+            dataset-fashion-mnist wrk openssl systemd python3-yaml clang-format
 
 .PHONY: all deps run test asan check clean data redocly bench bench-quick base-model adapters eval-adapters eval-adapters-quick
 
