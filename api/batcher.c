@@ -58,6 +58,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/png.h"
 
@@ -85,12 +86,6 @@ typedef struct batch {
     float eta;
     uint64_t seed, next_seed;
 } batch;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static uint64_t random_seed(int n) {
     uint64_t x;
@@ -182,7 +177,7 @@ static int batch_fits(const batch *bt, const api_gen_request *req, int max_batch
 
 /* Moves every waiting request that fits into bt. Under the lock. */
 static void batch_scan(api_batcher *b, batch *bt, api_gen_request **failed) {
-    double now = now_ms();
+    double now = util_mono_ms();
     api_gen_request *prev = NULL, *req = b->head;
     while (req && bt->images < b->p.max_batch) {
         api_gen_request *next = req->next;
@@ -198,11 +193,7 @@ static void batch_scan(api_batcher *b, batch *bt, api_gen_request **failed) {
 }
 
 static void timed_wait(api_batcher *b, double ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long ns = (long long)ts.tv_nsec + (long long)(ms * 1e6);
-    ts.tv_sec += (time_t)(ns / 1000000000LL);
-    ts.tv_nsec = (long)(ns % 1000000000LL);
+    struct timespec ts = util_deadline(CLOCK_MONOTONIC, ms);
     pthread_cond_timedwait(&b->more, &b->lock, &ts);
 }
 
@@ -211,14 +202,14 @@ static void timed_wait(api_batcher *b, double ms) {
 static int next_batch(api_batcher *b, batch *bt, api_gen_request **failed) {
     while (!b->stopping && !b->head) pthread_cond_wait(&b->more, &b->lock);
     if (b->stopping) return 0;
-    double deadline = now_ms() + b->p.batch_wait_ms;
+    double deadline = util_mono_ms() + b->p.batch_wait_ms;
     int target = b->last_images < 1 ? 1 : b->last_images;
     if (target > b->p.max_batch) target = b->p.max_batch;
     for (;;) {
         batch_scan(b, bt, failed);
         if (bt->n_reqs == 0 && !b->head) break;
         if (bt->images >= target || b->stopping) break;
-        double left = deadline - now_ms();
+        double left = deadline - util_mono_ms();
         if (left <= 0) break;
         timed_wait(b, left);
     }
@@ -238,7 +229,7 @@ static int on_progress(int step, int steps, void *user) {
 }
 
 static void encode_images(api_gen_request *req, const eng_image *imgs) {
-    double t0 = now_ms();
+    double t0 = util_mono_ms();
     req->pngs = calloc((size_t)req->n, sizeof *req->pngs);
     req->png_lens = calloc((size_t)req->n, sizeof *req->png_lens);
     if (!req->pngs || !req->png_lens) {
@@ -254,11 +245,11 @@ static void encode_images(api_gen_request *req, const eng_image *imgs) {
             return;
         }
     }
-    req->encode_ms = now_ms() - t0;
+    req->encode_ms = util_mono_ms() - t0;
 }
 
 static void run_batch(api_batcher *b, batch *bt) {
-    double t0 = now_ms();
+    double t0 = util_mono_ms();
     for (int i = 0; i < bt->n_reqs; i++) {
         bt->reqs[i]->queue_ms = t0 - bt->reqs[i]->enqueued_ms;
         bt->reqs[i]->batch_images = bt->images;
@@ -283,7 +274,7 @@ static void run_batch(api_batcher *b, batch *bt) {
     } else {
         snprintf(err.msg, sizeof err.msg, "out of memory");
     }
-    double t1 = now_ms();
+    double t1 = util_mono_ms();
     util_log(UTIL_LOG_DEBUG, "batch: %d requests, %d images, %d steps, seed %llu: %.1f ms%s%s", bt->n_reqs, bt->images,
              bt->steps, (unsigned long long)bt->seed, t1 - t0, rc ? ", failed: " : "", rc ? err.msg : "");
 
@@ -371,7 +362,7 @@ int api_batcher_start(const api_batcher_params *p, api_batcher **out, char *msg,
 
 int api_batcher_submit(api_batcher *b, api_gen_request *req) {
     req->next = NULL;
-    req->enqueued_ms = now_ms();
+    req->enqueued_ms = util_mono_ms();
     req->pngs = NULL;
     req->png_lens = NULL;
     req->msg[0] = '\0';
@@ -398,14 +389,7 @@ void api_batcher_stop(api_batcher *b, int grace_ms) {
     pthread_mutex_unlock(&b->lock);
     if (already) return;
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += grace_ms / 1000;
-    deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = util_deadline(CLOCK_REALTIME, grace_ms);
     if (pthread_timedjoin_np(b->thread, NULL, &deadline) != 0) {
         util_log(UTIL_LOG_WARN, "generation still running after %d ms: cancelling it", grace_ms);
         atomic_store(&b->cancel, 1);

@@ -65,7 +65,9 @@
 #include <microhttpd.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
+#include "util/msg.h"
 
 #define API_MAX_PARAMS       4
 #define API_MAX_HEADERS      4
@@ -146,12 +148,6 @@ const char *api_status_title(api_status status) {
         case API_SUSPENDED: break;
     }
     return "Unknown";
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* splitmix64: request ids that do not reveal how many came before. */
@@ -441,7 +437,7 @@ void *api_request_app(const api_request *r) {
     return r->server->params.app;
 }
 double api_request_age_ms(const api_request *r) {
-    return now_ms() - r->start_ms;
+    return util_mono_ms() - r->start_ms;
 }
 
 const char *api_request_header(api_request *r, const char *name) {
@@ -552,7 +548,7 @@ static api_request *request_new(api_server *s, struct MHD_Connection *conn, cons
     r->server = s;
     r->conn = conn;
     r->method = method;
-    r->start_ms = now_ms();
+    r->start_ms = util_mono_ms();
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = info ? info->connect_fd : -1;
     uint64_t id = mix64(s->id_base + atomic_fetch_add(&s->id_counter, 1));
@@ -682,17 +678,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- the server ------------------------------------------------------- */
 
-static int fail(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *msg, size_t msgsz, const char *fmt, ...) {
-    if (msg && msgsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msgsz, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* Our own socket rather than MHD's: a bind failure can then say why. */
 static int open_listener(const char *host, int port, int *bound_port, char *msg, size_t msgsz) {
     struct sockaddr_storage ss;
@@ -710,18 +695,18 @@ static int open_listener(const char *host, int port, int *bound_port, char *msg,
         v6->sin6_port = htons((uint16_t)port);
         sslen = sizeof *v6;
     } else {
-        return fail(msg, msgsz, "listen: '%s' is not an IP address", host);
+        return util_msg(msg, msgsz, -1, "listen: '%s' is not an IP address", host);
     }
 
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return fail(msg, msgsz, "listen: socket: %s", strerror(errno));
+    if (fd < 0) return util_msg(msg, msgsz, -1, "listen: socket: %s", strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0) {
         int e = errno;
         close(fd);
-        return fail(msg, msgsz, "cannot listen on %s:%d: %s", host, port, strerror(e));
+        return util_msg(msg, msgsz, -1, "cannot listen on %s:%d: %s", host, port, strerror(e));
     }
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
         *bound_port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
@@ -732,7 +717,7 @@ static int open_listener(const char *host, int port, int *bound_port, char *msg,
 
 int api_server_start(const api_server_params *p, api_server **out, char *msg, size_t msgsz) {
     api_server *s = calloc(1, sizeof *s);
-    if (!s) return fail(msg, msgsz, "out of memory");
+    if (!s) return util_msg(msg, msgsz, -1, "out of memory");
     s->params = *p;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);
@@ -755,7 +740,7 @@ int api_server_start(const api_server_params *p, api_server **out, char *msg, si
         pthread_cond_destroy(&s->idle);
         pthread_mutex_destroy(&s->lock);
         free(s);
-        return fail(msg, msgsz, "cannot start the HTTP server on %s:%d", p->host, p->port);
+        return util_msg(msg, msgsz, -1, "cannot start the HTTP server on %s:%d", p->host, p->port);
     }
     *out = s;
     return 0;
@@ -771,14 +756,7 @@ void api_server_quiesce(api_server *s) {
 }
 
 int api_server_drain(api_server *s, int timeout_ms) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = util_deadline(CLOCK_REALTIME, timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     while (s->active > 0 && rc == 0)

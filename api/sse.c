@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "jobs/jobs.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define EVENTS_PER_POLL 200
@@ -33,12 +34,6 @@ struct api_sse {
     int count, stopping;
 };
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* One event; data is a JSON text without newlines (cJSON's unformatted). */
 static int send_event(sse_conn *c, const char *kind, int64_t id, const char *data) {
     size_t len = strlen(data) + strlen(kind) + 64;
@@ -48,7 +43,7 @@ static int send_event(sse_conn *c, const char *kind, int64_t id, const char *dat
                    : snprintf(buf, len, "event: %s\ndata: %s\n\n", kind, data);
     int rc = api_stream_write(c->s, buf, (size_t)n);
     free(buf);
-    if (rc == 0) c->last_write_ms = now_ms();
+    if (rc == 0) c->last_write_ms = util_mono_ms();
     return rc;
 }
 
@@ -93,9 +88,9 @@ static int poll_conn(api_sse *sse, sse_conn *c) {
     }
     if (failed) return 1; /* closed, or the client reads too slowly */
     if (jobs_state_is_final(state)) return 1;
-    if (now_ms() - c->last_write_ms >= sse->heartbeat_ms) {
+    if (util_mono_ms() - c->last_write_ms >= sse->heartbeat_ms) {
         if (api_stream_write(c->s, ": keep-alive\n\n", 14) != 0) return 1;
-        c->last_write_ms = now_ms();
+        c->last_write_ms = util_mono_ms();
     }
     return 0;
 }
@@ -115,11 +110,7 @@ static void *sse_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&sse->lock);
         if (!sse->stopping && !sse->added) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            long long ns = ts.tv_nsec + (long long)sse->poll_ms * 1000000LL;
-            ts.tv_sec += (time_t)(ns / 1000000000LL);
-            ts.tv_nsec = (long)(ns % 1000000000LL);
+            struct timespec ts = util_deadline(CLOCK_MONOTONIC, sse->poll_ms);
             pthread_cond_timedwait(&sse->wake, &sse->lock, &ts);
         }
         int stopping = sse->stopping;
@@ -188,7 +179,7 @@ int api_sse_add(api_sse *sse, api_stream *s, int64_t job_id, int64_t after_event
         c->s = s;
         c->job_id = job_id;
         c->last_id = after_event_id;
-        c->last_write_ms = now_ms();
+        c->last_write_ms = util_mono_ms();
         c->next = sse->added;
         sse->added = c;
         sse->count++;

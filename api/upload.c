@@ -1,5 +1,6 @@
 /* upload.c - see upload.h. */
 #include "api/upload.h"
+#include "util/msg.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -10,17 +11,6 @@
 
 #define BOUNDARY_MAX 70
 #define TAR_BLOCK    512
-
-static int fail(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *msg, size_t msgsz, const char *fmt, ...) {
-    if (msg && msgsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msgsz, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- multipart/form-data ---------------------------------------------- */
 
@@ -58,12 +48,13 @@ static int header_param(const char *v, size_t vlen, const char *key, char *out, 
 int api_multipart_boundary(const char *content_type, char *out, size_t outsz, char *msg, size_t msgsz) {
     static const char type[] = "multipart/form-data";
     if (!content_type || strncasecmp(content_type, type, sizeof type - 1) != 0)
-        return fail(msg, msgsz, "Content-Type: not multipart/form-data");
+        return util_msg(msg, msgsz, -1, "Content-Type: not multipart/form-data");
     char b[BOUNDARY_MAX + 2];
     int got = header_param(content_type, strlen(content_type), "boundary", b, sizeof b);
     if (got <= 0 || !*b || strlen(b) > BOUNDARY_MAX)
-        return fail(msg, msgsz, "Content-Type: multipart/form-data needs a boundary of 1-%d characters", BOUNDARY_MAX);
-    if (strlen(b) + 1 > outsz) return fail(msg, msgsz, "boundary too long");
+        return util_msg(msg, msgsz, -1, "Content-Type: multipart/form-data needs a boundary of 1-%d characters",
+                        BOUNDARY_MAX);
+    if (strlen(b) + 1 > outsz) return util_msg(msg, msgsz, -1, "boundary too long");
     memcpy(out, b, strlen(b) + 1);
     return 0;
 }
@@ -89,19 +80,20 @@ static int part_headers(const uint8_t *h, size_t n, api_part *p, int index, char
             if (nlen == 19 && strncasecmp(line, "Content-Disposition", 19) == 0) {
                 disposition = 1;
                 if (vlen < 9 || strncasecmp(v, "form-data", 9) != 0)
-                    return fail(msg, msgsz, "part %d: Content-Disposition is not form-data", index);
+                    return util_msg(msg, msgsz, -1, "part %d: Content-Disposition is not form-data", index);
                 if (header_param(v, vlen, "name", p->name, sizeof p->name) != 1)
-                    return fail(msg, msgsz, "part %d: no field name (or one over %d bytes)", index,
-                                API_PART_NAME_MAX - 1);
+                    return util_msg(msg, msgsz, -1, "part %d: no field name (or one over %d bytes)", index,
+                                    API_PART_NAME_MAX - 1);
                 if (header_param(v, vlen, "filename", p->filename, sizeof p->filename) < 0)
-                    return fail(msg, msgsz, "part %d: filename over %d bytes", index, API_PART_FILENAME_MAX - 1);
+                    return util_msg(msg, msgsz, -1, "part %d: filename over %d bytes", index,
+                                    API_PART_FILENAME_MAX - 1);
             } else if (nlen == 12 && strncasecmp(line, "Content-Type", 12) == 0) {
                 snprintf(p->content_type, sizeof p->content_type, "%.*s", (int)vlen, v);
             }
         }
         h = eol ? eol + 2 : end;
     }
-    if (!disposition) return fail(msg, msgsz, "part %d: no Content-Disposition header", index);
+    if (!disposition) return util_msg(msg, msgsz, -1, "part %d: no Content-Disposition header", index);
     return 0;
 }
 
@@ -118,7 +110,7 @@ int api_multipart_parse(const char *content_type, const uint8_t *body, size_t le
         p = body + dlen - 2;
     else {
         p = find(body, len, delim, (size_t)dlen);
-        if (!p) return fail(msg, msgsz, "body: no multipart boundary '%s'", boundary);
+        if (!p) return util_msg(msg, msgsz, -1, "body: no multipart boundary '%s'", boundary);
         p += dlen;
     }
     api_part *out = NULL;
@@ -129,19 +121,19 @@ int api_multipart_parse(const char *content_type, const uint8_t *body, size_t le
         while (p < end && (*p == ' ' || *p == '\t')) p++;
         if (end - p < 2 || p[0] != '\r' || p[1] != '\n') {
             free(out);
-            return fail(msg, msgsz, "body: part %d: the multipart body is truncated or malformed", count);
+            return util_msg(msg, msgsz, -1, "body: part %d: the multipart body is truncated or malformed", count);
         }
         p += 2;
         size_t limit = (size_t)(end - p) < API_PART_HEADERS_MAX ? (size_t)(end - p) : API_PART_HEADERS_MAX;
         const uint8_t *hend = find(p, limit, "\r\n\r\n", 4);
         if (!hend) {
             free(out);
-            return fail(msg, msgsz, "body: part %d: headers missing, unterminated or over %d bytes", count,
-                        API_PART_HEADERS_MAX);
+            return util_msg(msg, msgsz, -1, "body: part %d: headers missing, unterminated or over %d bytes", count,
+                            API_PART_HEADERS_MAX);
         }
         if (count == max_parts) {
             free(out);
-            return fail(msg, msgsz, "body: more than %d parts", max_parts);
+            return util_msg(msg, msgsz, -1, "body: more than %d parts", max_parts);
         }
         if (count == cap) {
             cap = cap ? cap * 2 : 8;
@@ -149,7 +141,7 @@ int api_multipart_parse(const char *content_type, const uint8_t *body, size_t le
             api_part *grown = realloc(out, sizeof *out * (size_t)cap);
             if (!grown) {
                 free(out);
-                return fail(msg, msgsz, "out of memory");
+                return util_msg(msg, msgsz, -1, "out of memory");
             }
             out = grown;
         }
@@ -165,7 +157,7 @@ int api_multipart_parse(const char *content_type, const uint8_t *body, size_t le
             char name[API_PART_NAME_MAX];
             memcpy(name, part->name, sizeof name);
             free(out);
-            return fail(msg, msgsz, "body: part %d ('%s'): no closing boundary (truncated body?)", count, name);
+            return util_msg(msg, msgsz, -1, "body: part %d ('%s'): no closing boundary (truncated body?)", count, name);
         }
         part->data = data;
         part->len = (size_t)(next - data);
@@ -219,12 +211,14 @@ int api_tar_each(const uint8_t *buf, size_t len, int (*each)(const api_tar_membe
         unsigned computed = 0;
         for (int i = 0; i < TAR_BLOCK; i++) computed += i >= 148 && i < 156 ? ' ' : h[i];
         if (octal(h + 148, 8, &sum) != 0 || sum != computed)
-            return fail(msg, msgsz, "tar: header at byte %zu: bad checksum (not a tar archive?)", off);
-        if (octal(h + 124, 12, &size) != 0) return fail(msg, msgsz, "tar: header at byte %zu: bad size field", off);
+            return util_msg(msg, msgsz, -1, "tar: header at byte %zu: bad checksum (not a tar archive?)", off);
+        if (octal(h + 124, 12, &size) != 0)
+            return util_msg(msg, msgsz, -1, "tar: header at byte %zu: bad size field", off);
         size_t data_off = off + TAR_BLOCK;
         if (size > len - data_off)
-            return fail(msg, msgsz, "tar: member at byte %zu: %llu bytes of data, past the end (truncated archive)",
-                        off, (unsigned long long)size);
+            return util_msg(msg, msgsz, -1,
+                            "tar: member at byte %zu: %llu bytes of data, past the end (truncated archive)", off,
+                            (unsigned long long)size);
         char type = (char)h[156];
         api_tar_member m;
         if (*long_name) {
@@ -255,9 +249,9 @@ int api_tar_each(const uint8_t *buf, size_t len, int (*each)(const api_tar_membe
         off = data_off + padded;
     }
     if (off != len)
-        return fail(msg, msgsz,
-                    members ? "tar: %zu bytes of a partial header at the end (truncated archive)"
-                            : "tar: %zu bytes are not a tar archive",
-                    members ? len - off : len);
+        return util_msg(msg, msgsz, -1,
+                        members ? "tar: %zu bytes of a partial header at the end (truncated archive)"
+                                : "tar: %zu bytes are not a tar archive",
+                        members ? len - off : len);
     return 0;
 }

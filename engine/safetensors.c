@@ -25,6 +25,7 @@
  * write path.tmp, fsync, rename, fsync the directory.
  */
 #include "engine/safetensors.h"
+#include "util/msg.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -46,18 +47,6 @@ _Static_assert(SIZE_MAX >= UINT64_MAX, "byte counts are computed in 64 bits and 
 #define ST_WRITER_MAX_METADATA 4096
 #define ST_READ_CHUNK          ((size_t)1 << 30)
 #define ST_META_KEY            "__metadata__"
-
-static int fail(char *msg, size_t msgsz, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int fail(char *msg, size_t msgsz, int code, const char *fmt, ...) {
-    if (msg && msgsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msgsz, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 const char *st_dtype_name(st_dtype d) {
     switch (d) {
@@ -203,19 +192,19 @@ static int check_unique_keys(const cJSON *obj, const char *where, char *msg, siz
     size_t n = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, obj) {
-        if (!it->string) return fail(msg, msgsz, ST_EHEADER, "%s has a member without a key", where);
+        if (!it->string) return util_msg(msg, msgsz, ST_EHEADER, "%s has a member without a key", where);
         n++;
     }
     if (n < 2) return ST_OK;
     const char **keys = malloc(n * sizeof *keys);
-    if (!keys) return fail(msg, msgsz, ST_ENOMEM, "out of memory checking %zu keys", n);
+    if (!keys) return util_msg(msg, msgsz, ST_ENOMEM, "out of memory checking %zu keys", n);
     n = 0;
     cJSON_ArrayForEach(it, obj) keys[n++] = it->string;
     qsort(keys, n, sizeof *keys, cmp_cstr_ptr);
     int rc = ST_OK;
     for (size_t i = 1; i < n; i++) {
         if (strcmp(keys[i - 1], keys[i]) == 0) {
-            rc = fail(msg, msgsz, ST_EHEADER, "duplicate key '%.200s' in %s", keys[i], where);
+            rc = util_msg(msg, msgsz, ST_EHEADER, "duplicate key '%.200s' in %s", keys[i], where);
             break;
         }
     }
@@ -224,19 +213,19 @@ static int check_unique_keys(const cJSON *obj, const char *where, char *msg, siz
 }
 
 static int parse_metadata(st_file *f, const cJSON *meta, char *msg, size_t msgsz) {
-    if (!cJSON_IsObject(meta)) return fail(msg, msgsz, ST_EHEADER, ST_META_KEY " is not a JSON object");
+    if (!cJSON_IsObject(meta)) return util_msg(msg, msgsz, ST_EHEADER, ST_META_KEY " is not a JSON object");
     const cJSON *it;
     cJSON_ArrayForEach(it, meta) {
         if (!cJSON_IsString(it) || !it->valuestring)
-            return fail(msg, msgsz, ST_EHEADER, ST_META_KEY " value of '%.200s' is not a string",
-                        it->string ? it->string : "");
+            return util_msg(msg, msgsz, ST_EHEADER, ST_META_KEY " value of '%.200s' is not a string",
+                            it->string ? it->string : "");
     }
     int rc = check_unique_keys(meta, ST_META_KEY, msg, msgsz);
     if (rc != ST_OK) return rc;
     char *printed = cJSON_PrintUnformatted(meta);
     if (printed) f->metadata_json = strdup(printed);
     cJSON_free(printed);
-    if (!f->metadata_json) return fail(msg, msgsz, ST_ENOMEM, "out of memory copying " ST_META_KEY);
+    if (!f->metadata_json) return util_msg(msg, msgsz, ST_ENOMEM, "out of memory copying " ST_META_KEY);
     return ST_OK;
 }
 
@@ -248,7 +237,7 @@ typedef struct span {
 static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, size_t msgsz) {
     const char *name = entry->string;
     if (!cJSON_IsObject(entry))
-        return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': entry is not a JSON object", name);
+        return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': entry is not a JSON object", name);
 
     static const char *const keys[3] = {"dtype", "shape", "data_offsets"};
     const cJSON *found[3] = {NULL, NULL, NULL};
@@ -257,31 +246,31 @@ static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, s
         int k = 0;
         while (k < 3 && (!it->string || strcmp(it->string, keys[k]) != 0)) k++;
         if (k == 3)
-            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': unknown key '%.64s'", name,
-                        it->string ? it->string : "");
-        if (found[k]) return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': duplicate key '%s'", name, keys[k]);
+            return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': unknown key '%.64s'", name,
+                            it->string ? it->string : "");
+        if (found[k]) return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': duplicate key '%s'", name, keys[k]);
         found[k] = it;
     }
     for (int k = 0; k < 3; k++) {
-        if (!found[k]) return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': missing key '%s'", name, keys[k]);
+        if (!found[k]) return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': missing key '%s'", name, keys[k]);
     }
     const cJSON *dtype = found[0], *shape = found[1], *offs = found[2];
 
     if (!cJSON_IsString(dtype) || !dtype->valuestring)
-        return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': dtype is not a string", name);
+        return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': dtype is not a string", name);
     if (!dtype_from_name(dtype->valuestring, &t->dtype))
-        return fail(msg, msgsz, ST_EDTYPE, "tensor '%.200s': dtype '%.32s' is not supported (F32, F16, BF16 only)",
-                    name, dtype->valuestring);
+        return util_msg(msg, msgsz, ST_EDTYPE, "tensor '%.200s': dtype '%.32s' is not supported (F32, F16, BF16 only)",
+                        name, dtype->valuestring);
 
-    if (!cJSON_IsArray(shape)) return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape is not an array", name);
+    if (!cJSON_IsArray(shape)) return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape is not an array", name);
     int ndim = 0;
     cJSON_ArrayForEach(it, shape) {
         uint64_t dim;
         if (ndim == ST_MAX_DIMS)
-            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape has more than %d dims", name, ST_MAX_DIMS);
+            return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape has more than %d dims", name, ST_MAX_DIMS);
         if (!json_exact_uint(it, &dim))
-            return fail(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape[%d] is not an integer in [0, 2^53]", name,
-                        ndim);
+            return util_msg(msg, msgsz, ST_EHEADER, "tensor '%.200s': shape[%d] is not an integer in [0, 2^53]", name,
+                            ndim);
         t->shape[ndim++] = (int64_t)dim;
     }
     t->ndim = ndim;
@@ -299,24 +288,24 @@ static int parse_tensor(const cJSON *entry, st_tensor *t, span *sp, char *msg, s
         }
     }
     if (!ok || nofs != 2)
-        return fail(msg, msgsz, ST_EHEADER,
-                    "tensor '%.200s': data_offsets is not [begin, end] of integers in [0, 2^53]", name);
+        return util_msg(msg, msgsz, ST_EHEADER,
+                        "tensor '%.200s': data_offsets is not [begin, end] of integers in [0, 2^53]", name);
     if (be[0] > be[1])
-        return fail(msg, msgsz, ST_EOFFSET,
-                    "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] end before they begin", name, be[0],
-                    be[1]);
+        return util_msg(msg, msgsz, ST_EOFFSET,
+                        "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] end before they begin", name, be[0],
+                        be[1]);
 
     char sh[ST_MAX_DIMS * 21 + 3];
     uint64_t need;
     if (!shape_bytes(t->shape, ndim, t->dtype, &need))
-        return fail(msg, msgsz, ST_ESIZE, "tensor '%.200s': shape %s of %s overflows 64 bits", name,
-                    shape_str(t->shape, ndim, sh, sizeof sh), st_dtype_name(t->dtype));
+        return util_msg(msg, msgsz, ST_ESIZE, "tensor '%.200s': shape %s of %s overflows 64 bits", name,
+                        shape_str(t->shape, ndim, sh, sizeof sh), st_dtype_name(t->dtype));
     if (be[1] - be[0] != need)
-        return fail(msg, msgsz, ST_ESIZE,
-                    "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] hold %" PRIu64
-                    " bytes, shape %s of %s needs %" PRIu64,
-                    name, be[0], be[1], be[1] - be[0], shape_str(t->shape, ndim, sh, sizeof sh),
-                    st_dtype_name(t->dtype), need);
+        return util_msg(msg, msgsz, ST_ESIZE,
+                        "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] hold %" PRIu64
+                        " bytes, shape %s of %s needs %" PRIu64,
+                        name, be[0], be[1], be[1] - be[0], shape_str(t->shape, ndim, sh, sizeof sh),
+                        st_dtype_name(t->dtype), need);
     t->nbytes = (size_t)need;
     sp->begin = be[0];
     sp->end = be[1];
@@ -344,37 +333,37 @@ static int check_tiling(const st_file *f, span *sp, uint64_t data_size, char *ms
     for (size_t i = 0; i < f->count; i++) {
         const char *name = f->tensors[sp[i].idx].name;
         if (sp[i].begin < pos)
-            return fail(msg, msgsz, ST_EOFFSET,
-                        "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64
-                        "] overlap tensor '%.200s', which ends at %" PRIu64,
-                        name, sp[i].begin, sp[i].end, prev, pos);
+            return util_msg(msg, msgsz, ST_EOFFSET,
+                            "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64
+                            "] overlap tensor '%.200s', which ends at %" PRIu64,
+                            name, sp[i].begin, sp[i].end, prev, pos);
         if (sp[i].begin > pos && sp[i].end > data_size)
-            return fail(msg, msgsz, ST_EOFFSET,
-                        "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64 "] lie outside the data area of %" PRIu64
-                        " bytes",
-                        name, sp[i].begin, sp[i].end, data_size);
+            return util_msg(msg, msgsz, ST_EOFFSET,
+                            "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64
+                            "] lie outside the data area of %" PRIu64 " bytes",
+                            name, sp[i].begin, sp[i].end, data_size);
         if (sp[i].begin > pos)
-            return fail(msg, msgsz, ST_EOFFSET,
-                        "gap in the data area: bytes [%" PRIu64 ",%" PRIu64
-                        ") before tensor '%.200s' belong to no tensor",
-                        pos, sp[i].begin, name);
+            return util_msg(msg, msgsz, ST_EOFFSET,
+                            "gap in the data area: bytes [%" PRIu64 ",%" PRIu64
+                            ") before tensor '%.200s' belong to no tensor",
+                            pos, sp[i].begin, name);
         if (sp[i].end > data_size)
-            return fail(msg, msgsz, ST_ETRUNC,
-                        "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64
-                        "] run past the end of the file, whose data area holds %" PRIu64 " bytes",
-                        name, sp[i].begin, sp[i].end, data_size);
+            return util_msg(msg, msgsz, ST_ETRUNC,
+                            "tensor '%.200s': data_offsets [%" PRIu64 ",%" PRIu64
+                            "] run past the end of the file, whose data area holds %" PRIu64 " bytes",
+                            name, sp[i].begin, sp[i].end, data_size);
         pos = sp[i].end;
         prev = name;
     }
     if (pos != data_size)
-        return fail(msg, msgsz, ST_EOFFSET,
-                    "%" PRIu64 " trailing bytes: the tensors end at %" PRIu64 ", the data area holds %" PRIu64,
-                    data_size - pos, pos, data_size);
+        return util_msg(msg, msgsz, ST_EOFFSET,
+                        "%" PRIu64 " trailing bytes: the tensors end at %" PRIu64 ", the data area holds %" PRIu64,
+                        data_size - pos, pos, data_size);
     return ST_OK;
 }
 
 static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, size_t msgsz) {
-    if (!cJSON_IsObject(root)) return fail(msg, msgsz, ST_EHEADER, "header is not a JSON object");
+    if (!cJSON_IsObject(root)) return util_msg(msg, msgsz, ST_EHEADER, "header is not a JSON object");
     int rc = check_unique_keys(root, "the header", msg, msgsz);
     if (rc != ST_OK) return rc;
 
@@ -392,7 +381,7 @@ static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, s
     span *sp = calloc(n ? n : 1, sizeof *sp);
     if (!f->tensors || !sp) {
         free(sp);
-        return fail(msg, msgsz, ST_ENOMEM, "out of memory for %zu tensors", n);
+        return util_msg(msg, msgsz, ST_ENOMEM, "out of memory for %zu tensors", n);
     }
     const uint8_t *data = f->buf + 8 + hlen;
     uint64_t data_size = f->size - 8 - hlen;
@@ -401,7 +390,7 @@ static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, s
         st_tensor *t = &f->tensors[f->count];
         t->name = strdup(it->string);
         if (!t->name) {
-            rc = fail(msg, msgsz, ST_ENOMEM, "out of memory for tensor names");
+            rc = util_msg(msg, msgsz, ST_ENOMEM, "out of memory for tensor names");
             break;
         }
         f->count++; /* from here st_close frees the name */
@@ -419,41 +408,41 @@ static int parse_root(st_file *f, const cJSON *root, uint64_t hlen, char *msg, s
 
 static int parse_all(st_file *f, char *msg, size_t msgsz) {
     if (f->size < 8)
-        return fail(msg, msgsz, ST_ETRUNC, "file of %zu bytes is shorter than the 8-byte header length", f->size);
+        return util_msg(msg, msgsz, ST_ETRUNC, "file of %zu bytes is shorter than the 8-byte header length", f->size);
     uint64_t hlen = load_le64(f->buf);
     if (hlen > ST_MAX_HEADER)
-        return fail(msg, msgsz, ST_EHEADER, "header length %" PRIu64 " exceeds the cap of %u bytes", hlen,
-                    ST_MAX_HEADER);
+        return util_msg(msg, msgsz, ST_EHEADER, "header length %" PRIu64 " exceeds the cap of %u bytes", hlen,
+                        ST_MAX_HEADER);
     if (hlen > f->size - 8)
-        return fail(msg, msgsz, ST_ETRUNC, "header length %" PRIu64 " exceeds the %zu bytes that follow it", hlen,
-                    f->size - 8);
+        return util_msg(msg, msgsz, ST_ETRUNC, "header length %" PRIu64 " exceeds the %zu bytes that follow it", hlen,
+                        f->size - 8);
     const uint8_t *hdr = f->buf + 8;
-    if (hlen == 0 || hdr[0] != '{') return fail(msg, msgsz, ST_EHEADER, "header does not start with '{'");
+    if (hlen == 0 || hdr[0] != '{') return util_msg(msg, msgsz, ST_EHEADER, "header does not start with '{'");
     size_t bad = utf8_invalid_at(hdr, hlen);
-    if (bad < hlen) return fail(msg, msgsz, ST_EHEADER, "header is not valid UTF-8 (byte %zu)", bad);
+    if (bad < hlen) return util_msg(msg, msgsz, ST_EHEADER, "header is not valid UTF-8 (byte %zu)", bad);
     /* JSON allows raw control bytes nowhere but as whitespace; cJSON would let
      * some through inside strings, and a NUL would silently cut a name. */
     for (size_t i = 0; i < hlen; i++) {
         if (hdr[i] < 0x20 && hdr[i] != ' ' && hdr[i] != '\t' && hdr[i] != '\n' && hdr[i] != '\r')
-            return fail(msg, msgsz, ST_EHEADER, "header has control byte 0x%02x at byte %zu", hdr[i], i);
+            return util_msg(msg, msgsz, ST_EHEADER, "header has control byte 0x%02x at byte %zu", hdr[i], i);
     }
 
     /* cJSON gets its own NUL-terminated copy, so no parser path can read past
      * the header even if a length check in it were missing. */
     char *text = malloc(hlen + 1);
-    if (!text) return fail(msg, msgsz, ST_ENOMEM, "out of memory for a %" PRIu64 "-byte header", hlen);
+    if (!text) return util_msg(msg, msgsz, ST_ENOMEM, "out of memory for a %" PRIu64 "-byte header", hlen);
     memcpy(text, hdr, hlen);
     text[hlen] = '\0';
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, hlen, &end, 0);
     int rc = ST_OK;
     if (!root) {
-        rc = fail(msg, msgsz, ST_EHEADER, "header is not valid JSON (error near byte %td)",
-                  end ? end - text : (ptrdiff_t)0);
+        rc = util_msg(msg, msgsz, ST_EHEADER, "header is not valid JSON (error near byte %td)",
+                      end ? end - text : (ptrdiff_t)0);
     } else {
         for (const char *p = end; p < text + hlen; p++) {
             if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-                rc = fail(msg, msgsz, ST_EHEADER, "header has bytes after its JSON object (byte %td)", p - text);
+                rc = util_msg(msg, msgsz, ST_EHEADER, "header has bytes after its JSON object (byte %td)", p - text);
                 break;
             }
         }
@@ -467,10 +456,10 @@ static int parse_all(st_file *f, char *msg, size_t msgsz) {
 int st_parse(uint8_t *buf, size_t size, st_file *out, char *msg, size_t msgsz) {
     if (!out) {
         free(buf);
-        return fail(msg, msgsz, ST_EINVAL, "no st_file to parse into");
+        return util_msg(msg, msgsz, ST_EINVAL, "no st_file to parse into");
     }
     memset(out, 0, sizeof *out);
-    if (!buf && size) return fail(msg, msgsz, ST_EINVAL, "no buffer for %zu bytes", size);
+    if (!buf && size) return util_msg(msg, msgsz, ST_EINVAL, "no buffer for %zu bytes", size);
     out->buf = buf;
     out->size = size;
     int rc = parse_all(out, msg, msgsz);
@@ -480,28 +469,28 @@ int st_parse(uint8_t *buf, size_t size, st_file *out, char *msg, size_t msgsz) {
 
 int st_open(const char *path, st_file *out, char *msg, size_t msgsz) {
     if (out) memset(out, 0, sizeof *out);
-    if (!path || !out) return fail(msg, msgsz, ST_EINVAL, "st_open needs a path and an st_file");
+    if (!path || !out) return util_msg(msg, msgsz, ST_EINVAL, "st_open needs a path and an st_file");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(msg, msgsz, ST_EIO, "cannot open: %s", strerror(errno));
+    if (fd < 0) return util_msg(msg, msgsz, ST_EIO, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return fail(msg, msgsz, ST_EIO, "cannot stat: %s", strerror(e));
+        return util_msg(msg, msgsz, ST_EIO, "cannot stat: %s", strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(msg, msgsz, ST_EIO, "not a regular file");
+        return util_msg(msg, msgsz, ST_EIO, "not a regular file");
     }
     if ((uint64_t)st.st_size > ST_MAX_FILE) {
         close(fd);
-        return fail(msg, msgsz, ST_EIO, "%jd bytes exceed the 16 GiB cap", (intmax_t)st.st_size);
+        return util_msg(msg, msgsz, ST_EIO, "%jd bytes exceed the 16 GiB cap", (intmax_t)st.st_size);
     }
     size_t size = (size_t)st.st_size;
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
         close(fd);
-        return fail(msg, msgsz, ST_ENOMEM, "out of memory for %zu bytes", size);
+        return util_msg(msg, msgsz, ST_ENOMEM, "out of memory for %zu bytes", size);
     }
     size_t got = 0;
     while (got < size) {
@@ -512,7 +501,7 @@ int st_open(const char *path, st_file *out, char *msg, size_t msgsz) {
             int e = r < 0 ? errno : 0;
             close(fd);
             free(buf);
-            return fail(msg, msgsz, ST_EIO, "%s", e ? strerror(e) : "file shrank while being read");
+            return util_msg(msg, msgsz, ST_EIO, "%s", e ? strerror(e) : "file shrank while being read");
         }
         got += (size_t)r;
     }
@@ -759,11 +748,11 @@ static void build_header(const st_writer *w, hbuf *b) {
 static int fsync_parent_dir(const char *path, char *msg, size_t msgsz) {
     const char *slash = strrchr(path, '/');
     char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return fail(msg, msgsz, ST_ENOMEM, "out of memory");
+    if (!dir) return util_msg(msg, msgsz, ST_ENOMEM, "out of memory");
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = ST_OK;
     if (fd < 0 || fsync(fd) != 0)
-        rc = fail(msg, msgsz, ST_EIO, "fsync of directory %s failed: %s", dir, strerror(errno));
+        rc = util_msg(msg, msgsz, ST_EIO, "fsync of directory %s failed: %s", dir, strerror(errno));
     if (fd >= 0) close(fd);
     free(dir);
     return rc;
@@ -771,7 +760,7 @@ static int fsync_parent_dir(const char *path, char *msg, size_t msgsz) {
 
 static int write_file(const st_writer *w, const hbuf *hb, const char *tmp, char *msg, size_t msgsz) {
     FILE *fp = fopen(tmp, "wb");
-    if (!fp) return fail(msg, msgsz, ST_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    if (!fp) return util_msg(msg, msgsz, ST_EIO, "cannot create %s: %s", tmp, strerror(errno));
     uint8_t len[8];
     for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)hb->len >> (8 * i));
     bool ok = fwrite(len, 1, 8, fp) == 8 && fwrite(hb->p, 1, hb->len, fp) == hb->len;
@@ -784,35 +773,36 @@ static int write_file(const st_writer *w, const hbuf *hb, const char *tmp, char 
         ok = false;
         e = errno;
     }
-    if (!ok) return fail(msg, msgsz, ST_EIO, "writing %s failed: %s", tmp, strerror(e));
+    if (!ok) return util_msg(msg, msgsz, ST_EIO, "writing %s failed: %s", tmp, strerror(e));
     return ST_OK;
 }
 
 int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz) {
-    if (!w || !path || !*path) return fail(msg, msgsz, ST_EINVAL, "st_writer_save needs a writer and a path");
+    if (!w || !path || !*path) return util_msg(msg, msgsz, ST_EINVAL, "st_writer_save needs a writer and a path");
     uint64_t total = 0;
     for (size_t i = 0; i < w->n; i++) total += w->t[i].nbytes;
-    if (total > ST_MAX_EXACT) return fail(msg, msgsz, ST_EINVAL, "%" PRIu64 " bytes of tensors are too many", total);
+    if (total > ST_MAX_EXACT)
+        return util_msg(msg, msgsz, ST_EINVAL, "%" PRIu64 " bytes of tensors are too many", total);
 
     hbuf hb = {0};
     build_header(w, &hb);
     if (hb.err) {
         free(hb.p);
-        return hb.err == ST_EINVAL ? fail(msg, msgsz, ST_EINVAL, "header exceeds %u bytes", ST_MAX_HEADER)
-                                   : fail(msg, msgsz, ST_ENOMEM, "out of memory building the header");
+        return hb.err == ST_EINVAL ? util_msg(msg, msgsz, ST_EINVAL, "header exceeds %u bytes", ST_MAX_HEADER)
+                                   : util_msg(msg, msgsz, ST_ENOMEM, "out of memory building the header");
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp) {
         free(hb.p);
-        return fail(msg, msgsz, ST_ENOMEM, "out of memory");
+        return util_msg(msg, msgsz, ST_ENOMEM, "out of memory");
     }
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
 
     int rc = write_file(w, &hb, tmp, msg, msgsz);
     if (rc == ST_OK && rename(tmp, path) != 0)
-        rc = fail(msg, msgsz, ST_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
+        rc = util_msg(msg, msgsz, ST_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
     if (rc != ST_OK)
         unlink(tmp);
     else
@@ -898,7 +888,7 @@ int st_set_metadata_file(const char *path, const char *key, const char *value, c
     st_writer *w = st_writer_new();
     if (!w) {
         st_close(&f);
-        return fail(msg, msgsz, ST_ENOMEM, "out of memory");
+        return util_msg(msg, msgsz, ST_ENOMEM, "out of memory");
     }
     for (size_t i = 0; rc == ST_OK && i < f.count; i++) {
         const st_tensor *t = &f.tensors[i];
@@ -911,7 +901,7 @@ int st_set_metadata_file(const char *path, const char *key, const char *value, c
     cJSON_Delete(meta);
     if (rc == ST_OK) rc = st_writer_set_metadata(w, key, value);
     if (rc != ST_OK)
-        fail(msg, msgsz, rc, "cannot copy the file's tensors or metadata");
+        util_msg(msg, msgsz, rc, "cannot copy the file's tensors or metadata");
     else
         rc = st_writer_save(w, path, msg, msgsz); /* temporary file, fsync, rename */
     st_writer_free(w);

@@ -16,6 +16,7 @@
  */
 #include "jobs/dataset.h"
 
+#include "util/msg.h"
 #include "util/png.h"
 
 #include <cjson/cJSON.h>
@@ -44,16 +45,6 @@
 #define FOLDER_MAX_FILES      1000000
 #define LABELS_JSON_MAX_BYTES ((long)16 << 20)
 
-static void set_msg(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_msg(char *msg, size_t msgsz, const char *fmt, ...) {
-    if (!msg || !msgsz) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msgsz, fmt, ap);
-    va_end(ap);
-}
-
 static uint32_t get_u32le(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -75,25 +66,25 @@ int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgs
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_msg(msg, msgsz, "%s: %s", path, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_msg(msg, msgsz, "%s: not a regular file", path);
+        util_msg(msg, msgsz, 0, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
     uint64_t size = (uint64_t)st.st_size;
     if (size < JOBS_DATASET_HEADER_BYTES) {
-        set_msg(msg, msgsz, "%s: %llu bytes, too short for a dataset header", path, (unsigned long long)size);
+        util_msg(msg, msgsz, 0, "%s: %llu bytes, too short for a dataset header", path, (unsigned long long)size);
         close(fd);
         return -1;
     }
     void *map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
     if (map == MAP_FAILED) {
-        set_msg(msg, msgsz, "%s: mmap: %s", path, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: mmap: %s", path, strerror(errno));
         return -1;
     }
     const uint8_t *h = map;
@@ -111,7 +102,7 @@ int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgs
     else if (has_labels > 1)
         bad = "has_labels must be 0 or 1";
     if (bad) {
-        set_msg(msg, msgsz, "%s: %s", path, bad);
+        util_msg(msg, msgsz, 0, "%s: %s", path, bad);
         munmap(map, (size_t)size);
         return -1;
     }
@@ -119,8 +110,8 @@ int jobs_dataset_map(const char *path, jobs_dataset *out, char *msg, size_t msgs
     uint64_t image_bytes = (uint64_t)height * width * channels;
     uint64_t expected = JOBS_DATASET_HEADER_BYTES + image_bytes * count + (has_labels ? count : 0);
     if (size != expected) {
-        set_msg(msg, msgsz, "%s: %llu bytes but the header describes %llu (%s)", path, (unsigned long long)size,
-                (unsigned long long)expected, size < expected ? "truncated" : "trailing data");
+        util_msg(msg, msgsz, 0, "%s: %llu bytes but the header describes %llu (%s)", path, (unsigned long long)size,
+                 (unsigned long long)expected, size < expected ? "truncated" : "trailing data");
         munmap(map, (size_t)size);
         return -1;
     }
@@ -169,16 +160,16 @@ static int writer_open(writer *w, const char *path, int height, int width, int c
     w->channels = channels;
     w->has_labels = has_labels;
     if (snprintf(w->tmp, sizeof w->tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof w->tmp) {
-        set_msg(msg, msgsz, "output path too long");
+        util_msg(msg, msgsz, 0, "output path too long");
         return -1;
     }
     int fd = mkstemp(w->tmp);
     if (fd < 0) {
-        set_msg(msg, msgsz, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: cannot create a temporary file: %s", path, strerror(errno));
         return -1;
     }
     if (fchmod(fd, 0644) != 0 || !(w->fp = fdopen(fd, "wb"))) {
-        set_msg(msg, msgsz, "%s: %s", w->tmp, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: %s", w->tmp, strerror(errno));
         close(fd);
         unlink(w->tmp);
         return -1;
@@ -187,7 +178,7 @@ static int writer_open(writer *w, const char *path, int height, int width, int c
     /* The header is written last, once the count is known. */
     uint8_t zeros[JOBS_DATASET_HEADER_BYTES] = {0};
     if (fwrite(zeros, 1, sizeof zeros, w->fp) != sizeof zeros) {
-        set_msg(msg, msgsz, "%s: write: %s", w->tmp, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: write: %s", w->tmp, strerror(errno));
         fclose(w->fp);
         unlink(w->tmp);
         return -1;
@@ -208,8 +199,8 @@ static int writer_add(writer *w, const uint8_t *pixels, int label, char *msg, si
     size_t image_bytes = (size_t)w->height * w->width * w->channels;
     if (w->count >= JOBS_DATASET_MAX_COUNT ||
         JOBS_DATASET_HEADER_BYTES + (uint64_t)(w->count + 1) * (image_bytes + 1) > MAX_FILE_BYTES) {
-        set_msg(msg, msgsz, "dataset would exceed %d images or %llu bytes", JOBS_DATASET_MAX_COUNT,
-                (unsigned long long)MAX_FILE_BYTES);
+        util_msg(msg, msgsz, 0, "dataset would exceed %d images or %llu bytes", JOBS_DATASET_MAX_COUNT,
+                 (unsigned long long)MAX_FILE_BYTES);
         return -1;
     }
     if (w->has_labels && w->count == w->labels_cap) {
@@ -217,14 +208,14 @@ static int writer_add(writer *w, const uint8_t *pixels, int label, char *msg, si
         if (cap > JOBS_DATASET_MAX_COUNT) cap = JOBS_DATASET_MAX_COUNT;
         uint8_t *grown = realloc(w->labels, cap);
         if (!grown) {
-            set_msg(msg, msgsz, "out of memory for labels");
+            util_msg(msg, msgsz, 0, "out of memory for labels");
             return -1;
         }
         w->labels = grown;
         w->labels_cap = cap;
     }
     if (fwrite(pixels, 1, image_bytes, w->fp) != image_bytes) {
-        set_msg(msg, msgsz, "%s: write: %s", w->tmp, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: write: %s", w->tmp, strerror(errno));
         return -1;
     }
     if (w->has_labels) w->labels[w->count] = (uint8_t)label;
@@ -251,7 +242,7 @@ static int sync_parent(const char *path) {
 
 static int writer_finish(writer *w, char *msg, size_t msgsz) {
     if (w->count == 0) {
-        set_msg(msg, msgsz, "no image could be imported");
+        util_msg(msg, msgsz, 0, "no image could be imported");
         writer_abort(w);
         return -1;
     }
@@ -266,14 +257,14 @@ static int writer_finish(writer *w, char *msg, size_t msgsz) {
     int ok = (!w->has_labels || fwrite(w->labels, 1, w->count, w->fp) == w->count) && fseek(w->fp, 0, SEEK_SET) == 0 &&
              fwrite(h, 1, sizeof h, w->fp) == sizeof h && fflush(w->fp) == 0 && fsync(fileno(w->fp)) == 0;
     if (!ok) {
-        set_msg(msg, msgsz, "%s: write: %s", w->tmp, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: write: %s", w->tmp, strerror(errno));
         writer_abort(w);
         return -1;
     }
     int rc = fclose(w->fp);
     w->fp = NULL;
     if (rc != 0 || rename(w->tmp, w->path) != 0) {
-        set_msg(msg, msgsz, "%s: %s", w->path, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: %s", w->path, strerror(errno));
         unlink(w->tmp);
         writer_abort(w);
         return -1;
@@ -281,7 +272,7 @@ static int writer_finish(writer *w, char *msg, size_t msgsz) {
     free(w->labels);
     w->labels = NULL;
     if (sync_parent(w->path) != 0) {
-        set_msg(msg, msgsz, "%s: fsync of its folder: %s", w->path, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: fsync of its folder: %s", w->path, strerror(errno));
         return -1;
     }
     return 0;
@@ -416,7 +407,7 @@ static int fit_image(fitter *f, const uint8_t *src, int w, int h, int sc, char *
     if (need > f->crop_cap) {
         uint8_t *grown = realloc(f->crop, need);
         if (!grown) {
-            set_msg(msg, msgsz, "out of memory");
+            util_msg(msg, msgsz, 0, "out of memory");
             return -1;
         }
         f->crop = grown;
@@ -431,7 +422,7 @@ static int fit_image(fitter *f, const uint8_t *src, int w, int h, int sc, char *
             for (int x = 0; x < side; x++) convert_pixel(s + (size_t)x * sc, sc, d + (size_t)x * dc, dc);
     }
     if (resize_square(f->crop, side, dc, f->out, f->size) != 0) {
-        set_msg(msg, msgsz, "out of memory");
+        util_msg(msg, msgsz, 0, "out of memory");
         return -1;
     }
     return 0;
@@ -455,11 +446,11 @@ int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, 
     fitter f;
     if (w < 1 || h < 1 || size < 1 || size > JOBS_DATASET_MAX_SIDE || !valid_shape(1, 1, (uint32_t)channels_in) ||
         !valid_shape(1, 1, (uint32_t)channels_out)) {
-        set_msg(msg, msgsz, "bad image shape");
+        util_msg(msg, msgsz, 0, "bad image shape");
         return -1;
     }
     if (fitter_init(&f, size, channels_out) != 0) {
-        set_msg(msg, msgsz, "out of memory");
+        util_msg(msg, msgsz, 0, "out of memory");
         return -1;
     }
     int rc = fit_image(&f, src, w, h, channels_in, msg, msgsz);
@@ -496,7 +487,7 @@ static int importer_open(importer *im, const jobs_import_params *p, const char *
     im->limit = p->limit > 0 ? p->limit : JOBS_DATASET_MAX_COUNT;
     int size = p->size ? p->size : native_size, channels = p->channels ? p->channels : native_channels;
     if (fitter_init(&im->f, size, channels) != 0) {
-        set_msg(msg, msgsz, "out of memory");
+        util_msg(msg, msgsz, 0, "out of memory");
         return -1;
     }
     if (writer_open(&im->w, out_path, size, size, channels, has_labels, msg, msgsz) != 0) {
@@ -530,7 +521,7 @@ static int importer_close(importer *im, int ok, char *msg, size_t msgsz) {
 static char *read_small_file(const char *path, long max, size_t *len, char *msg, size_t msgsz) {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        set_msg(msg, msgsz, "%s: %s", path, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = malloc((size_t)max + 1);
@@ -538,7 +529,7 @@ static char *read_small_file(const char *path, long max, size_t *len, char *msg,
     int err = ferror(fp);
     fclose(fp);
     if (!buf || err || n > (size_t)max) {
-        set_msg(msg, msgsz, "%s: %s", path, !buf ? "out of memory" : err ? "read error" : "file too large");
+        util_msg(msg, msgsz, 0, "%s: %s", path, !buf ? "out of memory" : err ? "read error" : "file too large");
         free(buf);
         return NULL;
     }
@@ -562,12 +553,12 @@ static uint8_t *read_cifar_labels(const char *path, int expected, char *msg, siz
     free(text);
     uint8_t *labels = NULL;
     if (!cJSON_IsArray(root) || cJSON_GetArraySize(root) != expected) {
-        set_msg(msg, msgsz, "%s: expected a JSON array of %d labels", path, expected);
+        util_msg(msg, msgsz, 0, "%s: expected a JSON array of %d labels", path, expected);
         goto done;
     }
     labels = malloc((size_t)expected);
     if (!labels) {
-        set_msg(msg, msgsz, "out of memory");
+        util_msg(msg, msgsz, 0, "out of memory");
         goto done;
     }
     int i = 0;
@@ -589,7 +580,7 @@ static uint8_t *read_cifar_labels(const char *path, int expected, char *msg, siz
             }
         }
         if (!(value >= 0 && value <= 255 && value == floor(value))) {
-            set_msg(msg, msgsz, "%s: label %d is not a class number 0..255 or a one-hot row", path, i);
+            util_msg(msg, msgsz, 0, "%s: label %d is not a class number 0..255 or a one-hot row", path, i);
             free(labels);
             labels = NULL;
             goto done;
@@ -656,19 +647,19 @@ static int import_cifar10(const jobs_import_params *p, const char *out_path, job
 static gzFile open_idx(const char *path, int ndims, uint32_t *dims, char *msg, size_t msgsz) {
     gzFile gz = gzopen(path, "rb");
     if (!gz) {
-        set_msg(msg, msgsz, "%s: %s", path, errno ? strerror(errno) : "cannot open");
+        util_msg(msg, msgsz, 0, "%s: %s", path, errno ? strerror(errno) : "cannot open");
         return NULL;
     }
     gzbuffer(gz, 1 << 17);
     uint8_t head[4 + 4 * 3];
     unsigned want = 4 + 4 * (unsigned)ndims;
     if (gzread(gz, head, want) != (int)want) {
-        set_msg(msg, msgsz, "%s: truncated or not gzip", path);
+        util_msg(msg, msgsz, 0, "%s: truncated or not gzip", path);
         gzclose(gz);
         return NULL;
     }
     if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != ndims) {
-        set_msg(msg, msgsz, "%s: not an IDX file of unsigned bytes with %d dimensions", path, ndims);
+        util_msg(msg, msgsz, 0, "%s: not an IDX file of unsigned bytes with %d dimensions", path, ndims);
         gzclose(gz);
         return NULL;
     }
@@ -697,14 +688,14 @@ static int import_fashion_mnist(const jobs_import_params *p, const char *out_pat
     uint32_t n = idims[0], rows = idims[1], cols = idims[2];
     int rc = -1;
     if (n != ldims[0] || n < 1 || n > JOBS_DATASET_MAX_COUNT || !valid_shape(rows, cols, 1)) {
-        set_msg(msg, msgsz, "%s: %u images of %ux%u and %u labels do not make a dataset", ipath, n, rows, cols,
-                ldims[0]);
+        util_msg(msg, msgsz, 0, "%s: %u images of %ux%u and %u labels do not make a dataset", ipath, n, rows, cols,
+                 ldims[0]);
         goto done;
     }
     uint8_t *pixels = malloc((size_t)rows * cols);
     importer im;
     if (!pixels || importer_open(&im, p, out_path, (int)rows, 1, 1, st, msg, msgsz) != 0) {
-        if (!pixels) set_msg(msg, msgsz, "out of memory");
+        if (!pixels) util_msg(msg, msgsz, 0, "out of memory");
         free(pixels);
         goto done;
     }
@@ -712,7 +703,7 @@ static int import_fashion_mnist(const jobs_import_params *p, const char *out_pat
     for (uint32_t i = 0; i < n && ok && !importer_full(&im); i++) {
         uint8_t label;
         if (gzread(images, pixels, rows * cols) != (int)(rows * cols) || gzread(labels, &label, 1) != 1) {
-            set_msg(msg, msgsz, "%s: truncated at image %u of %u", ipath, i, n);
+            util_msg(msg, msgsz, 0, "%s: truncated at image %u of %u", ipath, i, n);
             ok = 0;
         } else {
             ok = importer_add(&im, pixels, (int)cols, (int)rows, 1, label, msg, msgsz) == 0;
@@ -742,7 +733,7 @@ static void free_names(char **names, size_t n) {
 static int list_folder(const char *dir, char ***out, size_t *count, char *msg, size_t msgsz) {
     DIR *d = opendir(dir);
     if (!d) {
-        set_msg(msg, msgsz, "%s: %s", dir, strerror(errno));
+        util_msg(msg, msgsz, 0, "%s: %s", dir, strerror(errno));
         return -1;
     }
     char **names = NULL;
@@ -751,7 +742,7 @@ static int list_folder(const char *dir, char ***out, size_t *count, char *msg, s
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
         if (n == FOLDER_MAX_FILES) {
-            set_msg(msg, msgsz, "%s: more than %d files", dir, FOLDER_MAX_FILES);
+            util_msg(msg, msgsz, 0, "%s: more than %d files", dir, FOLDER_MAX_FILES);
             goto fail;
         }
         if (n == cap) {
@@ -769,7 +760,7 @@ static int list_folder(const char *dir, char ***out, size_t *count, char *msg, s
     *count = n;
     return 0;
 oom:
-    set_msg(msg, msgsz, "out of memory");
+    util_msg(msg, msgsz, 0, "out of memory");
 fail:
     closedir(d);
     free_names(names, n);
@@ -779,7 +770,7 @@ fail:
 static int import_png_dir(const jobs_import_params *p, const char *out_path, jobs_import_stats *st, char *msg,
                           size_t msgsz) {
     if (!p->dir) {
-        set_msg(msg, msgsz, "a PNG folder import needs a folder");
+        util_msg(msg, msgsz, 0, "a PNG folder import needs a folder");
         return -1;
     }
     char **names;
@@ -832,20 +823,20 @@ int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_
     memset(stats, 0, sizeof *stats);
     if (msg && msgsz) msg[0] = '\0';
     if (p->size < 0 || p->size > JOBS_DATASET_MAX_SIDE) {
-        set_msg(msg, msgsz, "size must be 1..%d", JOBS_DATASET_MAX_SIDE);
+        util_msg(msg, msgsz, 0, "size must be 1..%d", JOBS_DATASET_MAX_SIDE);
         return -1;
     }
     if (p->channels != 0 && p->channels != 1 && p->channels != 3 && p->channels != 4) {
-        set_msg(msg, msgsz, "channels must be 1, 3 or 4");
+        util_msg(msg, msgsz, 0, "channels must be 1, 3 or 4");
         return -1;
     }
     if (p->limit < 0) {
-        set_msg(msg, msgsz, "limit must be >= 0");
+        util_msg(msg, msgsz, 0, "limit must be >= 0");
         return -1;
     }
     if (p->source != JOBS_SOURCE_PNG_DIR &&
         (!p->split || (strcmp(p->split, "train") != 0 && strcmp(p->split, "test") != 0))) {
-        set_msg(msg, msgsz, "split must be train or test");
+        util_msg(msg, msgsz, 0, "split must be train or test");
         return -1;
     }
     switch (p->source) {
@@ -853,6 +844,6 @@ int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_
         case JOBS_SOURCE_FASHION_MNIST: return import_fashion_mnist(p, out_path, stats, msg, msgsz);
         case JOBS_SOURCE_PNG_DIR: return import_png_dir(p, out_path, stats, msg, msgsz);
     }
-    set_msg(msg, msgsz, "unknown source");
+    util_msg(msg, msgsz, 0, "unknown source");
     return -1;
 }

@@ -4,6 +4,7 @@
  * getter per type reads a field and words its own error.
  */
 #include "jobs/jobspec.h"
+#include "util/msg.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -32,17 +33,6 @@ const char *jobs_kind_name(jobs_kind k) {
     return (unsigned)k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "unknown";
 }
 
-static int bad(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(char *msg, size_t msgsz, const char *fmt, ...) {
-    if (msg && msgsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msgsz, fmt, ap);
-        va_end(ap);
-    }
-    return JOBS_EINVAL;
-}
-
 int jobs_name_valid(const char *name) {
     size_t n = strlen(name);
     if (n < 1 || n > JOBS_NAME_MAX || !isalpha((unsigned char)name[0])) return 0;
@@ -57,7 +47,7 @@ int jobs_name_valid(const char *name) {
 
 static int get_int(const cJSON *v, const char *name, double lo, double hi, long long *out, char *msg, size_t msgsz) {
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
-        return bad(msg, msgsz, "field '%s' must be an integer in %.0f..%.0f", name, lo, hi);
+        return util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' must be an integer in %.0f..%.0f", name, lo, hi);
     *out = (long long)v->valuedouble;
     return JOBS_OK;
 }
@@ -67,8 +57,8 @@ static int get_float(const cJSON *v, const char *name, double lo, int lo_closed,
                      char *msg, size_t msgsz) {
     double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (!isfinite(x) || (lo_closed ? x < lo : x <= lo) || (hi_closed ? x > hi : x >= hi))
-        return bad(msg, msgsz, "field '%s' must be a number in %c%g, %g%c", name, lo_closed ? '[' : '(', lo, hi,
-                   hi_closed ? ']' : ')');
+        return util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' must be a number in %c%g, %g%c", name,
+                        lo_closed ? '[' : '(', lo, hi, hi_closed ? ']' : ')');
     *out = (float)x;
     return JOBS_OK;
 }
@@ -79,7 +69,7 @@ static int get_bool(const cJSON *v, const char *name, int *out, char *msg, size_
     else if (cJSON_IsNumber(v) && (v->valuedouble == 0 || v->valuedouble == 1))
         *out = v->valuedouble == 1;
     else
-        return bad(msg, msgsz, "field '%s' must be true or false", name);
+        return util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' must be true or false", name);
     return JOBS_OK;
 }
 
@@ -93,7 +83,7 @@ static int get_enum(const cJSON *v, const char *name, const char *const *options
     char list[256] = "";
     for (int i = 0; options[i]; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", options[i]);
-    return bad(msg, msgsz, "field '%s' must be one of %s", name, list);
+    return util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' must be one of %s", name, list);
 }
 
 int jobs_ref_parse(const char *text, jobs_ref *out) {
@@ -118,18 +108,20 @@ static int get_ref(const cJSON *v, const char *name, jobs_ref *out, char *msg, s
         return JOBS_OK;
     }
     if (cJSON_IsString(v) && jobs_ref_parse(v->valuestring, out) == 0) return JOBS_OK;
-    return bad(msg, msgsz, "field '%s' must be a registered name or a positive id", name);
+    return util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' must be a registered name or a positive id", name);
 }
 
 /* ---- the task object ------------------------------------------------------------- */
 
 static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t msgsz) {
     if (!cJSON_IsObject(v))
-        return bad(msg, msgsz, "field 'task' must be an object such as {\"name\": \"sr\", \"factor\": 4}");
+        return util_msg(msg, msgsz, JOBS_EINVAL,
+                        "field 'task' must be an object such as {\"name\": \"sr\", \"factor\": 4}");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
     eng_task_kind kind;
     if (!cJSON_IsString(name) || eng_task_from_name(name->valuestring, &kind) != ENG_OK || kind == ENG_TASK_NONE)
-        return bad(msg, msgsz, "field 'task.name' must be one of sr, inpaint, colorize, edges, deblur, denoise");
+        return util_msg(msg, msgsz, JOBS_EINVAL,
+                        "field 'task.name' must be one of sr, inpaint, colorize, edges, deblur, denoise");
     eng_task_params_init(task, kind);
     const cJSON *item;
     cJSON_ArrayForEach(item, v) {
@@ -141,7 +133,7 @@ static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t m
         } else if (strcmp(key, "factor") == 0 && kind == ENG_TASK_SR) {
             rc = get_int(item, "task.factor", 2, 8, &iv, msg, msgsz);
             if (rc == JOBS_OK && iv != 2 && iv != 4 && iv != 8)
-                rc = bad(msg, msgsz, "field 'task.factor' must be 2, 4 or 8");
+                rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'task.factor' must be 2, 4 or 8");
             task->factor = (int)iv;
         } else if (strcmp(key, "canny") == 0 && kind == ENG_TASK_EDGES) {
             rc = get_bool(item, "task.canny", &task->canny, msg, msgsz);
@@ -150,7 +142,7 @@ static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t m
         } else if (strcmp(key, "max_noise") == 0 && kind == ENG_TASK_DENOISE) {
             rc = get_float(item, "task.max_noise", 0.02, 1, 2, 1, &task->max_noise, msg, msgsz);
         } else {
-            rc = bad(msg, msgsz, "field 'task.%s' is unknown for task '%s'", key, name->valuestring);
+            rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'task.%s' is unknown for task '%s'", key, name->valuestring);
         }
         if (rc != JOBS_OK) return rc;
     }
@@ -234,14 +226,15 @@ static int parse_field(const field *f, const cJSON *v, jobs_spec *s, char *msg, 
         case F_ENUM: rc = get_enum(v, f->name, f->options, dst, msg, msgsz); break;
         case F_NAME:
             if (!cJSON_IsString(v) || !jobs_name_valid(v->valuestring))
-                return bad(msg, msgsz,
-                           "field 'name' must be 1-%d letters, digits, '.', '_' or '-', starting with a letter",
-                           JOBS_NAME_MAX);
+                return util_msg(msg, msgsz, JOBS_EINVAL,
+                                "field 'name' must be 1-%d letters, digits, '.', '_' or '-', starting with a letter",
+                                JOBS_NAME_MAX);
             snprintf(dst, JOBS_NAME_MAX + 1, "%s", v->valuestring);
             break;
         case F_CONFIG:
-            if (!cJSON_IsObject(v)) return bad(msg, msgsz, "field 'config' must be a UNet2DModel config object");
-            if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return bad(msg, msgsz, "out of memory");
+            if (!cJSON_IsObject(v))
+                return util_msg(msg, msgsz, JOBS_EINVAL, "field 'config' must be a UNet2DModel config object");
+            if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return util_msg(msg, msgsz, JOBS_EINVAL, "out of memory");
             break;
     }
     return rc;
@@ -255,7 +248,7 @@ int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return bad(msg, msgsz, "the job must be a JSON object");
+        return util_msg(msg, msgsz, JOBS_EINVAL, "the job must be a JSON object");
     }
     int kind = 0;
     int rc = get_enum(cJSON_GetObjectItemCaseSensitive(root, "kind"), "kind", kind_options, &kind, msg, msgsz);
@@ -272,19 +265,20 @@ int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
         for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !f; i++)
             if (strcmp(item->string, fields[i].name) == 0) f = &fields[i];
         if (!f)
-            rc = bad(msg, msgsz, "field '%s' is unknown", item->string);
+            rc = util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' is unknown", item->string);
         else if (!(f->kinds & (1u << kind)))
-            rc = bad(msg, msgsz, "field '%s' does not apply to a %s job", f->name, kind_names[kind]);
+            rc = util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' does not apply to a %s job", f->name, kind_names[kind]);
         else
             rc = parse_field(f, item, out, msg, msgsz);
     }
-    if (rc == JOBS_OK && !cJSON_HasObjectItem(root, "dataset")) rc = bad(msg, msgsz, "field 'dataset' is required");
+    if (rc == JOBS_OK && !cJSON_HasObjectItem(root, "dataset"))
+        rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'dataset' is required");
     if (rc == JOBS_OK && (K_ADAPTER & (1u << kind)) && !cJSON_HasObjectItem(root, "task"))
-        rc = bad(msg, msgsz, "field 'task' is required for a %s job", kind_names[kind]);
+        rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'task' is required for a %s job", kind_names[kind]);
     if (rc == JOBS_OK && kind == JOBS_KIND_CM2 && !cJSON_HasObjectItem(root, "teacher"))
-        rc = bad(msg, msgsz, "field 'teacher' is required for a cm2 job");
+        rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'teacher' is required for a cm2 job");
     if (rc == JOBS_OK && kind == JOBS_KIND_EVALUATE && !cJSON_HasObjectItem(root, "adapter"))
-        rc = bad(msg, msgsz, "field 'adapter' is required for an evaluate job");
+        rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'adapter' is required for an evaluate job");
     cJSON_Delete(root);
     if (rc != JOBS_OK) jobs_spec_free(out);
     return rc;

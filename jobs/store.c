@@ -4,6 +4,8 @@
  * connection at open).
  */
 #include "jobs/store.h"
+#include "util/clock.h"
+#include "util/msg.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -213,23 +215,6 @@ int jobs_state_is_final(jobs_state s) {
     return s == JOBS_SUCCEEDED || s == JOBS_FAILED || s == JOBS_CANCELLED;
 }
 
-static int set_msg(char *msg, size_t msgsz, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int set_msg(char *msg, size_t msgsz, int code, const char *fmt, ...) {
-    if (msg && msgsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msgsz, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int code_of(int sqlite_rc) {
     switch (sqlite_rc & 0xff) {
         case SQLITE_BUSY:
@@ -245,8 +230,8 @@ static int code_of(int sqlite_rc) {
 
 /* A failed SQLite call as a jobs_status with SQLite's words in msg. */
 static int db_fail(jobs_store *st, int sqlite_rc, const char *what, char *msg, size_t msgsz) {
-    return set_msg(msg, msgsz, code_of(sqlite_rc), "%s: %s", what,
-                   st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(sqlite_rc));
+    return util_msg(msg, msgsz, code_of(sqlite_rc), "%s: %s", what,
+                    st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(sqlite_rc));
 }
 
 /* A statement ready to bind: reset, bindings cleared. */
@@ -316,7 +301,7 @@ static int finish(jobs_store *st, int rc, char *msg, size_t msgsz) {
 static int state_event(jobs_store *st, int64_t id, jobs_state to, const char *error, char *msg, size_t msgsz) {
     sqlite3_stmt *s = stmt(st, STMT_EVENT_STATE);
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms());
+    sqlite3_bind_int64(s, 2, util_wall_ms());
     bind_text(s, 3, jobs_state_name(to));
     bind_text(s, 4, error);
     return run(st, s, "job event", msg, msgsz);
@@ -327,7 +312,7 @@ static int state_event(jobs_store *st, int64_t id, jobs_state to, const char *er
 static int row_event(jobs_store *st, int which, int64_t id, char *msg, size_t msgsz) {
     sqlite3_stmt *s = stmt(st, which);
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms());
+    sqlite3_bind_int64(s, 2, util_wall_ms());
     return run(st, s, "job event", msg, msgsz);
 }
 
@@ -355,18 +340,19 @@ static int check_integrity(jobs_store *st, const char *path, char *msg, size_t m
     char result[512], why[512];
     int rc = pragma_text(st, "PRAGMA quick_check", result, sizeof result, why, sizeof why);
     if (rc == JOBS_ECORRUPT)
-        return set_msg(msg, msgsz, rc,
-                       "%s is not a usable SQLite database (%s); move it away to start afresh "
-                       "or restore it from a backup",
-                       path, why);
+        return util_msg(msg, msgsz, rc,
+                        "%s is not a usable SQLite database (%s); move it away to start afresh "
+                        "or restore it from a backup",
+                        path, why);
     if (rc == JOBS_EBUSY)
-        return set_msg(msg, msgsz, rc, "%s is locked by another process (still after the busy timeout): %s", path, why);
-    if (rc != JOBS_OK) return set_msg(msg, msgsz, rc, "%s: %s", path, why);
+        return util_msg(msg, msgsz, rc, "%s is locked by another process (still after the busy timeout): %s", path,
+                        why);
+    if (rc != JOBS_OK) return util_msg(msg, msgsz, rc, "%s: %s", path, why);
     for (char *p = result; *p; p++)
         if (*p == '\n') *p = ' ';
     if (strcmp(result, "ok") != 0)
-        return set_msg(msg, msgsz, JOBS_ECORRUPT, "%s fails its integrity check (%.200s); restore it from a backup",
-                       path, result);
+        return util_msg(msg, msgsz, JOBS_ECORRUPT, "%s fails its integrity check (%.200s); restore it from a backup",
+                        path, result);
     return JOBS_OK;
 }
 
@@ -393,20 +379,20 @@ static int migrate(jobs_store *st, const char *path, char *msg, size_t msgsz) {
     for (;;) {
         int rc = exec(st, "BEGIN IMMEDIATE", msg, msgsz), version = 0;
         if (rc == JOBS_EBUSY)
-            return set_msg(msg, msgsz, rc, "%s is locked by another process (still after the busy timeout)", path);
+            return util_msg(msg, msgsz, rc, "%s is locked by another process (still after the busy timeout)", path);
         if (rc != JOBS_OK) return rc;
         rc = read_version(st, &version, msg, msgsz);
         if (rc == JOBS_OK && version > N_MIGRATIONS)
-            rc = set_msg(msg, msgsz, JOBS_ETOONEW,
-                         "%s has schema version %d; this codid knows up to %d: run a newer codid "
-                         "or start from another data directory",
-                         path, version, N_MIGRATIONS);
+            rc = util_msg(msg, msgsz, JOBS_ETOONEW,
+                          "%s has schema version %d; this codid knows up to %d: run a newer codid "
+                          "or start from another data directory",
+                          path, version, N_MIGRATIONS);
         if (rc == JOBS_OK && version < N_MIGRATIONS) {
             rc = exec(st, migrations[version], msg, msgsz);
             int now = 0;
             if (rc == JOBS_OK) rc = read_version(st, &now, msg, msgsz);
             if (rc == JOBS_OK && now != version + 1)
-                rc = set_msg(msg, msgsz, JOBS_ERR, "migration %d left user_version at %d", version + 1, now);
+                rc = util_msg(msg, msgsz, JOBS_ERR, "migration %d left user_version at %d", version + 1, now);
         }
         if (rc != JOBS_OK) {
             exec(st, "ROLLBACK", NULL, 0);
@@ -419,11 +405,11 @@ static int migrate(jobs_store *st, const char *path, char *msg, size_t msgsz) {
 
 int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *msg, size_t msgsz) {
     jobs_store *st = calloc(1, sizeof *st);
-    if (!st) return set_msg(msg, msgsz, JOBS_ERR, "out of memory");
+    if (!st) return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
     char path[sizeof st->data_dir + sizeof JOBS_DB_NAME + 1];
     if (snprintf(st->data_dir, sizeof st->data_dir, "%s", data_dir) >= (int)sizeof st->data_dir) {
         free(st);
-        return set_msg(msg, msgsz, JOBS_EINVAL, "data directory path too long");
+        return util_msg(msg, msgsz, JOBS_EINVAL, "data directory path too long");
     }
     snprintf(path, sizeof path, "%s/%s", data_dir, JOBS_DB_NAME);
     pthread_mutex_init(&st->lock, NULL);
@@ -431,8 +417,8 @@ int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *m
     int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     int code = JOBS_OK;
     if (rc != SQLITE_OK) {
-        code = set_msg(msg, msgsz, code_of(rc), "cannot open %s: %s", path,
-                       st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        code = util_msg(msg, msgsz, code_of(rc), "cannot open %s: %s", path,
+                        st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
@@ -442,7 +428,7 @@ int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *m
     char mode[32];
     if ((code = pragma_text(st, "PRAGMA journal_mode = WAL", mode, sizeof mode, msg, msgsz)) != JOBS_OK) goto fail;
     if (strcmp(mode, "wal") != 0) {
-        code = set_msg(msg, msgsz, JOBS_ERR, "%s: cannot switch to WAL (journal mode %s)", path, mode);
+        code = util_msg(msg, msgsz, JOBS_ERR, "%s: cannot switch to WAL (journal mode %s)", path, mode);
         goto fail;
     }
     /* NORMAL is durable across process crashes in WAL mode; a power cut may
@@ -454,8 +440,8 @@ int jobs_store_open(const char *data_dir, int busy_ms, jobs_store **out, char *m
     for (int i = 0; i < N_STATEMENTS; i++) {
         rc = sqlite3_prepare_v3(st->db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
         if (rc != SQLITE_OK) {
-            code = set_msg(msg, msgsz, code_of(rc), "%s: cannot prepare \"%s\": %s", path, statement_sql[i],
-                           sqlite3_errmsg(st->db));
+            code = util_msg(msg, msgsz, code_of(rc), "%s: cannot prepare \"%s\": %s", path, statement_sql[i],
+                            sqlite3_errmsg(st->db));
             goto fail;
         }
     }
@@ -528,7 +514,7 @@ int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_j
         bind_text(s, 1, kind);
         bind_text(s, 2, params_json);
         sqlite3_bind_int(s, 3, total);
-        sqlite3_bind_int64(s, 4, now_ms());
+        sqlite3_bind_int64(s, 4, util_wall_ms());
         rc = run(st, s, "insert job", msg, msgsz);
         if (rc == JOBS_OK) {
             *id = sqlite3_last_insert_rowid(st->db);
@@ -549,7 +535,7 @@ static int fetch_one(jobs_store *st, sqlite3_stmt *s, void (*read)(sqlite3_stmt 
         read(s, out);
         code = JOBS_OK;
     } else if (rc == SQLITE_DONE) {
-        code = set_msg(msg, msgsz, JOBS_ENOTFOUND, "%s not found", what);
+        code = util_msg(msg, msgsz, JOBS_ENOTFOUND, "%s not found", what);
     } else {
         code = db_fail(st, rc, what, msg, msgsz);
     }
@@ -627,7 +613,7 @@ int jobs_store_claim(jobs_store *st, jobs_job *out, char *msg, size_t msgsz) {
     int rc = begin(st, msg, msgsz);
     if (rc == JOBS_OK) {
         sqlite3_stmt *s = stmt(st, STMT_JOB_CLAIM);
-        sqlite3_bind_int64(s, 1, now_ms());
+        sqlite3_bind_int64(s, 1, util_wall_ms());
         int claimed = rc = fetch_one(st, s, read_job_v, &job, "queued job", msg, msgsz);
         if (rc == JOBS_OK) rc = state_event(st, job.id, JOBS_RUNNING, NULL, msg, msgsz);
         rc = finish(st, rc, msg, msgsz);
@@ -653,10 +639,10 @@ static int state_mismatch(jobs_store *st, int64_t id, jobs_state expected, char 
     sqlite3_bind_int64(s, 1, id);
     int rc = sqlite3_step(s), code;
     if (rc == SQLITE_ROW)
-        code = set_msg(msg, msgsz, JOBS_ESTATE, "job %lld is %s, not %s", (long long)id,
-                       (const char *)sqlite3_column_text(s, 0), jobs_state_name(expected));
+        code = util_msg(msg, msgsz, JOBS_ESTATE, "job %lld is %s, not %s", (long long)id,
+                        (const char *)sqlite3_column_text(s, 0), jobs_state_name(expected));
     else if (rc == SQLITE_DONE)
-        code = set_msg(msg, msgsz, JOBS_ENOTFOUND, "job %lld not found", (long long)id);
+        code = util_msg(msg, msgsz, JOBS_ENOTFOUND, "job %lld not found", (long long)id);
     else
         code = db_fail(st, rc, "job state", msg, msgsz);
     sqlite3_reset(s);
@@ -668,7 +654,7 @@ static int transition_locked(jobs_store *st, int64_t id, jobs_state from, jobs_s
     sqlite3_stmt *s = stmt(st, STMT_JOB_TRANSITION);
     sqlite3_bind_int64(s, 1, id);
     bind_text(s, 2, jobs_state_name(to));
-    sqlite3_bind_int64(s, 3, now_ms());
+    sqlite3_bind_int64(s, 3, util_wall_ms());
     bind_text(s, 4, error);
     bind_text(s, 5, result_json);
     bind_text(s, 6, jobs_state_name(from));
@@ -681,8 +667,8 @@ static int transition_locked(jobs_store *st, int64_t id, jobs_state from, jobs_s
 int jobs_store_transition(jobs_store *st, int64_t id, jobs_state from, jobs_state to, const char *error,
                           const char *result_json, char *msg, size_t msgsz) {
     if (!transition_allowed(from, to))
-        return set_msg(msg, msgsz, JOBS_ESTATE, "a job cannot go from %s to %s", jobs_state_name(from),
-                       jobs_state_name(to));
+        return util_msg(msg, msgsz, JOBS_ESTATE, "a job cannot go from %s to %s", jobs_state_name(from),
+                        jobs_state_name(to));
     pthread_mutex_lock(&st->lock);
     int rc = begin(st, msg, msgsz);
     if (rc == JOBS_OK) rc = finish(st, transition_locked(st, id, from, to, error, result_json, msg, msgsz), msg, msgsz);
@@ -738,7 +724,7 @@ int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char
         bind_real(s, 8, p->eta_s);
         rc = run(st, s, "job progress", msg, msgsz);
         if (rc == JOBS_OK && sqlite3_changes(st->db) == 0)
-            rc = set_msg(msg, msgsz, JOBS_ENOTFOUND, "job %lld not found", (long long)id);
+            rc = util_msg(msg, msgsz, JOBS_ENOTFOUND, "job %lld not found", (long long)id);
         if (rc == JOBS_OK) rc = row_event(st, STMT_EVENT_PROGRESS, id, msg, msgsz);
         rc = finish(st, rc, msg, msgsz);
     }
@@ -867,7 +853,7 @@ static void read_dataset_v(sqlite3_stmt *s, void *out) {
 int jobs_store_dataset_add(jobs_store *st, jobs_dataset_info *d, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_DATASET_INSERT);
-    d->created_ms = now_ms();
+    d->created_ms = util_wall_ms();
     bind_text(s, 1, d->name);
     bind_text(s, 2, d->source);
     bind_text(s, 3, d->path);
@@ -882,7 +868,7 @@ int jobs_store_dataset_add(jobs_store *st, jobs_dataset_info *d, char *msg, size
     if (rc == JOBS_OK)
         d->id = sqlite3_last_insert_rowid(st->db);
     else if (rc == JOBS_EEXIST)
-        set_msg(msg, msgsz, rc, "a dataset named '%s' exists already", d->name);
+        util_msg(msg, msgsz, rc, "a dataset named '%s' exists already", d->name);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -928,7 +914,7 @@ static int delete_row(jobs_store *st, int which, const char *noun, int64_t id, c
     sqlite3_bind_int64(s, 1, id);
     int rc = run(st, s, noun, msg, msgsz);
     if (rc == JOBS_OK && sqlite3_changes(st->db) == 0)
-        rc = set_msg(msg, msgsz, JOBS_ENOTFOUND, "%s %lld not found", noun, (long long)id);
+        rc = util_msg(msg, msgsz, JOBS_ENOTFOUND, "%s %lld not found", noun, (long long)id);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -962,7 +948,7 @@ static void read_adapter_v(sqlite3_stmt *s, void *out) {
 
 static int adapter_insert(jobs_store *st, jobs_adapter_info *a, char *msg, size_t msgsz) {
     sqlite3_stmt *s = stmt(st, STMT_ADAPTER_INSERT);
-    a->created_ms = now_ms();
+    a->created_ms = util_wall_ms();
     bind_text(s, 1, a->name);
     if (a->job_id > 0) sqlite3_bind_int64(s, 2, a->job_id);
     bind_text(s, 3, a->path);
@@ -975,7 +961,8 @@ static int adapter_insert(jobs_store *st, jobs_adapter_info *a, char *msg, size_
     if (rc == JOBS_OK)
         a->id = sqlite3_last_insert_rowid(st->db);
     else if (rc == JOBS_EEXIST)
-        set_msg(msg, msgsz, rc, "an adapter named '%s' (or of job %lld) exists already", a->name, (long long)a->job_id);
+        util_msg(msg, msgsz, rc, "an adapter named '%s' (or of job %lld) exists already", a->name,
+                 (long long)a->job_id);
     return rc;
 }
 
@@ -1028,7 +1015,7 @@ int jobs_store_succeed(jobs_store *st, int64_t id, jobs_adapter_info *a, const c
         if (rc == JOBS_OK) {
             s = stmt(st, STMT_JOB_SUCCEED);
             sqlite3_bind_int64(s, 1, id);
-            sqlite3_bind_int64(s, 2, now_ms());
+            sqlite3_bind_int64(s, 2, util_wall_ms());
             bind_text(s, 3, result_json ? result_json : "{}");
             if (a) sqlite3_bind_int64(s, 4, a->id);
             rc = run(st, s, "job succeeded", msg, msgsz);
@@ -1061,13 +1048,13 @@ int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex,
     if (!prefix || !*prefix || strlen(prefix) > JOBS_KEY_PREFIX_MAX || !hash_hex ||
         strlen(hash_hex) != JOBS_KEY_HASH_HEX || !scope ||
         (strcmp(scope, "generate") != 0 && strcmp(scope, "admin") != 0))
-        return set_msg(msg, msgsz, JOBS_EINVAL, "a key needs a prefix, a SHA-256 and a scope (generate or admin)");
+        return util_msg(msg, msgsz, JOBS_EINVAL, "a key needs a prefix, a SHA-256 and a scope (generate or admin)");
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_KEY_INSERT);
     bind_text(s, 1, prefix);
     bind_text(s, 2, hash_hex);
     bind_text(s, 3, scope);
-    sqlite3_bind_int64(s, 4, now_ms());
+    sqlite3_bind_int64(s, 4, util_wall_ms());
     int rc = run(st, s, "add key", msg, msgsz);
     if (rc == JOBS_OK && id) *id = sqlite3_last_insert_rowid(st->db);
     pthread_mutex_unlock(&st->lock);
@@ -1104,10 +1091,10 @@ int jobs_store_key_revoke(jobs_store *st, int64_t id, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = stmt(st, STMT_KEY_REVOKE);
     sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, now_ms());
+    sqlite3_bind_int64(s, 2, util_wall_ms());
     int rc = run(st, s, "revoke key", msg, msgsz);
     if (rc == JOBS_OK && sqlite3_changes(st->db) == 0)
-        rc = set_msg(msg, msgsz, JOBS_ENOTFOUND, "no active key %lld", (long long)id);
+        rc = util_msg(msg, msgsz, JOBS_ENOTFOUND, "no active key %lld", (long long)id);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }

@@ -77,6 +77,7 @@
 #include "jobs/evaluate.h"
 #include "jobs/jobspec.h"
 #include "jobs/store.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define DIR_MAX  1024                           /* data_dir, as the daemon's settings allow */
@@ -121,12 +122,6 @@ typedef struct run {
     outcome interrupted; /* evaluate: why the progress callback stopped it */
     char msg[512];
 } run;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int stopping(const worker *w) {
     return atomic_load(&w->pool->stopping);
@@ -278,7 +273,7 @@ static outcome run_training(run *r) {
                  r->dsinfo.name);
 
     /* the smoothed loss carries on from the last recorded value */
-    double smooth = resumed ? r->job->progress.loss_smooth : NAN, start = now_s();
+    double smooth = resumed ? r->job->progress.loss_smooth : NAN, start = util_mono_s();
     while ((r->step = eng_trainer_steps_done(t)) < total) {
         if (stopping(w)) {
             if (r->step > saved) save_checkpoint(r, t);
@@ -297,7 +292,7 @@ static outcome run_training(run *r) {
         smooth = isfinite(smooth) ? JOBS_LOSS_SMOOTHING * smooth + (1 - JOBS_LOSS_SMOOTHING) * st.loss : st.loss;
         util_log(UTIL_LOG_DEBUG, "job %lld: step %d/%d loss %.6f", (long long)id, st.step, total, st.loss);
         if (st.step % JOBS_PROGRESS_EVERY == 0 || st.step == total || st.step == first + 1) {
-            double rate = (st.step - first) / (now_s() - start);
+            double rate = (st.step - first) / (util_mono_s() - start);
             jobs_progress pr = {st.step, total, st.loss, smooth, st.lr, rate, (total - st.step) / rate};
             record_progress(r, &pr);
         }
@@ -447,11 +442,7 @@ static void run_job(worker *w, const jobs_job *job) {
 /* ---- the threads -------------------------------------------------------------------- */
 
 static void idle_wait(jobs_workers *pool) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)JOBS_IDLE_POLL_MS * 1000000;
-    until.tv_sec += until.tv_nsec / 1000000000;
-    until.tv_nsec %= 1000000000;
+    struct timespec until = util_deadline(CLOCK_MONOTONIC, JOBS_IDLE_POLL_MS);
     pthread_mutex_lock(&pool->lock);
     if (!atomic_load(&pool->stopping)) pthread_cond_timedwait(&pool->wake, &pool->lock, &until);
     pthread_mutex_unlock(&pool->lock);

@@ -138,9 +138,3 @@ int srv_cli_write_png(const char *path, const uint8_t *pixels, int w, int h, int
     free(png);
     return rc;
 }
-
-double srv_cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}

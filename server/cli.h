@@ -52,7 +52,4 @@ int srv_cli_write_file(const char *path, const void *data, size_t len);
 /* w x h x channels 8-bit pixels as a PNG file; -1 after a message. */
 int srv_cli_write_png(const char *path, const uint8_t *pixels, int w, int h, int channels);
 
-/* Seconds on the monotonic clock, for durations and rates. */
-double srv_cli_now(void);
-
 #endif

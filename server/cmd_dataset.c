@@ -3,6 +3,7 @@
 
 #include "jobs/dataset.h"
 #include "server/cli.h"
+#include "util/clock.h"
 
 #include <limits.h>
 #include <math.h>
@@ -84,11 +85,11 @@ static int cmd_import(int argc, char **argv) {
         parse_int("--limit", limit, 1, JOBS_DATASET_MAX_COUNT, &p.limit) != 0)
         return 2;
 
-    double t0 = srv_cli_now();
+    double t0 = util_mono_s();
     jobs_import_stats st;
     char msg[512];
     int rc = jobs_dataset_import(&p, out, &st, msg, sizeof msg);
-    double secs = srv_cli_now() - t0;
+    double secs = util_mono_s() - t0;
     for (int i = 0; i < st.nreasons; i++) printf("skipped %s\n", st.reasons[i]);
     if (st.skipped > st.nreasons) printf("(%d more skips not shown)\n", st.skipped - st.nreasons);
     if (rc != 0) {

@@ -30,6 +30,7 @@
 #include "jobs/dataset.h"
 #include "server/cli.h"
 #include "server/commands.h"
+#include "util/clock.h"
 #include "util/png.h"
 
 #define DEFAULT_CLASSIFIER "models/cifar10-classifier"
@@ -170,7 +171,7 @@ typedef struct train_log {
 
 static int on_train_step(int step, int steps, float loss, float lr, void *user) {
     train_log *l = user;
-    double t = srv_cli_now() - l->start;
+    double t = util_mono_s() - l->start;
     l->smooth = isnan(l->smooth) ? loss : 0.98 * l->smooth + 0.02 * loss;
     if (l->csv) fprintf(l->csv, "%d,%.5f,%.6g,%.1f\n", step, loss, lr, t);
     if (step % l->every == 0 || step == steps) {
@@ -320,13 +321,13 @@ static int cmd_train(int argc, char **argv) {
     signal(SIGINT, on_stop);
     p.progress = on_train_step;
     p.user = &log;
-    log.start = srv_cli_now();
+    log.start = util_mono_s();
     if (eng_classifier_train(cls, &p, &tr.imgs, tr.labels, &err) != ENG_OK) {
         fprintf(stderr, "codid: %s\n", err.msg);
         status = err.code == ENG_ECANCELLED ? 3 : 1;
         goto done;
     }
-    double seconds = srv_cli_now() - log.start;
+    double seconds = util_mono_s() - log.start;
     if (accuracy_of(cls, &te, test, &acc) != 0) goto done;
     snprintf(meta, sizeof meta,
              "{\"codid.steps\":\"%d\",\"codid.batch\":\"%d\",\"codid.lr\":\"%g\",\"codid.seconds\":\"%.0f\","
@@ -553,7 +554,7 @@ static int cmd_sample_fid(int argc, char **argv) {
         fprintf(stderr, "codid: out of memory\n");
         goto done;
     }
-    double start = srv_cli_now();
+    double start = util_mono_s();
     for (long done_n = 0; done_n < n; done_n += batch) {
         eng_gen_params gp;
         eng_gen_params_init(&gp);
@@ -576,7 +577,7 @@ static int cmd_sample_fid(int argc, char **argv) {
                     ci.image_size, ci.channels);
             goto done;
         }
-        double t = srv_cli_now() - start;
+        double t = util_mono_s() - start;
         fprintf(stderr, "sampled %ld/%ld (%.1f images/s)\n", done_n + gp.n, n, (done_n + gp.n) / t);
     }
     eng_images samples = {(int)n, ci.image_size, ci.image_size, ci.channels, pixels};

@@ -21,6 +21,7 @@
 #include "jobs/dataset.h"
 #include "server/cli.h"
 #include "server/commands.h"
+#include "util/clock.h"
 
 #define MAX_METHODS 16
 #define GEN_CHUNK   32
@@ -323,7 +324,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         method *me = &ms[i];
         me->out = malloc((size_t)n * hw * 3);
         if (!me->out) goto done;
-        double t0 = srv_cli_now();
+        double t0 = util_mono_s();
         if (!me->path) {
             if (plain_reference(&task, cond, n, (int)hw, me->out)) {
                 fprintf(stderr, "codid: task %s has no plain reference\n", eng_task_name(task.kind));
@@ -338,7 +339,7 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
             }
             eng_adapter_free(a);
         }
-        me->seconds = srv_cli_now() - t0;
+        me->seconds = util_mono_s() - t0;
         if (score(me, &task, &ds, cond, n, seed, cls, &err)) {
             fprintf(stderr, "codid: scoring %s: %s\n", me->label, err.msg);
             goto done;

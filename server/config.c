@@ -4,6 +4,7 @@
  * setting is one line here plus its field in srv_config.
  */
 #include "server/config.h"
+#include "util/msg.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -88,17 +89,6 @@ static const opt opts[] = {
 #define N_OPTS (sizeof opts / sizeof opts[0])
 _Static_assert(N_OPTS <= SRV_CONFIG_MAX_KEYS, "raise SRV_CONFIG_MAX_KEYS");
 
-static int fail(char *msg, size_t msgsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *msg, size_t msgsz, const char *fmt, ...) {
-    if (msg && msgsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msgsz, fmt, ap);
-        va_end(ap);
-    }
-    return SRV_CONFIG_ERR;
-}
-
 static const opt *find_key(const char *key, size_t len) {
     for (size_t i = 0; i < N_OPTS; i++)
         if (strlen(opts[i].key) == len && memcmp(opts[i].key, key, len) == 0) return &opts[i];
@@ -182,13 +172,14 @@ static int apply(srv_config *c, const opt *o, const char *value, const char *sou
         case OPT_STRING:
         case OPT_LISTEN: {
             if (strlen(value) >= o->size)
-                return fail(msg, msgsz, "%s: value longer than %zu bytes", source, o->size - 1);
+                return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: value longer than %zu bytes", source, o->size - 1);
             if (o->kind == OPT_LISTEN) {
                 char host[128];
                 int port;
                 if (srv_config_listen_split(value, host, sizeof host, &port) != 0)
-                    return fail(msg, msgsz, "%s: '%s' is not HOST:PORT (IPv4, [IPv6] or localhost; port 0-65535)",
-                                source, value);
+                    return util_msg(msg, msgsz, SRV_CONFIG_ERR,
+                                    "%s: '%s' is not HOST:PORT (IPv4, [IPv6] or localhost; port 0-65535)", source,
+                                    value);
             }
             memcpy(field, value, strlen(value) + 1);
             return SRV_CONFIG_OK;
@@ -197,11 +188,11 @@ static int apply(srv_config *c, const opt *o, const char *value, const char *sou
         case OPT_INT64: {
             int64_t v;
             if (parse_int64(o, value, &v) != 0)
-                return fail(msg, msgsz, "%s: '%s' is not an integer%s", source, value,
-                            o->suffixes ? " (K, M, G suffixes allowed)" : "");
+                return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: '%s' is not an integer%s", source, value,
+                                o->suffixes ? " (K, M, G suffixes allowed)" : "");
             if (v < o->min || v > o->max)
-                return fail(msg, msgsz, "%s: %lld is out of range [%lld, %lld]", source, (long long)v,
-                            (long long)o->min, (long long)o->max);
+                return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: %lld is out of range [%lld, %lld]", source,
+                                (long long)v, (long long)o->min, (long long)o->max);
             if (o->kind == OPT_INT)
                 *(int *)field = (int)v;
             else
@@ -216,17 +207,18 @@ static int apply(srv_config *c, const opt *o, const char *value, const char *sou
                     return SRV_CONFIG_OK;
                 }
             }
-            return fail(msg, msgsz, "%s: '%s' is not true or false", source, value);
+            return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: '%s' is not true or false", source, value);
         }
         case OPT_LEVEL: {
             util_log_level level;
             if (util_log_level_from_name(value, &level) != 0)
-                return fail(msg, msgsz, "%s: '%s' is not one of error, warn, info, debug", source, value);
+                return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: '%s' is not one of error, warn, info, debug", source,
+                                value);
             *(util_log_level *)field = level;
             return SRV_CONFIG_OK;
         }
     }
-    return fail(msg, msgsz, "%s: unhandled setting kind", source);
+    return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: unhandled setting kind", source);
 }
 
 void srv_config_defaults(srv_config *c) {
@@ -241,7 +233,7 @@ void srv_config_defaults(srv_config *c) {
 
 int srv_config_set(srv_config *c, const char *key, const char *value, const char *source, char *msg, size_t msgsz) {
     const opt *o = find_key(key, strlen(key));
-    if (!o || !o->in_file) return fail(msg, msgsz, "%s: unknown key '%s'", source, key);
+    if (!o || !o->in_file) return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: unknown key '%s'", source, key);
     return apply(c, o, value, source, msg, msgsz);
 }
 
@@ -254,7 +246,7 @@ static char *trim(char *s) {
 
 int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgsz) {
     FILE *f = fopen(path, "r");
-    if (!f) return fail(msg, msgsz, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: cannot open: %s", path, strerror(errno));
 
     int seen_line[N_OPTS] = {0};
     char line[CONFIG_LINE_MAX + 2];
@@ -265,13 +257,14 @@ int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgs
         size_t len = strlen(line);
         total += len;
         if (total > CONFIG_FILE_MAX_BYTES) {
-            rc = fail(msg, msgsz, "%s: larger than %d bytes", path, CONFIG_FILE_MAX_BYTES);
+            rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: larger than %d bytes", path, CONFIG_FILE_MAX_BYTES);
             break;
         }
         if (len && line[len - 1] == '\n')
             line[--len] = '\0';
         else if (!feof(f)) {
-            rc = fail(msg, msgsz, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
+            rc =
+                util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s:%d: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
             break;
         }
         char *s = trim(line);
@@ -279,7 +272,7 @@ int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgs
 
         char *eq = strchr(s, '=');
         if (!eq) {
-            rc = fail(msg, msgsz, "%s:%d: expected 'key = value'", path, lineno);
+            rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s:%d: expected 'key = value'", path, lineno);
             break;
         }
         *eq = '\0';
@@ -288,19 +281,20 @@ int srv_config_load_file(srv_config *c, const char *path, char *msg, size_t msgs
         snprintf(source, sizeof source, "%s:%d: %s", path, lineno, key);
         const opt *o = find_key(key, strlen(key));
         if (!o || !o->in_file) {
-            rc = fail(msg, msgsz, "%s:%d: unknown key '%s'", path, lineno, key);
+            rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s:%d: unknown key '%s'", path, lineno, key);
             break;
         }
         size_t idx = (size_t)(o - opts);
         if (seen_line[idx]) {
-            rc = fail(msg, msgsz, "%s: repeated (first on line %d)", source, seen_line[idx]);
+            rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: repeated (first on line %d)", source, seen_line[idx]);
             break;
         }
         seen_line[idx] = lineno;
         rc = apply(c, o, value, source, msg, msgsz);
         c->origin[idx] = SRV_ORIGIN_FILE;
     }
-    if (rc == SRV_CONFIG_OK && ferror(f)) rc = fail(msg, msgsz, "%s: read error: %s", path, strerror(errno));
+    if (rc == SRV_CONFIG_OK && ferror(f))
+        rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "%s: read error: %s", path, strerror(errno));
     fclose(f);
     return rc;
 }
@@ -314,7 +308,7 @@ typedef struct flag_value {
 int srv_config_load(srv_config *c, int argc, char **argv, char *msg, size_t msgsz) {
     /* Flags are read first (they name the config file) but applied last. */
     flag_value *flags = calloc((size_t)(argc > 0 ? argc : 1), sizeof *flags);
-    if (!flags) return fail(msg, msgsz, "out of memory");
+    if (!flags) return util_msg(msg, msgsz, SRV_CONFIG_ERR, "out of memory");
     int nflags = 0, rc = SRV_CONFIG_OK;
     for (int i = 1; i < argc && rc == SRV_CONFIG_OK; i++) {
         const char *a = argv[i];
@@ -323,21 +317,21 @@ int srv_config_load(srv_config *c, int argc, char **argv, char *msg, size_t msgs
             break;
         }
         if (strncmp(a, "--", 2) != 0) {
-            rc = fail(msg, msgsz, "unexpected argument '%s'", a);
+            rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "unexpected argument '%s'", a);
             break;
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const opt *o = find_flag(name, nlen);
         if (!o) {
-            rc = fail(msg, msgsz, "unknown flag '%.*s' (see --help)", (int)nlen + 2, a);
+            rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "unknown flag '%.*s' (see --help)", (int)nlen + 2, a);
             break;
         }
         const char *value = eq ? eq + 1 : NULL;
         if (!value && o->kind == OPT_BOOL) value = "true"; /* --insecure */
         if (!value) {
             if (i + 1 >= argc) {
-                rc = fail(msg, msgsz, "flag '%s' needs a value", a);
+                rc = util_msg(msg, msgsz, SRV_CONFIG_ERR, "flag '%s' needs a value", a);
                 break;
             }
             value = argv[++i];

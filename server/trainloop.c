@@ -1,4 +1,5 @@
 #include "server/trainloop.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,12 +14,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_stop(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static int save_checkpoint(eng_trainer *t, const char *path) {
@@ -54,7 +49,7 @@ int srv_train_loop(eng_trainer *t, const srv_train_opts *o) {
     signal(SIGINT, on_stop);
     int every = o->checkpoint_every > 0 ? o->checkpoint_every : 500;
     int log_every = o->log_every > 0 ? o->log_every : 50;
-    double start = now_s(), smooth = NAN;
+    double start = util_mono_s(), smooth = NAN;
     int first = eng_trainer_steps_done(t);
     while (eng_trainer_steps_done(t) < o->total_steps) {
         eng_step_stats st;
@@ -63,9 +58,9 @@ int srv_train_loop(eng_trainer *t, const srv_train_opts *o) {
             goto done;
         }
         smooth = isnan(smooth) ? st.loss : 0.98 * smooth + 0.02 * st.loss;
-        if (log) fprintf(log, "%d,%.6f,%.6g,%.4f,%.1f\n", st.step, st.loss, st.lr, st.grad_norm, now_s() - start);
+        if (log) fprintf(log, "%d,%.6f,%.6g,%.4f,%.1f\n", st.step, st.loss, st.lr, st.grad_norm, util_mono_s() - start);
         if (st.step % log_every == 0 || st.step == o->total_steps) {
-            double rate = (st.step - first) / (now_s() - start);
+            double rate = (st.step - first) / (util_mono_s() - start);
             fprintf(stderr, "step %d/%d loss %.4f (smoothed %.4f) lr %.2g %.2f it/s eta %.0f s\n", st.step,
                     o->total_steps, st.loss, smooth, st.lr, rate, (o->total_steps - st.step) / rate);
             if (log) fflush(log);

@@ -1,4 +1,5 @@
 #include "util/base64.h"
+#include "util/msg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,10 +7,6 @@
 #include <strings.h>
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void set_msg(char *msg, size_t msgsz, const char *text) {
-    if (msg && msgsz) snprintf(msg, msgsz, "%s", text);
-}
 
 size_t util_base64_encoded_len(size_t n) {
     return (n / 3 + (n % 3 != 0)) * 4;
@@ -20,13 +17,13 @@ int util_base64_encode(const uint8_t *src, size_t n, size_t max_out, char **out,
     *out = NULL;
     *outlen = 0;
     if (n > (SIZE_MAX - 4) / 4 * 3 || util_base64_encoded_len(n) > max_out) {
-        set_msg(msg, msgsz, "base64 output would exceed its size limit");
+        util_msg(msg, msgsz, 0, "%s", "base64 output would exceed its size limit");
         return -1;
     }
     size_t len = util_base64_encoded_len(n);
     char *dst = malloc(len + 1);
     if (!dst) {
-        set_msg(msg, msgsz, "out of memory");
+        util_msg(msg, msgsz, 0, "%s", "out of memory");
         return -1;
     }
     char *p = dst;
@@ -75,7 +72,7 @@ int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
     if (bound > max_out) bound = max_out;
     uint8_t *dst = malloc(bound + 1);
     if (!dst) {
-        set_msg(msg, msgsz, "out of memory");
+        util_msg(msg, msgsz, 0, "%s", "out of memory");
         return -1;
     }
     size_t len = 0, digits = 0, pads = 0;
@@ -109,7 +106,7 @@ int util_base64_decode(const char *src, size_t n, size_t max_out, uint8_t **out,
     }
     size_t tail = digits % 4;
     if (tail == 1 || (pads > 0 && (tail == 0 || tail + pads != 4))) {
-        set_msg(msg, msgsz, "invalid base64 length or padding");
+        util_msg(msg, msgsz, 0, "%s", "invalid base64 length or padding");
         free(dst);
         return -1;
     }
@@ -140,13 +137,13 @@ int util_data_url_strip(const char *s, size_t n, const char **payload, size_t *p
     }
     const char *comma = memchr(s, ',', n);
     if (!comma) {
-        set_msg(msg, msgsz, "data URL without ','");
+        util_msg(msg, msgsz, 0, "%s", "data URL without ','");
         return -1;
     }
     const char *meta = s + scheme_len;
     size_t meta_len = (size_t)(comma - meta);
     if (meta_len < b64_len || strncasecmp(comma - b64_len, b64, b64_len) != 0) {
-        set_msg(msg, msgsz, "data URL must be base64 (data:image/png;base64,...)");
+        util_msg(msg, msgsz, 0, "%s", "data URL must be base64 (data:image/png;base64,...)");
         return -1;
     }
     size_t type_len = meta_len - b64_len;

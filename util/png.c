@@ -12,6 +12,7 @@
 #include "util/png.h"
 
 #include "util/buf.h"
+#include "util/msg.h"
 
 #include <errno.h>
 #include <png.h>
@@ -35,10 +36,6 @@ typedef struct codec_ctx {
     /* encode output, capped */
     util_buf out;
 } codec_ctx;
-
-static void set_msg(char *msg, size_t msgsz, const char *text) {
-    if (msg && msgsz) snprintf(msg, msgsz, "%s", text);
-}
 
 void util_image_free(util_image *img) {
     if (!img) return;
@@ -154,7 +151,7 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
 
 static int check_want(int want, char *msg, size_t msgsz) {
     if (want == 0 || want == 1 || want == 3 || want == 4) return 0;
-    set_msg(msg, msgsz, "channels must be 0 (keep), 1, 3 or 4");
+    util_msg(msg, msgsz, 0, "%s", "channels must be 0 (keep), 1, 3 or 4");
     return -1;
 }
 
@@ -167,7 +164,7 @@ int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t ma
     memset(out, 0, sizeof *out);
     if (check_want(want_channels, msg, msgsz) != 0) return -1;
     if (!buf || len < 8 || png_sig_cmp(buf, 0, 8) != 0) {
-        set_msg(msg, msgsz, "not a PNG (bad signature)");
+        util_msg(msg, msgsz, 0, "%s", "not a PNG (bad signature)");
         return -1;
     }
     codec_ctx c = {.buf = buf, .len = len, .pos = 8};
@@ -190,7 +187,7 @@ int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
     uint8_t sig[8];
     int rc = -1;
     if (fread(sig, 1, sizeof sig, fp) != sizeof sig || png_sig_cmp(sig, 0, 8) != 0) {
-        set_msg(msg, msgsz, "not a PNG (bad signature)");
+        util_msg(msg, msgsz, 0, "%s", "not a PNG (bad signature)");
     } else {
         codec_ctx c = {.fp = fp};
         rc = decode_run(&c, read_stream, want_channels, max_pixels, out);
@@ -245,14 +242,14 @@ int util_png_encode(const uint8_t *pixels, int w, int h, int channels, uint8_t *
     *out = NULL;
     *outlen = 0;
     if (!pixels || w <= 0 || h <= 0 || (channels != 1 && channels != 3 && channels != 4)) {
-        set_msg(msg, msgsz, "encode: need pixels, width and height > 0, channels 1, 3 or 4");
+        util_msg(msg, msgsz, 0, "%s", "encode: need pixels, width and height > 0, channels 1, 3 or 4");
         return -1;
     }
     /* Worst case: raw rows plus a filter byte each, deflate's stored-block
      * overhead (5 bytes per 16 KiB, bounded by raw / 1024) and chunk framing. */
     size_t raw = ((size_t)w * channels + 1) * (size_t)h;
     if (raw > UTIL_PNG_ENCODE_MAX_BYTES / 2) {
-        set_msg(msg, msgsz, "encode: image too large");
+        util_msg(msg, msgsz, 0, "%s", "encode: image too large");
         return -1;
     }
     codec_ctx c = {0};
