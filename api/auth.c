@@ -212,7 +212,15 @@ api_status api_admit(api_request *r) {
     int configured = keys_configured(app);
     if (configured < 0) return api_problem(r, API_SERVICE_UNAVAILABLE, "the key store cannot be read; try again");
     if (configured == 0) return 0;
-    switch (check_key(app->store, request_key(r))) {
+    const char *key = request_key(r);
+    key_check kc = check_key(app->store, key);
+    if (kc == KEY_GENERATE || kc == KEY_ADMIN) {
+        char hash[2 * UTIL_SHA256_BYTES + 1];
+        util_sha256_hex(key, strlen(key), hash);
+        hash[16] = 0; /* the bucket's name: a prefix of the key's hash, never the key */
+        if (api_request_rate_key(r, hash)) return API_TOO_MANY_REQUESTS;
+    }
+    switch (kc) {
         case KEY_NONE:
             return unauthorized(r,
                                 "Authorization: this needs an API key (Authorization: Bearer KEY, or X-API-Key: KEY)");

@@ -77,6 +77,9 @@
 #define API_HEADER_VALUE_MAX 128
 #define PROBLEM_DETAIL_MAX   512
 #define LOG_PATH_MAX         200
+#define MHD_CONNECTION_SLACK 64
+#define MHD_POOL_MIN         (32u * 1024u)
+#define MHD_POOL_EXTRA       (16u * 1024u)
 
 struct api_server {
     struct MHD_Daemon *mhd;
@@ -86,6 +89,7 @@ struct api_server {
     api_server_params params;
     uint64_t id_base;
     atomic_uint_fast64_t id_counter;
+    api_guard *guard;     /* deadlines, connection caps, rate limits */
     pthread_mutex_t lock; /* guards active */
     pthread_cond_t idle;  /* signalled when active drops to 0 */
     int active;           /* requests between headers and completion */
@@ -109,6 +113,7 @@ struct api_stream {
 struct api_request {
     api_server *server;
     struct MHD_Connection *conn;
+    api_guard_conn *gc; /* the connection's record in the guard, or NULL */
     int fd;
     const char *method; /* MHD's string, valid for the request's life */
     char *path;
@@ -551,6 +556,8 @@ static api_request *request_new(api_server *s, struct MHD_Connection *conn, cons
     r->start_ms = util_mono_ms();
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = info ? info->connect_fd : -1;
+    info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->gc = info ? info->socket_context : NULL;
     uint64_t id = mix64(s->id_base + atomic_fetch_add(&s->id_counter, 1));
     snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)id);
     util_buf_init(&r->body, s->params.max_body_bytes);
@@ -583,6 +590,74 @@ static void run_handler(api_request *r) {
     }
 }
 
+typedef struct header_tally {
+    size_t bytes;
+    int count;
+} header_tally;
+
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    header_tally *t = cls;
+    t->count++;
+    t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static void retry_after(api_request *r, int seconds) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", seconds > 0 ? seconds : 1);
+    api_response_header(r, "Retry-After", v);
+}
+
+/* The checks of a new request before routing: header limits (431), the
+ * connection caps (503) and the client's rate (429). 1 when it set a
+ * response. */
+static int guard_request(api_request *r) {
+    api_server *s = r->server;
+    header_tally t = {strlen(r->method) + strlen(r->path) + 12, 0}; /* the request line */
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, tally_header, &t);
+    if (s->params.max_headers > 0 && t.count > s->params.max_headers) {
+        api_problem(r, API_HEADER_FIELDS_TOO_LARGE, "%d header fields are over max_headers (%d)", t.count,
+                    s->params.max_headers);
+        return 1;
+    }
+    if (s->params.max_header_bytes > 0 && t.bytes > s->params.max_header_bytes) {
+        api_problem(r, API_HEADER_FIELDS_TOO_LARGE, "request header of %zu bytes is over max_header_bytes (%zu)",
+                    t.bytes, s->params.max_header_bytes);
+        return 1;
+    }
+    int retry = 1;
+    switch (api_guard_admit(s->guard, r->gc, &retry)) {
+        case API_GUARD_PASS: return 0;
+        case API_GUARD_TOO_MANY_CONNECTIONS:
+            api_problem(r, API_SERVICE_UNAVAILABLE, "too many open connections (max_connections %d)",
+                        s->params.guard.max_connections);
+            api_response_header(r, "Connection", "close");
+            break;
+        case API_GUARD_CLIENT_CONNECTIONS:
+            api_problem(r, API_SERVICE_UNAVAILABLE, "too many open connections from %s (max_connections_per_client %d)",
+                        api_guard_addr(r->gc), s->params.guard.max_connections_per_client);
+            api_response_header(r, "Connection", "close");
+            break;
+        case API_GUARD_RATE:
+            api_problem(r, API_TOO_MANY_REQUESTS, "too many requests from %s (rate_limit_per_min %d, burst %d)",
+                        api_guard_addr(r->gc), s->params.guard.rate_per_min, s->params.guard.rate_burst);
+            break;
+    }
+    retry_after(r, retry);
+    return 1;
+}
+
+api_status api_request_rate_key(api_request *r, const char *key_id) {
+    api_server *s = r->server;
+    int retry = 1;
+    if (api_guard_admit_key(s->guard, r->gc, key_id, &retry) == API_GUARD_PASS) return 0;
+    api_problem(r, API_TOO_MANY_REQUESTS, "too many requests with this API key (rate_limit_per_min %d, burst %d)",
+                s->params.guard.rate_per_min, s->params.guard.rate_burst);
+    retry_after(r, retry);
+    return API_TOO_MANY_REQUESTS;
+}
+
 static const char *body_limit_name(const api_request *r) {
     return r->route && r->route->upload && r->server->params.max_upload_bytes ? "max_upload_bytes" : "max_body_bytes";
 }
@@ -598,6 +673,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r = request_new(s, conn, url, method);
         if (!r) return MHD_NO;
         *con_cls = r;
+        api_guard_headers_done(s->guard, r->gc);
+        if (guard_request(r)) return queue_response(r);
         int routed = route_request(r) == 0;
         if (s->params.admit && s->params.admit(r) != 0) return queue_response(r);
         if (!routed) return queue_response(r);
@@ -631,6 +708,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->suspended = 0;
         return queue_response(r);
     }
+    api_guard_body_done(s->guard, r->gc);
     if (!r->has_response) run_handler(r);
     if (r->suspended) return MHD_YES;
     return queue_response(r);
@@ -646,10 +724,12 @@ static void log_path(const char *path, char *out, size_t outsz) {
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)conn;
+    (void)conn;
+    api_server *s = cls;
     api_request *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
+    api_guard_request_done(s->guard, r->gc);
     if (r->server->params.observe) r->server->params.observe(r, r->sent_status, api_request_age_ms(r));
     if (util_log_threshold >= UTIL_LOG_INFO) {
         char path[LOG_PATH_MAX];
@@ -665,6 +745,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                  api_request_age_ms(r), r->id, why);
     }
     request_free(r);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    api_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = fd ? api_guard_open(s->guard, fd->connect_fd, addr ? addr->client_addr : NULL) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        api_guard_close(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -725,17 +818,28 @@ int api_server_start(const api_server_params *p, api_server **out, char *msg, si
         s->id_base = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
     s->listen_fd = open_listener(p->host, p->port, &s->port, msg, msgsz);
-    if (s->listen_fd < 0) {
+    if (s->listen_fd < 0 || api_guard_start(&p->guard, &s->guard, msg, msgsz) != 0) {
+        if (s->listen_fd >= 0) close(s->listen_fd);
         pthread_cond_destroy(&s->idle);
         pthread_mutex_destroy(&s->lock);
         free(s);
         return -1;
     }
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
-                              NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-                              s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-                              p->timeout_s, MHD_OPTION_END);
+    /* MHD's own cap sits above ours, so that a client over max_connections
+     * is still answered (503) while MHD_CONNECTION_SLACK more are open; its
+     * memory pool holds the request header, so it is sized above
+     * max_header_bytes and our 431 answers first. */
+    unsigned mhd_conn_limit =
+        p->guard.max_connections > 0 ? (unsigned)p->guard.max_connections + MHD_CONNECTION_SLACK : 65536u;
+    size_t pool =
+        p->max_header_bytes + MHD_POOL_EXTRA > MHD_POOL_MIN ? p->max_header_bytes + MHD_POOL_EXTRA : MHD_POOL_MIN;
+    s->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT, p->timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_conn_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_END);
     if (!s->mhd) {
+        api_guard_stop(s->guard);
         close(s->listen_fd);
         pthread_cond_destroy(&s->idle);
         pthread_mutex_destroy(&s->lock);
@@ -769,6 +873,7 @@ int api_server_drain(api_server *s, int timeout_ms) {
 void api_server_stop(api_server *s) {
     if (!s) return;
     MHD_stop_daemon(s->mhd);
+    api_guard_stop(s->guard);
     if (s->quiesced) close(s->listen_fd);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->lock);

@@ -17,25 +17,28 @@
 
 #include <cjson/cJSON.h>
 
+#include "api/guard.h"
+
 /* Every status the daemon answers with: name, code, reason phrase. */
-#define API_STATUS_TABLE(X)                                  \
-    X(OK, 200, "OK")                                         \
-    X(CREATED, 201, "Created")                               \
-    X(ACCEPTED, 202, "Accepted")                             \
-    X(NO_CONTENT, 204, "No Content")                         \
-    X(BAD_REQUEST, 400, "Bad Request")                       \
-    X(UNAUTHORIZED, 401, "Unauthorized")                     \
-    X(FORBIDDEN, 403, "Forbidden")                           \
-    X(NOT_FOUND, 404, "Not Found")                           \
-    X(METHOD_NOT_ALLOWED, 405, "Method Not Allowed")         \
-    X(NOT_ACCEPTABLE, 406, "Not Acceptable")                 \
-    X(CONFLICT, 409, "Conflict")                             \
-    X(CONTENT_TOO_LARGE, 413, "Content Too Large")           \
-    X(UNSUPPORTED_MEDIA_TYPE, 415, "Unsupported Media Type") \
-    X(UNPROCESSABLE_CONTENT, 422, "Unprocessable Content")   \
-    X(TOO_MANY_REQUESTS, 429, "Too Many Requests")           \
-    X(INTERNAL_SERVER_ERROR, 500, "Internal Server Error")   \
-    X(SERVICE_UNAVAILABLE, 503, "Service Unavailable")       \
+#define API_STATUS_TABLE(X)                                            \
+    X(OK, 200, "OK")                                                   \
+    X(CREATED, 201, "Created")                                         \
+    X(ACCEPTED, 202, "Accepted")                                       \
+    X(NO_CONTENT, 204, "No Content")                                   \
+    X(BAD_REQUEST, 400, "Bad Request")                                 \
+    X(UNAUTHORIZED, 401, "Unauthorized")                               \
+    X(FORBIDDEN, 403, "Forbidden")                                     \
+    X(NOT_FOUND, 404, "Not Found")                                     \
+    X(METHOD_NOT_ALLOWED, 405, "Method Not Allowed")                   \
+    X(NOT_ACCEPTABLE, 406, "Not Acceptable")                           \
+    X(CONFLICT, 409, "Conflict")                                       \
+    X(CONTENT_TOO_LARGE, 413, "Content Too Large")                     \
+    X(UNSUPPORTED_MEDIA_TYPE, 415, "Unsupported Media Type")           \
+    X(UNPROCESSABLE_CONTENT, 422, "Unprocessable Content")             \
+    X(TOO_MANY_REQUESTS, 429, "Too Many Requests")                     \
+    X(HEADER_FIELDS_TOO_LARGE, 431, "Request Header Fields Too Large") \
+    X(INTERNAL_SERVER_ERROR, 500, "Internal Server Error")             \
+    X(SERVICE_UNAVAILABLE, 503, "Service Unavailable")                 \
     X(GATEWAY_TIMEOUT, 504, "Gateway Timeout")
 
 typedef enum api_status {
@@ -72,6 +75,9 @@ typedef struct api_server_params {
     size_t max_body_bytes;
     size_t max_upload_bytes; /* the cap of routes marked upload */
     unsigned timeout_s;      /* idle connections are closed after this */
+    api_guard_params guard;  /* header/body deadlines, connection caps, rate limits */
+    size_t max_header_bytes; /* request line and headers together; then 431 */
+    int max_headers;         /* header fields; then 431 */
     /* Called on the event-loop thread once a request's headers are in and
      * it is routed, before its body is read: for a request that matched no
      * route a 404/405 is already set, and an OPTIONS request to a known
@@ -84,6 +90,10 @@ typedef struct api_server_params {
      * status sent (0 when nothing was) and its duration. May be NULL. */
     void (*observe)(api_request *r, unsigned status, double ms);
 } api_server_params;
+
+/* The rate limit of the API key named by key_id (a prefix of its hash, say)
+ * for this request: 0 to go on, or 429 with Retry-After set. */
+api_status api_request_rate_key(api_request *r, const char *key_id);
 
 /* Binds and starts the event-loop thread. A bind failure is reported in msg
  * (with the system's reason) and returns -1. */

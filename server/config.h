@@ -51,11 +51,21 @@ typedef struct srv_config {
     int request_timeout_s;
     util_log_level log_level;
     /* the REST API (api/) */
-    int64_t max_upload_bytes;       /* dataset uploads (multipart, tar) */
-    int adapter_cache;              /* adapters kept loaded for generation */
-    int max_streams;                /* open event streams (GET /v1/jobs/{id}/events) */
-    char cors_origins[1024];        /* comma-separated origins; "*" any (no credentials) */
-    int insecure;                   /* serve beyond loopback without API keys */
+    int64_t max_upload_bytes; /* dataset uploads (multipart, tar) */
+    int adapter_cache;        /* adapters kept loaded for generation */
+    int max_streams;          /* open event streams (GET /v1/jobs/{id}/events) */
+    char cors_origins[1024];  /* comma-separated origins; "*" any (no credentials) */
+    int insecure;             /* serve beyond loopback without API keys */
+    /* hostile clients (api/guard.h) */
+    int header_timeout_s;           /* a whole request header, from connect or the previous answer */
+    int body_timeout_s;             /* a whole request body, from its headers */
+    int max_connections;            /* open connections in all (then 503) */
+    int max_connections_per_client; /* open connections of one address (then 503) */
+    int rate_limit_per_min;         /* requests a minute per address and per key (then 429); 0 off */
+    int rate_limit_burst;
+    int rate_limit_loopback;        /* also limit clients on loopback */
+    int64_t max_header_bytes;       /* request line and headers (then 431) */
+    int max_headers;                /* header fields (then 431) */
     char cifar10_dir[SRV_PATH_MAX]; /* built-in dataset sources */
     char fashion_mnist_dir[SRV_PATH_MAX];
     unsigned char origin[SRV_CONFIG_MAX_KEYS]; /* srv_config_origin per setting, --help order */

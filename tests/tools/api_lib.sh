@@ -49,6 +49,7 @@ start_daemon() {
     local name=$1
     shift
     log=$tmp/$name.log
+    : >"$log"
     mkdir -p "$tmp/$name"
     # from the temp dir, so that no models/cifar10-base is found by accident
     (cd "$tmp/$name" && exec "$BIN" serve --listen 127.0.0.1:0 --data-dir "$tmp/$name/var" \

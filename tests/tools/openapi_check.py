@@ -115,7 +115,7 @@ def find_operation(doc, method, path):
 
 
 # Statuses any endpoint may answer, as openapi.yaml's description says.
-GENERIC = ("401", "403", "405", "413", "503")
+GENERIC = ("401", "403", "405", "413", "429", "431", "503")
 
 
 def problem_errors(v, resp, body_file, what):
