@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/condition.h"
+#include "jobs/dataset.h"
 #include "jobs/jobspec.h"
 
 static cJSON *model_json(const api_app *app) {
@@ -30,10 +31,7 @@ static cJSON *sampler_json(const char *name, const char *used_by, int default_st
     cJSON_AddStringToObject(s, "name", name);
     cJSON_AddStringToObject(s, "used_by", used_by);
     cJSON_AddNumberToObject(s, "min_steps", 1);
-    if (max_steps > 0)
-        cJSON_AddNumberToObject(s, "max_steps", max_steps);
-    else
-        cJSON_AddStringToObject(s, "max_steps_from", "codid.n_grid");
+    if (max_steps > 0) cJSON_AddNumberToObject(s, "max_steps", max_steps); /* else each adapter's N: its sampling */
     cJSON_AddNumberToObject(s, "default_steps", default_steps);
     cJSON_AddBoolToObject(s, "eta", max_steps > 0);
     return s;
@@ -68,6 +66,17 @@ static cJSON *limits_json(const api_limits *cfg) {
     return l;
 }
 
+/* What POST /v1/datasets imports (api/datasets.c checks the same names). */
+static cJSON *datasets_json(void) {
+    static const char *const builtins[] = {"cifar10", "fashion-mnist"}, *const splits[] = {"train", "test"};
+    cJSON *d = cJSON_CreateObject();
+    if (!d) return NULL;
+    cJSON_AddItemToObject(d, "builtins", cJSON_CreateStringArray(builtins, 2));
+    cJSON_AddItemToObject(d, "splits", cJSON_CreateStringArray(splits, 2));
+    cJSON_AddNumberToObject(d, "max_size", JOBS_DATASET_MAX_SIDE);
+    return d;
+}
+
 api_status api_capabilities(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
@@ -82,13 +91,15 @@ api_status api_capabilities(api_request *r) {
     cJSON_AddItemToObject(doc, "model", model_json(app));
     cJSON_AddItemToArray(samplers, sampler_json("ddim", "the base model and teacher adapters", API_GEN_STEPS_DEFAULT,
                                                 app->cfg.max_steps));
-    cJSON_AddItemToArray(samplers, sampler_json("codi", "distilled adapters (metadata codid.distilled = 1)",
-                                                API_GEN_DISTILLED_STEPS_DEFAULT, 0));
+    cJSON_AddItemToArray(samplers,
+                         sampler_json("codi", "distilled adapters, in 1 to N steps (GET /v1/adapters: sampling)",
+                                      API_GEN_DISTILLED_STEPS_DEFAULT, 0));
     cJSON_AddItemToObject(doc, "tasks", tasks_json(app));
     for (int p = 0; p < API_PRE_COUNT; p++)
         cJSON_AddItemToArray(pre, cJSON_CreateString(api_preprocess_name((api_preprocess)p)));
     for (int k = ENG_ADAPTER_CONTROLNET; k <= ENG_ADAPTER_LITE; k++)
         cJSON_AddItemToArray(kinds, cJSON_CreateString(eng_adapter_kind_name((eng_adapter_kind)k)));
+    cJSON_AddItemToObject(doc, "datasets", datasets_json());
     cJSON_AddItemToObject(doc, "jobs", jobs_spec_describe());
     cJSON_AddItemToObject(doc, "limits", limits_json(&app->cfg));
     return api_respond_json(r, API_OK, doc);

@@ -10,9 +10,7 @@
 #include "api/api.h"
 #include "api/web.h"
 
-#define PAGE_CSP                                                                                                \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; " \
-    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+#define PAGE_CSP "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'"
 
 api_status api_web_page(api_request *r) {
     const char *path = api_request_path(r);
