@@ -236,7 +236,7 @@ function curlFor(body) {
   const parts = ['curl -s'];
   if (sessionStorage.getItem(KEY)) parts.push('-H "Authorization: Bearer $CODID_KEY"');
   for (const [k, v] of Object.entries(body)) {
-    if (k === 'image') parts.push('-F image=@condition.png');
+    if (k === 'image') parts.push('-F image=@image.png');
     else parts.push(`-F ${k}=${v}`);
   }
   parts.push((API || location.origin) + '/v1/generate');
@@ -602,8 +602,13 @@ function drawLoss() {
   const lo = Math.min(...losses), hi = Math.max(...losses);
   const x = (s) => 8 + (s / total) * (w - 16);
   const y = (l) => h - 8 - (hi > lo ? (l - lo) / (hi - lo) : 0.5) * (h - 16);
-  g.fillStyle = css.getPropertyValue('--accent') || '#36c';
-  for (const p of points) if (Number.isFinite(p.loss)) g.fillRect(x(p.step) - 1.5, y(p.loss) - 1.5, 3, 3);
+  const accent = css.getPropertyValue('--accent').trim() || '#36c';
+  const drawn = points.filter((p) => Number.isFinite(p.loss));
+  g.strokeStyle = g.fillStyle = accent;
+  g.beginPath();
+  drawn.forEach((p, i) => (i ? g.lineTo(x(p.step), y(p.loss)) : g.moveTo(x(p.step), y(p.loss))));
+  g.stroke();
+  for (const p of drawn) g.fillRect(x(p.step) - 2, y(p.loss) - 2, 4, 4);
   g.fillStyle = css.color;
   g.fillText(`loss ${lo.toPrecision(3)}..${hi.toPrecision(3)}`, 12, 18);
 }

@@ -189,6 +189,7 @@ await check('generate_with_adapter', async () => {
   await visible(page, '#job-adapter-link');
   await page.click('#job-adapter-link');
   await page.waitForFunction(() => document.querySelector('#gen-adapter').selectedOptions[0].textContent.startsWith('web-sr4'));
+  assert(await page.isHidden('#gen-eta-field'), 'eta offered for a CoDi adapter');
   const info = await page.textContent('#gen-adapter-info');
   assert(info.includes('task sr') && info.includes('lite') && info.includes('codi'), info);
   assert((await page.getAttribute('#gen-steps', 'max')) === '50', 'steps max for n_grid 50');
@@ -201,7 +202,7 @@ await check('generate_with_adapter', async () => {
   await page.waitForSelector('#gen-results figure figcaption:has-text("condition")', { timeout: LONG });
   assert((await page.locator('#gen-results figure').count()) === 2, 'condition and one image');
   const curl = await page.inputValue('#gen-curl');
-  assert(curl.includes('-F adapter=web-sr4') && curl.includes('-F image=@condition.png'), curl);
+  assert(curl.includes('-F adapter=web-sr4') && curl.includes('-F image=@image.png'), curl);
   await shot(page, 'generate-adapter');
 });
 
