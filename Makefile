@@ -51,7 +51,15 @@ LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 
 C_SRC := $(wildcard server/*.c api/*.c jobs/*.c engine/*.c util/*.c)
 CXX_SRC := $(wildcard engine/*.cpp)
-OBJ := $(C_SRC:%.c=$(BUILD)/%.o) $(CXX_SRC:%.cpp=$(BUILD)/%.o)
+# The web page (web/*.html, *.css, *.js) is compiled into the binary as one
+# generated C file of byte arrays (web/embed.c writes it), so `make run`
+# serves it with nothing installed beside the binary. A generator in C rather
+# than `ld -r -b binary`: any C compiler builds it (no GNU ld, no symbol
+# names made from file paths), and it can add what the server needs beside
+# the bytes: the path, the media type and a content hash for ETag.
+WEB_SRC := $(sort $(wildcard web/*.html web/*.css web/*.js))
+WEB_C := $(BUILD)/gen/web_assets.c
+OBJ := $(C_SRC:%.c=$(BUILD)/%.o) $(CXX_SRC:%.cpp=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o
 LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(OBJ))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -65,9 +73,10 @@ REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
 # the PATH: a Node.js installed otherwise conflicts with Debian's npm).
 DEB_PKGS := build-essential libmicrohttpd-dev libtorch-dev libopenblas0-pthread libcjson-dev \
             libpng-dev libsqlite3-dev zlib1g-dev curl python3 python3-torch nginx-light \
-            dataset-fashion-mnist wrk openssl systemd python3-yaml clang-format clang libclang-rt-14-dev
+            dataset-fashion-mnist wrk openssl systemd python3-yaml clang-format clang libclang-rt-14-dev \
+            chromium chromium-driver
 
-.PHONY: all deps run test asan check clean data redocly bench bench-quick base-model adapters eval-adapters eval-adapters-quick
+.PHONY: all deps run test asan check clean data redocly playwright bench bench-quick base-model adapters eval-adapters eval-adapters-quick
 
 all: $(BUILD)/codid
 
@@ -78,6 +87,17 @@ $(PCH): engine/torch_all.hpp
 	@mkdir -p $(dir $@)
 	cp $< $@
 	$(CXX) $(CXXFLAGS_ALL) -x c++-header -o $@.gch $<
+
+$(BUILD)/gen/web_embed: web/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
+
+$(WEB_C): $(BUILD)/gen/web_embed $(WEB_SRC)
+	@mkdir -p $(dir $@)
+	$(BUILD)/gen/web_embed $(WEB_SRC) >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_assets.o: $(WEB_C)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -120,7 +140,7 @@ FUZZ_OBJ := $(FUZZ_C_SRC:%.c=$(FUZZ_BUILD)/%.o)
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -c -o $@ $<
-FUZZ_ENGINE_OBJ := $(CXX_SRC:%.cpp=build/%.o)
+FUZZ_ENGINE_OBJ := $(CXX_SRC:%.cpp=build/%.o) build/gen/web_assets.o
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ) $(FUZZ_ENGINE_OBJ)
 	clang++ -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
@@ -164,12 +184,24 @@ $(REDOCLY_STAMP):
 
 redocly: $(REDOCLY_STAMP)
 
+# The browser test's driver (tests/web.test.sh), pinned, from the npm
+# registry; it drives Debian's chromium (DEB_PKGS) and downloads no browser.
+PLAYWRIGHT_VERSION := 1.65.1
+PLAYWRIGHT_STAMP := .cache/playwright/.installed-$(PLAYWRIGHT_VERSION)
+$(PLAYWRIGHT_STAMP):
+	@mkdir -p .cache/playwright
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund --save-exact \
+	    --prefix .cache/playwright playwright-core@$(PLAYWRIGHT_VERSION) >/dev/null
+	touch $@
+
+playwright: $(PLAYWRIGHT_STAMP)
+
 run: deps all
 	$(BUILD)/codid serve --listen 127.0.0.1:8080 --data-dir ./var
 
 test: deps
 	$(MAKE) -j$(JOBS) all $(TEST_BIN) $(TOOL_BIN) $(REPLAY_BIN)
-	$(MAKE) data redocly
+	$(MAKE) data redocly playwright
 	BUILD=$(BUILD) bash tests/run.sh
 
 asan:

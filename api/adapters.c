@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "api/tasks.h"
 #include "jobs/jobs.h"
+#include "jobs/jobspec.h"
 
 typedef struct cached {
     int64_t id;
@@ -207,6 +208,38 @@ static void add_loaded(api_app *app, cJSON *a) {
     cJSON_AddBoolToObject(a, "loaded", loaded);
 }
 
+/* Adds "sampling": how generate samples with the adapter. CoDi in 1..N
+ * steps for a distilled one, DDIM up to max_steps for a teacher. Read from
+ * the registry's metadata, which holds a shipped file's codid.* keys
+ * (distilled, n_grid) or the parameters of the job that trained it. */
+static void add_sampling(api_app *app, cJSON *a) {
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(a, "metadata");
+    const cJSON *distilled = cJSON_GetObjectItemCaseSensitive(m, "distilled");
+    const cJSON *grid = cJSON_GetObjectItemCaseSensitive(m, "n_grid");
+    int is_distilled = 0, n_grid = 0;
+    if (cJSON_IsString(distilled)) {
+        is_distilled = strcmp(distilled->valuestring, "1") == 0;
+        n_grid = cJSON_IsString(grid) ? atoi(grid->valuestring) : 0;
+    } else {
+        char *params = cJSON_PrintUnformatted(m), msg[256];
+        jobs_spec spec;
+        if (params && jobs_spec_parse(params, &spec, msg, sizeof msg) == JOBS_OK) {
+            is_distilled = spec.kind == JOBS_KIND_DISTILL || spec.kind == JOBS_KIND_CM2;
+            n_grid = spec.train.n_grid;
+            jobs_spec_free(&spec);
+        }
+        cJSON_free(params);
+    }
+    int max = is_distilled && n_grid > 0 ? n_grid : app->cfg.max_steps;
+    if (max > app->cfg.max_steps) max = app->cfg.max_steps;
+    cJSON *s = cJSON_AddObjectToObject(a, "sampling");
+    if (!s) return;
+    cJSON_AddStringToObject(s, "sampler", is_distilled ? "codi" : "ddim");
+    cJSON_AddNumberToObject(s, "min_steps", 1);
+    cJSON_AddNumberToObject(s, "max_steps", max);
+    cJSON_AddNumberToObject(s, "default_steps", is_distilled ? API_GEN_DISTILLED_STEPS_DEFAULT : API_GEN_STEPS_DEFAULT);
+}
+
 api_status api_adapters_list(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
@@ -215,7 +248,10 @@ api_status api_adapters_list(api_request *r) {
     int rc = jobs_adapter_list(app->store, &arr, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
     cJSON *a;
-    cJSON_ArrayForEach(a, arr) add_loaded(app, a);
+    cJSON_ArrayForEach(a, arr) {
+        add_loaded(app, a);
+        add_sampling(app, a);
+    }
     cJSON *doc = cJSON_CreateObject();
     if (!doc) {
         cJSON_Delete(arr);
@@ -234,6 +270,7 @@ api_status api_adapters_get(api_request *r) {
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND; /* a path that names nothing */
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
     add_loaded(app, a);
+    add_sampling(app, a);
     return api_respond_json(r, API_OK, a);
 }
 

@@ -29,6 +29,7 @@ typedef struct api_sse api_sse;
  * configuration by whoever builds the app (server/serve.c). */
 typedef struct api_limits {
     int64_t max_body_bytes;
+    int64_t max_upload_bytes; /* dataset uploads */
     int64_t max_pixels;
     int max_n;
     int max_steps;
@@ -53,6 +54,10 @@ typedef struct api_app {
     atomic_int ready;
 } api_app;
 
+/* Generate's default steps: unconditional and teacher (DDIM), distilled. */
+#define API_GEN_STEPS_DEFAULT           10
+#define API_GEN_DISTILLED_STEPS_DEFAULT 4
+
 extern const api_route api_routes[];
 extern const size_t api_routes_count;
 
@@ -71,6 +76,10 @@ api_status api_readyz(api_request *r);
 api_status api_metrics(api_request *r);
 void api_metrics_observe(api_request *r, unsigned status, double ms);
 void api_metrics_batch(int batch_images);
+/* web.c: the page at / (index.html, app.js, app.css) */
+api_status api_web_page(api_request *r);
+/* capabilities.c */
+api_status api_capabilities(api_request *r);
 /* models.c */
 api_status api_models_list(api_request *r);
 /* generate.c */
@@ -79,6 +88,7 @@ api_status api_generate(api_request *r);
 api_status api_datasets_create(api_request *r);
 api_status api_datasets_list(api_request *r);
 api_status api_datasets_get(api_request *r);
+api_status api_datasets_preview(api_request *r);
 api_status api_datasets_delete(api_request *r);
 /* jobs.c */
 api_status api_jobs_create(api_request *r);

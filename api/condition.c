@@ -8,10 +8,15 @@
 
 #include "jobs/dataset.h"
 
+static const char *const preprocess_names[API_PRE_COUNT] = {"none", "canny", "sobel", "gray", "task"};
+
+const char *api_preprocess_name(api_preprocess p) {
+    return (unsigned)p < API_PRE_COUNT ? preprocess_names[p] : "unknown";
+}
+
 int api_preprocess_from_name(const char *name, api_preprocess *out) {
-    static const char *const names[] = {"none", "canny", "sobel", "gray", "task"};
-    for (int i = 0; i < 5; i++)
-        if (strcmp(name, names[i]) == 0) {
+    for (int i = 0; i < API_PRE_COUNT; i++)
+        if (strcmp(name, preprocess_names[i]) == 0) {
             *out = (api_preprocess)i;
             return 0;
         }
@@ -86,7 +91,6 @@ static int fit(const api_cond_params *p, const util_image *img, int channels, ui
 
 static api_status preprocess(const api_cond_params *p, const util_image *img, int want, uint8_t *out, char *msg,
                              size_t msgsz) {
-    static const char *const names[] = {"none", "canny", "sobel", "gray", "task"};
     int ci = p->model_channels, size = p->size;
     eng_task_params tp = p->task;
     int made;
@@ -101,7 +105,7 @@ static api_status preprocess(const api_cond_params *p, const util_image *img, in
     }
     if (made != want) {
         snprintf(msg, msgsz, "preprocess: '%s' makes a %d-channel condition; the %s adapter takes %d channels",
-                 names[p->preprocess], made, eng_task_name(p->task.kind), want);
+                 api_preprocess_name(p->preprocess), made, eng_task_name(p->task.kind), want);
         return API_BAD_REQUEST;
     }
     if (p->preprocess == API_PRE_GRAY) {

@@ -32,9 +32,12 @@ typedef enum api_preprocess {
     API_PRE_CANNY,
     API_PRE_SOBEL,
     API_PRE_GRAY,
-    API_PRE_TASK
+    API_PRE_TASK,
+    API_PRE_COUNT
 } api_preprocess;
 
+/* API_PRE_CANNY -> "canny"... */
+const char *api_preprocess_name(api_preprocess p);
 /* "canny" -> API_PRE_CANNY...: 0, or -1 for an unknown name. */
 int api_preprocess_from_name(const char *name, api_preprocess *out);
 

@@ -485,3 +485,53 @@ api_status api_datasets_delete(api_request *r) {
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
     return api_respond(r, API_NO_CONTENT, "application/json", NULL, 0);
 }
+
+/* GET /v1/datasets/{id}/preview?count=N: the first N images (1..64,
+ * default 16) side by side in rows of 8, one pixel apart, as one PNG.
+ * A few kilobytes of a memory-mapped file: small enough for the event
+ * loop, like the loss plot. */
+#define PREVIEW_MAX  64
+#define PREVIEW_COLS 8
+api_status api_datasets_preview(api_request *r) {
+    if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
+    api_app *app = api_request_app(r);
+    int count = 16;
+    const char *q = api_request_query(r, "count");
+    if (q) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (*q == '\0' || *end || v < 1 || v > PREVIEW_MAX)
+            return api_problem(r, API_BAD_REQUEST, "count: must be an integer in 1..%d", PREVIEW_MAX);
+        count = (int)v;
+    }
+    cJSON *d = NULL;
+    char msg[512];
+    int rc = jobs_dataset_get(app->store, api_request_param(r, "id"), &d, msg, sizeof msg);
+    if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND;
+    if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(d, "path");
+    jobs_dataset ds;
+    rc = cJSON_IsString(path) ? jobs_dataset_map(path->valuestring, &ds, msg, sizeof msg) : -1;
+    cJSON_Delete(d);
+    if (rc != 0)
+        return api_problem(r, API_INTERNAL_SERVER_ERROR, "dataset file: %s", cJSON_IsString(path) ? msg : "none");
+    if (count > ds.count) count = ds.count;
+    int cols = count < PREVIEW_COLS ? count : PREVIEW_COLS, rows = (count + cols - 1) / cols, c = ds.channels;
+    int gw = cols * (ds.width + 1) - 1, gh = rows * (ds.height + 1) - 1;
+    uint8_t *grid = count > 0 ? calloc((size_t)gw * gh, (size_t)c) : NULL;
+    uint8_t *png = NULL;
+    size_t len = 0;
+    rc = grid ? 0 : -1;
+    snprintf(msg, sizeof msg, "%s", count > 0 ? "out of memory" : "the dataset is empty");
+    for (int i = 0; grid && i < count; i++) {
+        int x0 = (i % cols) * (ds.width + 1), y0 = (i / cols) * (ds.height + 1);
+        const uint8_t *img = jobs_dataset_image(&ds, i);
+        for (int y = 0; y < ds.height; y++)
+            memcpy(grid + ((size_t)(y0 + y) * gw + x0) * c, img + (size_t)y * ds.width * c, (size_t)ds.width * c);
+    }
+    if (grid) rc = util_png_encode(grid, gw, gh, c, &png, &len, msg, sizeof msg);
+    free(grid);
+    jobs_dataset_unmap(&ds);
+    if (rc != 0) return api_problem(r, count > 0 ? API_INTERNAL_SERVER_ERROR : API_CONFLICT, "preview: %s", msg);
+    return api_respond(r, API_OK, "image/png", png, len);
+}

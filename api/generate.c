@@ -31,16 +31,16 @@
 #include "util/base64.h"
 #include "util/png.h"
 
-#define SEED_HEADER_MAX         24
-#define ADAPTER_REF_MAX         80
-#define FORM_PARTS_MAX          16
-#define DISTILLED_DEFAULT_STEPS 4
+#define SEED_HEADER_MAX 24
+#define ADAPTER_REF_MAX 80
+#define FORM_PARTS_MAX  16
 
 typedef struct gen_input {
     int n, steps, steps_given;
     int seed_given;
     uint64_t seed;
     double eta;
+    int return_condition;          /* answer with the condition image too */
     char adapter[ADAPTER_REF_MAX]; /* "" when none */
     uint8_t *image, *mask;         /* PNG bytes (malloc'd), or NULL */
     size_t image_len, mask_len;
@@ -100,10 +100,21 @@ static api_status image_field(api_request *r, const cJSON *v, size_t max, uint8_
     return API_OK;
 }
 
-enum { FIELD_N, FIELD_STEPS, FIELD_SEED, FIELD_ETA, FIELD_ADAPTER, FIELD_IMAGE, FIELD_MASK, FIELD_PRE, N_FIELDS };
-static const char *const field_names[N_FIELDS] = {"n",       "steps", "seed", "eta",
-                                                  "adapter", "image", "mask", "preprocess"};
-#define KNOWN_FIELDS "n, steps, seed, eta, adapter, image, mask, preprocess"
+enum {
+    FIELD_N,
+    FIELD_STEPS,
+    FIELD_SEED,
+    FIELD_ETA,
+    FIELD_ADAPTER,
+    FIELD_IMAGE,
+    FIELD_MASK,
+    FIELD_PRE,
+    FIELD_RETURN_COND,
+    N_FIELDS
+};
+static const char *const field_names[N_FIELDS] = {
+    "n", "steps", "seed", "eta", "adapter", "image", "mask", "preprocess", "return_condition"};
+#define KNOWN_FIELDS "n, steps, seed, eta, adapter, image, mask, preprocess, return_condition"
 
 static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSON *doc, int *seen, gen_input *in) {
     api_status st = API_OK;
@@ -142,6 +153,11 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
             uint8_t **dst = f == FIELD_IMAGE ? &in->image : &in->mask;
             size_t *len = f == FIELD_IMAGE ? &in->image_len : &in->mask_len;
             st = image_field(r, v, (size_t)cfg->max_body_bytes, dst, len);
+        } else if (f == FIELD_RETURN_COND) {
+            if (!cJSON_IsBool(v))
+                st = api_problem(r, API_BAD_REQUEST, "return_condition: must be true or false");
+            else
+                in->return_condition = cJSON_IsTrue(v);
         } else if (!cJSON_IsString(v) || api_preprocess_from_name(v->valuestring, &in->preprocess) != 0) {
             st = api_problem(r, API_BAD_REQUEST, "preprocess: must be one of none, canny, sobel, gray, task");
         }
@@ -203,7 +219,7 @@ static api_status parse_form(api_request *r, const api_limits *cfg, const char *
 static api_status parse_input(api_request *r, const api_limits *cfg, gen_input *in) {
     memset(in, 0, sizeof *in);
     in->n = 1;
-    in->steps = 10;
+    in->steps = API_GEN_STEPS_DEFAULT;
     int seen[N_FIELDS] = {0};
 
     const char *ct = api_request_header(r, "Content-Type");
@@ -232,7 +248,25 @@ static api_status parse_input(api_request *r, const api_limits *cfg, gen_input *
 
 /* ---- completion, on the batcher thread -------------------------------- */
 
-static api_status respond_images(api_request *r, api_gen_request *req, int want_png) {
+/* The condition as a base64 PNG: one channel or RGB; inpaint's masked
+ * image without its mask channel. NULL when out of memory. */
+static char *condition_base64(const eng_image *cond, char *msg, size_t msgsz) {
+    int c = cond->channels == 4 ? 3 : cond->channels;
+    size_t px = (size_t)cond->width * cond->height;
+    uint8_t *pixels = malloc(px * c), *png = NULL;
+    size_t len = 0;
+    char *b64 = NULL;
+    size_t b64len;
+    if (!pixels) return NULL;
+    for (size_t i = 0; i < px; i++) memcpy(pixels + i * c, cond->data + i * cond->channels, (size_t)c);
+    if (util_png_encode(pixels, cond->width, cond->height, c, &png, &len, msg, msgsz) == 0)
+        util_base64_encode(png, len, util_base64_encoded_len(len), &b64, &b64len, msg, msgsz);
+    free(pixels);
+    free(png);
+    return b64;
+}
+
+static api_status respond_images(api_request *r, api_gen_request *req, int want_png, const eng_image *cond) {
     char seed[SEED_HEADER_MAX];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)req->seed);
     if (want_png) {
@@ -260,6 +294,14 @@ static api_status respond_images(api_request *r, api_gen_request *req, int want_
         if (!s) goto nomem;
         cJSON_AddItemToArray(images, s);
     }
+    if (cond) {
+        char msg[128];
+        char *b64 = condition_base64(cond, msg, sizeof msg);
+        cJSON *s = b64 ? cJSON_CreateString(b64) : NULL;
+        free(b64);
+        if (!s) goto nomem;
+        cJSON_AddItemToObject(doc, "condition", s);
+    }
     cJSON_AddRawToObject(doc, "seed", seed); /* exact: %g would round 16-digit seeds */
     cJSON_AddNumberToObject(doc, "steps", req->steps);
     cJSON *t = cJSON_AddObjectToObject(doc, "timings");
@@ -284,7 +326,7 @@ static void on_generated(api_gen_request *req) {
     switch (req->status) {
         case API_GEN_OK:
             api_metrics_batch(req->batch_images);
-            respond_images(r, req, job->want_png);
+            respond_images(r, req, job->want_png, job->in.return_condition ? &job->cond : NULL);
             break;
         case API_GEN_ESHUTDOWN:
         case API_GEN_EGONE:
@@ -348,7 +390,7 @@ static void prepare(void *arg) {
     job->req.adapter = a;
     eng_adapter_info info;
     eng_adapter_get_info(a, &info);
-    if (!job->in.steps_given && info.distilled) job->req.steps = DISTILLED_DEFAULT_STEPS;
+    if (!job->in.steps_given && info.distilled) job->req.steps = API_GEN_DISTILLED_STEPS_DEFAULT;
     if (info.distilled && job->req.steps > info.n_grid) {
         api_problem(r, API_BAD_REQUEST, "steps: adapter '%s' samples in 1..%d steps", job->in.adapter, info.n_grid);
         goto fail;
@@ -420,6 +462,8 @@ api_status api_generate(api_request *r) {
                          in->image  ? "image"
                          : in->mask ? "mask"
                                     : "preprocess");
+    if (st == API_OK && !*in->adapter && in->return_condition)
+        st = api_problem(r, API_BAD_REQUEST, "return_condition: needs an adapter (no condition without one)");
     if (st == API_OK && *in->adapter && !in->image)
         st = api_problem(r, API_BAD_REQUEST,
                          "image: required with an adapter (a base64 PNG, a data: URL, or a file part)");
@@ -429,6 +473,8 @@ api_status api_generate(api_request *r) {
     if (st == API_OK && !type)
         st = api_problem(r, API_NOT_ACCEPTABLE, "Accept: this endpoint answers application/json or image/png");
     int want_png = type && strcmp(type, "image/png") == 0;
+    if (st == API_OK && want_png && in->return_condition)
+        st = api_problem(r, API_NOT_ACCEPTABLE, "Accept: image/png holds no condition; return_condition needs JSON");
     if (st == API_OK && want_png && in->n != 1)
         st = api_problem(r, API_NOT_ACCEPTABLE, "Accept: image/png holds one image; n is %d (accept application/json)",
                          in->n);

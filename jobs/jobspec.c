@@ -113,6 +113,14 @@ static int get_ref(const cJSON *v, const char *name, jobs_ref *out, char *msg, s
 
 /* ---- the task object ------------------------------------------------------------- */
 
+/* The task parameters' bounds (also described by jobs_spec_describe). */
+#define SR_FACTOR_MIN 2
+#define SR_FACTOR_MAX 8
+#define MAX_SIGMA_MIN 0.5
+#define MAX_SIGMA_MAX 16
+#define MAX_NOISE_MIN 0.02
+#define MAX_NOISE_MAX 2
+
 static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t msgsz) {
     if (!cJSON_IsObject(v))
         return util_msg(msg, msgsz, JOBS_EINVAL,
@@ -131,16 +139,16 @@ static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t m
         if (strcmp(key, "name") == 0) {
             continue;
         } else if (strcmp(key, "factor") == 0 && kind == ENG_TASK_SR) {
-            rc = get_int(item, "task.factor", 2, 8, &iv, msg, msgsz);
+            rc = get_int(item, "task.factor", SR_FACTOR_MIN, SR_FACTOR_MAX, &iv, msg, msgsz);
             if (rc == JOBS_OK && iv != 2 && iv != 4 && iv != 8)
                 rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'task.factor' must be 2, 4 or 8");
             task->factor = (int)iv;
         } else if (strcmp(key, "canny") == 0 && kind == ENG_TASK_EDGES) {
             rc = get_bool(item, "task.canny", &task->canny, msg, msgsz);
         } else if (strcmp(key, "max_sigma") == 0 && kind == ENG_TASK_DEBLUR) {
-            rc = get_float(item, "task.max_sigma", 0.5, 1, 16, 1, &task->max_sigma, msg, msgsz);
+            rc = get_float(item, "task.max_sigma", MAX_SIGMA_MIN, 1, MAX_SIGMA_MAX, 1, &task->max_sigma, msg, msgsz);
         } else if (strcmp(key, "max_noise") == 0 && kind == ENG_TASK_DENOISE) {
-            rc = get_float(item, "task.max_noise", 0.02, 1, 2, 1, &task->max_noise, msg, msgsz);
+            rc = get_float(item, "task.max_noise", MAX_NOISE_MIN, 1, MAX_NOISE_MAX, 1, &task->max_noise, msg, msgsz);
         } else {
             rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'task.%s' is unknown for task '%s'", key, name->valuestring);
         }
@@ -292,4 +300,105 @@ void jobs_spec_free(jobs_spec *s) {
 
 int jobs_spec_total(const jobs_spec *s) {
     return s->kind == JOBS_KIND_EVALUATE ? s->eval_n : s->train.total_steps;
+}
+
+static const char *const type_names[] = {"kind",   "ref",     "task", "integer", "integer",
+                                         "number", "boolean", "enum", "name",    "object"};
+
+/* A float as the decimal it was written as (0.001, not 0.0010000000474974513). */
+static cJSON *float_json(float x) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.6g", x);
+    return cJSON_CreateNumber(strtod(buf, NULL));
+}
+
+/* A field's default in a freshly initialised spec of one kind, or NULL
+ * where the field has none worth showing (references, names, objects). */
+static cJSON *field_default(const field *f, const jobs_spec *s) {
+    const void *at = (const char *)s + f->offset;
+    switch (f->type) {
+        case F_INT: return cJSON_CreateNumber(*(const int *)at);
+        case F_SEED: return cJSON_CreateNumber((double)*(const uint64_t *)at);
+        case F_FLOAT: return float_json(*(const float *)at);
+        case F_BOOL: return cJSON_CreateBool(*(const int *)at);
+        case F_ENUM: return cJSON_CreateString(f->options[*(const int *)at]);
+        default: return NULL;
+    }
+}
+
+cJSON *jobs_spec_describe(void) {
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *kinds = cJSON_AddArrayToObject(doc, "kinds");
+    cJSON *fs = cJSON_AddArrayToObject(doc, "fields");
+    cJSON *defaults = cJSON_AddObjectToObject(doc, "defaults");
+    if (!kinds || !fs || !defaults) {
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    int n_kinds = (int)(sizeof kind_names / sizeof kind_names[0]);
+    for (int k = 0; k < n_kinds; k++) {
+        cJSON_AddItemToArray(kinds, cJSON_CreateString(kind_names[k]));
+        jobs_spec s = {
+            .kind = (jobs_kind)k, .checkpoint_every = JOBS_CHECKPOINT_EVERY_DEFAULT, .eval_n = JOBS_EVAL_N_DEFAULT};
+        eng_train_params_init(&s.train, train_kinds[k]);
+        cJSON *d = cJSON_AddObjectToObject(defaults, kind_names[k]);
+        for (size_t i = 0; d && i < sizeof fields / sizeof fields[0]; i++) {
+            cJSON *v = fields[i].kinds & (1u << k) ? field_default(&fields[i], &s) : NULL;
+            if (v) cJSON_AddItemToObject(d, fields[i].name, v);
+        }
+    }
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const field *f = &fields[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddItemToArray(fs, o);
+        cJSON_AddStringToObject(o, "name", f->name);
+        cJSON *ks = cJSON_AddArrayToObject(o, "kinds");
+        for (int k = 0; ks && k < n_kinds; k++)
+            if (f->kinds & (1u << k)) cJSON_AddItemToArray(ks, cJSON_CreateString(kind_names[k]));
+        cJSON_AddStringToObject(o, "type", type_names[f->type]);
+        if (f->type == F_INT || f->type == F_SEED || f->type == F_FLOAT) {
+            cJSON_AddNumberToObject(o, "minimum", f->lo);
+            cJSON_AddNumberToObject(o, "maximum", f->hi);
+            if (f->lo_open) cJSON_AddBoolToObject(o, "exclusive_minimum", 1);
+            if (f->hi_open) cJSON_AddBoolToObject(o, "exclusive_maximum", 1);
+        }
+        if (f->type == F_ENUM) {
+            cJSON *opts = cJSON_AddArrayToObject(o, "options");
+            for (const char *const *p = f->options; opts && *p; p++) cJSON_AddItemToArray(opts, cJSON_CreateString(*p));
+        }
+    }
+    cJSON *tp = cJSON_AddArrayToObject(doc, "task_params");
+    static const struct {
+        eng_task_kind task;
+        const char *name, *type;
+        double lo, hi;
+    } task_fields[] = {{ENG_TASK_SR, "factor", "integer", SR_FACTOR_MIN, SR_FACTOR_MAX},
+                       {ENG_TASK_EDGES, "canny", "boolean", 0, 0},
+                       {ENG_TASK_DEBLUR, "max_sigma", "number", MAX_SIGMA_MIN, MAX_SIGMA_MAX},
+                       {ENG_TASK_DENOISE, "max_noise", "number", MAX_NOISE_MIN, MAX_NOISE_MAX}};
+    for (size_t i = 0; tp && i < sizeof task_fields / sizeof task_fields[0]; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) break;
+        cJSON_AddItemToArray(tp, o);
+        eng_task_params d;
+        eng_task_params_init(&d, task_fields[i].task);
+        cJSON_AddStringToObject(o, "task", eng_task_name(task_fields[i].task));
+        cJSON_AddStringToObject(o, "name", task_fields[i].name);
+        cJSON_AddStringToObject(o, "type", task_fields[i].type);
+        if (task_fields[i].task == ENG_TASK_SR) {
+            cJSON *opts = cJSON_AddArrayToObject(o, "options");
+            for (int f = SR_FACTOR_MIN; opts && f <= SR_FACTOR_MAX; f *= 2)
+                cJSON_AddItemToArray(opts, cJSON_CreateNumber(f));
+            cJSON_AddNumberToObject(o, "default", d.factor);
+        } else if (task_fields[i].task == ENG_TASK_EDGES) {
+            cJSON_AddBoolToObject(o, "default", d.canny);
+        } else {
+            cJSON_AddNumberToObject(o, "minimum", task_fields[i].lo);
+            cJSON_AddNumberToObject(o, "maximum", task_fields[i].hi);
+            cJSON_AddItemToObject(o, "default",
+                                  float_json(task_fields[i].task == ENG_TASK_DEBLUR ? d.max_sigma : d.max_noise));
+        }
+    }
+    return doc;
 }

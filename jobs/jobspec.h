@@ -80,6 +80,13 @@ void jobs_spec_free(jobs_spec *s);
  * evaluated. */
 int jobs_spec_total(const jobs_spec *s);
 
+/* The fields above as data, for clients that build a form from them
+ * (GET /v1/capabilities): {"kinds": [...], "fields": [{name, kinds, type,
+ * minimum, maximum, exclusive_minimum, exclusive_maximum, options}],
+ * "defaults": {kind: {field: value}}}, the defaults being what a job of
+ * that kind gets when the field is left out. NULL when out of memory. */
+struct cJSON *jobs_spec_describe(void);
+
 /* Whether name is a valid registry name (see `name` above). */
 int jobs_name_valid(const char *name);
 

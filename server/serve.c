@@ -195,6 +195,7 @@ int srv_cmd_serve(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     api_app app = {.cfg = {.max_body_bytes = cfg.max_body_bytes,
+                           .max_upload_bytes = cfg.max_upload_bytes,
                            .max_pixels = cfg.max_pixels,
                            .max_n = cfg.max_n,
                            .max_steps = cfg.max_steps,
