@@ -1,4 +1,5 @@
-/* test_dataset.c - jobs/dataset.c and dataset_import.c: the file format, the importers, and the crop and resize (util/image.c) seen through them. */
+/* test_dataset.c - jobs/dataset.c and dataset_import.c: the file format, the
+ * importers, and the crop and resize (util/image.c) seen through them. */
 #include "jobs/dataset.h"
 #include "tests/test.h"
 #include "util/png.h"
