@@ -25,6 +25,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/render.h"
 #include "api/tasks.h"
 #include "api/upload.h"
 #include "jobs/dataset.h"
@@ -382,10 +383,10 @@ static void run_import(void *arg) {
                         stats.nreasons ? "; first skipped: " : "", stats.nreasons ? stats.reasons[0] : "");
     }
     if (j->kind == IMPORT_MULTIPART || j->kind == IMPORT_TAR) remove_tree(tmp);
-    cJSON *ds = NULL;
+    jobs_dataset_info d = {0};
     if (!failed) {
         int rc = jobs_dataset_register(app->store, j->name, out, j->source, *j->split ? j->split : NULL, stats.skipped,
-                                       &ds, msg, sizeof msg);
+                                       &d, msg, sizeof msg);
         if (rc != JOBS_OK) {
             unlink(out);
             api_jobs_problem(r, rc, msg);
@@ -393,16 +394,20 @@ static void run_import(void *arg) {
         }
     }
     if (!failed) {
+        cJSON *ds = api_dataset_json(&d);
         cJSON *warnings = cJSON_AddArrayToObject(ds, "warnings");
         for (int i = 0; warnings && i < stats.nreasons; i++)
             cJSON_AddItemToArray(warnings, cJSON_CreateString(stats.reasons[i]));
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(ds, "id");
         char location[48];
-        snprintf(location, sizeof location, "/v1/datasets/%lld", cJSON_IsNumber(id) ? (long long)id->valuedouble : 0LL);
+        snprintf(location, sizeof location, "/v1/datasets/%lld", (long long)d.id);
         util_log(UTIL_LOG_INFO, "dataset %s: %d images imported, %d skipped", j->name, stats.imported, stats.skipped);
-        api_respond_json(r, API_CREATED, ds);
+        if (ds)
+            api_respond_json(r, API_CREATED, ds);
+        else
+            api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
         api_response_header(r, "Location", location);
     }
+    jobs_dataset_info_clear(&d);
     import_job_free(j);
     api_request_resume(r);
 }
@@ -429,10 +434,10 @@ api_status api_datasets_create(api_request *r) {
                          "Content-Type: '%.60s' is not application/json, multipart/form-data or application/x-tar", ct);
     if (st == API_OK) st = check_common(r, j);
     if (st == API_OK) {
-        cJSON *existing = NULL;
+        jobs_dataset_info existing;
         char msg[256];
         if (jobs_dataset_get(app->store, j->name, &existing, msg, sizeof msg) == JOBS_OK) {
-            cJSON_Delete(existing);
+            jobs_dataset_info_clear(&existing);
             st = api_problem(r, API_CONFLICT, "name: a dataset named '%s' exists already", j->name);
         }
     }
@@ -452,28 +457,36 @@ api_status api_datasets_create(api_request *r) {
 api_status api_datasets_list(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
-    cJSON *arr = NULL;
+    jobs_dataset_info *items = NULL;
+    int n = 0;
     char msg[512];
-    int rc = jobs_dataset_list(app->store, &arr, msg, sizeof msg);
+    int rc = jobs_store_dataset_list(app->store, &items, &n, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *doc = cJSON_CreateObject();
-    if (!doc) {
-        cJSON_Delete(arr);
+    cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "datasets");
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, api_dataset_json(&items[i]));
+        jobs_dataset_info_clear(&items[i]);
+    }
+    free(items);
+    if (!arr) {
+        cJSON_Delete(doc);
         return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     }
-    cJSON_AddItemToObject(doc, "datasets", arr);
     return api_respond_json(r, API_OK, doc);
 }
 
 api_status api_datasets_get(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
-    cJSON *d = NULL;
+    jobs_dataset_info d;
     char msg[512];
     int rc = jobs_dataset_get(app->store, api_request_param(r, "id"), &d, msg, sizeof msg);
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND; /* a path that names nothing */
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    return api_respond_json(r, API_OK, d);
+    cJSON *doc = api_dataset_json(&d);
+    jobs_dataset_info_clear(&d);
+    if (!doc) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    return api_respond_json(r, API_OK, doc);
 }
 
 api_status api_datasets_delete(api_request *r) {

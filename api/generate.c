@@ -325,9 +325,9 @@ static void submit(gen_job *job) {
 static api_status decode(api_request *r, const char *field, const uint8_t *png, size_t len, size_t max_pixels,
                          util_image *out) {
     char msg[256];
-    if (util_png_decode(png, len, 0, max_pixels, out, msg, sizeof msg) == 0) return API_OK;
-    if (strstr(msg, "more than the limit"))
-        return api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels)", field, msg);
+    int rc = util_png_decode(png, len, 0, max_pixels, out, msg, sizeof msg);
+    if (rc == 0) return API_OK;
+    if (rc == UTIL_PNG_ELIMIT) return api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels)", field, msg);
     return api_problem(r, API_BAD_REQUEST, "%s: %s", field, msg);
 }
 
@@ -383,27 +383,24 @@ fail:
 /* The registry row of the adapter the request names (event-loop thread:
  * one indexed read); answers 400 when it names none. */
 static api_status find_adapter(api_request *r, api_app *app, gen_job *job) {
-    cJSON *a = NULL;
+    jobs_adapter_info a;
     char msg[256];
     int rc = jobs_adapter_get(app->store, job->in.adapter, &a, msg, sizeof msg);
     if (rc == JOBS_ENOTFOUND || rc == JOBS_EINVAL)
         return api_problem(r, API_BAD_REQUEST, "adapter: no adapter '%s' (GET /v1/adapters lists them)",
                            job->in.adapter);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
-    const cJSON *path = cJSON_GetObjectItemCaseSensitive(a, "path");
-    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(a, "base_hash");
     api_status st = API_OK;
-    if (!cJSON_IsNumber(id) || !cJSON_IsString(path) || strlen(path->valuestring) >= sizeof job->adapter_path)
+    if (!a.path || strlen(a.path) >= sizeof job->adapter_path)
         st = api_problem(r, API_INTERNAL_SERVER_ERROR, "adapter: registry row without a usable path");
-    else if (cJSON_IsString(hash) && strcmp(hash->valuestring, app->model_info.hash) != 0)
+    else if (strcmp(a.base_hash, app->model_info.hash) != 0)
         st = api_problem(r, API_CONFLICT, "adapter: '%s' was trained on base model %s; this daemon serves %s (%s)",
-                         job->in.adapter, hash->valuestring, app->model_info.hash, app->model_info.name);
+                         job->in.adapter, a.base_hash, app->model_info.hash, app->model_info.name);
     if (st == API_OK) {
-        job->adapter_id = (int64_t)id->valuedouble;
-        snprintf(job->adapter_path, sizeof job->adapter_path, "%s", path->valuestring);
+        job->adapter_id = a.id;
+        snprintf(job->adapter_path, sizeof job->adapter_path, "%s", a.path);
     }
-    cJSON_Delete(a);
+    jobs_adapter_info_clear(&a);
     return st;
 }
 

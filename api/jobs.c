@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/render.h"
 #include "api/sse.h"
 #include "jobs/jobs.h"
 #include "util/buf.h"
@@ -46,6 +47,14 @@ static void add_links(cJSON *job) {
         snprintf(buf, sizeof buf, "/v1/adapters/%lld", (long long)adapter->valuedouble);
         cJSON_AddStringToObject(links, "adapter", buf);
     }
+}
+
+/* Answers with the job as JSON, with its links. */
+static api_status respond_job(api_request *r, api_status status, const jobs_job *j) {
+    cJSON *job = api_job_json(j);
+    if (!job) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    add_links(job);
+    return api_respond_json(r, status, job);
 }
 
 /* The {id} of the path as a job id; answers 404 when it cannot be one. */
@@ -89,13 +98,14 @@ api_status api_jobs_create(api_request *r) {
     int rc = jobs_submit(app->store, text, &id, msg, sizeof msg);
     cJSON_free(text);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *job = NULL;
-    rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    jobs_job job;
+    rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    add_links(job);
+    api_status st = respond_job(r, API_ACCEPTED, &job);
+    jobs_job_clear(&job);
+    if (st != API_ACCEPTED) return st;
     char location[48];
     snprintf(location, sizeof location, "/v1/jobs/%lld", (long long)id);
-    api_respond_json(r, API_ACCEPTED, job);
     api_response_header(r, "Location", location);
     return API_ACCEPTED;
 }
@@ -127,20 +137,33 @@ api_status api_jobs_list(api_request *r) {
     long long limit, cursor;
     if (int_query(r, "limit", 1, JOBS_LIST_LIMIT_MAX, JOBS_PAGE_DEFAULT, &limit) != 0) return API_BAD_REQUEST;
     if (int_query(r, "cursor", 1, INT64_MAX / 2, 0, &cursor) != 0) return API_BAD_REQUEST;
-    cJSON *doc = NULL;
+    jobs_job *jobs = NULL;
+    int n = 0;
+    int64_t next = 0;
     char msg[512];
-    int rc = jobs_list(app->store, status, cursor, (int)limit, &doc, msg, sizeof msg);
+    int rc = jobs_list(app->store, status, cursor, (int)limit, &jobs, &n, &next, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *job;
-    cJSON_ArrayForEach(job, cJSON_GetObjectItemCaseSensitive(doc, "jobs")) add_links(job);
-    cJSON *next = cJSON_GetObjectItemCaseSensitive(doc, "next_cursor");
-    if (cJSON_IsNumber(next)) {
+    cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "jobs");
+    for (int i = 0; i < n; i++) {
+        cJSON *job = api_job_json(&jobs[i]);
+        add_links(job);
+        cJSON_AddItemToArray(arr, job);
+        jobs_job_clear(&jobs[i]);
+    }
+    free(jobs);
+    if (next > 0) {
         char link[128];
-        snprintf(link, sizeof link, "/v1/jobs?cursor=%lld&limit=%lld%s%s", (long long)next->valuedouble, limit,
+        snprintf(link, sizeof link, "/v1/jobs?cursor=%lld&limit=%lld%s%s", (long long)next, limit,
                  status ? "&status=" : "", status ? status : "");
+        cJSON_AddNumberToObject(doc, "next_cursor", (double)next);
         cJSON_AddStringToObject(doc, "next", link);
     } else {
+        cJSON_AddNullToObject(doc, "next_cursor");
         cJSON_AddNullToObject(doc, "next");
+    }
+    if (!arr) {
+        cJSON_Delete(doc);
+        return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     }
     return api_respond_json(r, API_OK, doc);
 }
@@ -150,12 +173,13 @@ api_status api_jobs_get(api_request *r) {
     api_app *app = api_request_app(r);
     int64_t id;
     if (path_job_id(r, &id) != 0) return API_NOT_FOUND;
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
-    int rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    int rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    add_links(job);
-    return api_respond_json(r, API_OK, job);
+    api_status st = respond_job(r, API_OK, &job);
+    jobs_job_clear(&job);
+    return st;
 }
 
 api_status api_jobs_cancel(api_request *r) {
@@ -163,12 +187,13 @@ api_status api_jobs_cancel(api_request *r) {
     api_app *app = api_request_app(r);
     int64_t id;
     if (path_job_id(r, &id) != 0) return API_NOT_FOUND;
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
     int rc = jobs_cancel(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    add_links(job);
-    return api_respond_json(r, API_OK, job);
+    api_status st = respond_job(r, API_OK, &job);
+    jobs_job_clear(&job);
+    return st;
 }
 
 api_status api_jobs_events(api_request *r) {
@@ -190,11 +215,11 @@ api_status api_jobs_events(api_request *r) {
     } else if (int_query(r, "after", 0, INT64_MAX / 2, 0, &after) != 0) {
         return API_BAD_REQUEST;
     }
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
-    int rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    int rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON_Delete(job);
+    jobs_job_clear(&job);
 
     api_stream *s = NULL;
     api_respond_stream(r, API_OK, "text/event-stream", API_SSE_PENDING_MAX, &s);
@@ -301,11 +326,11 @@ api_status api_jobs_loss(api_request *r) {
         int_query(r, "height", UTIL_PLOT_MIN_SIDE, UTIL_PLOT_MAX_SIDE, PLOT_H_DEFAULT, &h) != 0)
         return API_BAD_REQUEST;
 
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
-    int rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    int rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON_Delete(job);
+    jobs_job_clear(&job);
     loss_rows l;
     rc = read_loss(app->store, id, &l, msg, sizeof msg);
     if (rc != JOBS_OK) {

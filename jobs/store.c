@@ -112,6 +112,7 @@ const char *jobs_strerror(int code) {
         case JOBS_ECORRUPT: return "database is corrupt";
         case JOBS_ETOONEW: return "database is newer than this codid";
         case JOBS_EINUSE: return "in use by a job";
+        case JOBS_ELIMIT: return "over a limit";
         default: return "unknown error";
     }
 }

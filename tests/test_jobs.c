@@ -4,6 +4,8 @@
  * start-up (requeue after a crash, clean-up of temporaries, the data
  * directory's lock, giving up on a job that keeps crashing).
  */
+#include <cjson/cJSON.h>
+
 #include "jobs/dataset.h"
 #include "jobs/jobs.h"
 #include "jobs/store.h"
@@ -20,28 +22,24 @@ TEST(list_pages_newest_first) {
     jobs_job j;
     jobs_store_claim(st, &j, msg, sizeof msg); /* job 1 runs */
     jobs_job_clear(&j);
-    cJSON *p1 = NULL, *p2 = NULL, *p3 = NULL, *running = NULL;
-    int rc1 = jobs_list(st, NULL, 0, 2, &p1, msg, sizeof msg);
-    double next1 = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p1, "next_cursor"));
-    jobs_list(st, NULL, (int64_t)next1, 2, &p2, msg, sizeof msg);
-    double next2 = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p2, "next_cursor"));
-    jobs_list(st, NULL, (int64_t)next2, 2, &p3, msg, sizeof msg);
-    const cJSON *next3 = cJSON_GetObjectItemCaseSensitive(p3, "next_cursor");
-    jobs_list(st, "running", 0, 10, &running, msg, sizeof msg);
-    int rc_bad = jobs_list(st, "sleeping", 0, 10, &running, msg, sizeof msg);
-    int ids[5], k = 0;
-    cJSON *pages[3] = {p1, p2, p3};
+    jobs_job *page = NULL, *running = NULL;
+    int n = 0, n_running = 0, ids[5], k = 0;
+    int64_t next = 0, none = -1;
+    int rc1 = JOBS_OK;
     for (int p = 0; p < 3; p++) {
-        const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(pages[p], "jobs")) if (k < 5) ids[k++] =
-            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(item, "id"));
+        int rc = jobs_list(st, NULL, next, 2, &page, &n, &next, msg, sizeof msg);
+        if (p == 0) rc1 = rc;
+        for (int i = 0; i < n; i++) {
+            if (k < 5) ids[k++] = (int)page[i].id;
+            jobs_job_clear(&page[i]);
+        }
+        free(page);
     }
-    int n_running = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(running, "jobs"));
-    int null_next = cJSON_IsNull(next3);
-    cJSON_Delete(p1);
-    cJSON_Delete(p2);
-    cJSON_Delete(p3);
-    cJSON_Delete(running);
+    int null_next = next == 0;
+    jobs_list(st, "running", 0, 10, &running, &n_running, &none, msg, sizeof msg);
+    for (int i = 0; i < n_running; i++) jobs_job_clear(&running[i]);
+    free(running);
+    int rc_bad = jobs_list(st, "sleeping", 0, 10, &running, &n, &none, msg, sizeof msg);
     jobs_store_close(st);
     rm_tree(dir);
     CHECK_EQ_INT(rc1, JOBS_OK);
@@ -65,23 +63,19 @@ TEST(events_resume_after_an_id) {
         jobs_progress p = {step, 10, 1.0 / step, 0.5, 1e-3, 2.5, (10 - step) / 2.5};
         jobs_store_progress(st, id, &p, msg, sizeof msg);
     }
-    cJSON *all = NULL, *tail = NULL;
-    int rc = jobs_events_since(st, id, 0, 100, &all, msg, sizeof msg);
-    int n_all = cJSON_GetArraySize(all);
-    const cJSON *third = cJSON_GetArrayItem(all, 2); /* queued, running, then progress 1 */
-    double after = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(third, "id"));
-    jobs_events_since(st, id, (int64_t)after, 100, &tail, msg, sizeof msg);
-    int n_tail = cJSON_GetArraySize(tail);
-    const cJSON *last = cJSON_GetArrayItem(tail, n_tail - 1);
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(last, "data");
+    jobs_event *all = NULL, *tail = NULL, *none = NULL;
+    int n_all = 0, n_tail = 0, n_none = 0;
+    int rc = jobs_events_since(st, id, 0, 100, &all, &n_all, msg, sizeof msg);
+    int64_t after = n_all > 2 ? all[2].id : 0; /* queued, running, then progress 1 */
+    jobs_events_since(st, id, after, 100, &tail, &n_tail, msg, sizeof msg);
+    cJSON *data = n_tail ? cJSON_Parse(tail[n_tail - 1].payload) : NULL;
     double step = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(data, "step"));
     double loss = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(data, "loss"));
-    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "kind"));
-    int is_progress = kind && strcmp(kind, "progress") == 0;
-    cJSON *none = NULL;
-    int rc_missing = jobs_events_since(st, 42, 0, 10, &none, msg, sizeof msg);
-    cJSON_Delete(all);
-    cJSON_Delete(tail);
+    int is_progress = n_tail && strcmp(tail[n_tail - 1].kind, "progress") == 0;
+    cJSON_Delete(data);
+    int rc_missing = jobs_events_since(st, 42, 0, 10, &none, &n_none, msg, sizeof msg);
+    jobs_events_free(all, n_all);
+    jobs_events_free(tail, n_tail);
     jobs_store_close(st);
     rm_tree(dir);
     CHECK_EQ_INT(rc, JOBS_OK);
@@ -107,11 +101,10 @@ TEST(submit_checks_references_and_names) {
         jobs_submit(st, "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"}}", &id, msg, sizeof msg);
     char nods_msg[512];
     snprintf(nods_msg, sizeof nods_msg, "%s", msg);
-    cJSON *ds = NULL;
+    jobs_dataset_info ds = {0};
     int rc_reg = jobs_dataset_register(st, "tiny", set, "file", "train", 0, &ds, msg, sizeof msg);
-    double count = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ds, "count"));
-    double size = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ds, "size"));
-    cJSON_Delete(ds);
+    int count = ds.count, size = ds.size;
+    jobs_dataset_info_clear(&ds);
     int rc_dup = jobs_dataset_register(st, "tiny", set, "file", NULL, 0, NULL, msg, sizeof msg);
     int rc_notaset = jobs_dataset_register(st, "bad", dir, "file", NULL, 0, NULL, msg, sizeof msg);
     int rc_ok = jobs_submit(st,

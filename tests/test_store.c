@@ -4,6 +4,8 @@
  * concurrent claims, cancellation, success and registration, API keys and
  * job counts.
  */
+#include <cjson/cJSON.h>
+
 #include "jobs/jobs.h"
 #include "jobs/store.h"
 #include "tests/jobs_test.h"
@@ -371,14 +373,14 @@ TEST(success_registers_adapter_once) {
     int64_t list_job = n ? list[0].job_id : 0;
     for (int i = 0; i < n; i++) jobs_adapter_info_clear(&list[i]);
     free(list);
-    cJSON *job = NULL;
-    jobs_get(st, id, &job, msg, sizeof msg);
-    const cJSON *result = cJSON_GetObjectItemCaseSensitive(job, "result");
+    jobs_job job;
+    jobs_store_job_get(st, id, &job, msg, sizeof msg);
+    cJSON *result = job.result ? cJSON_Parse(job.result) : NULL;
     double result_adapter = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(result, "adapter_id"));
     double result_steps = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(result, "steps"));
-    const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "status"));
-    int succeeded = status && strcmp(status, "succeeded") == 0;
-    cJSON_Delete(job);
+    int succeeded = job.state == JOBS_SUCCEEDED;
+    cJSON_Delete(result);
+    jobs_job_clear(&job);
     jobs_store_close(st);
     rm_tree(dir);
     CHECK_EQ_INT(rc1, JOBS_OK);

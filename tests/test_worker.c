@@ -4,6 +4,8 @@
  * exact resume, cancel while queued and while running, pretrain and cm2,
  * and a bad job failing with a message.
  */
+#include <cjson/cJSON.h>
+
 #include "engine/engine.h"
 #include "jobs/dataset.h"
 #include "jobs/jobs.h"
@@ -203,11 +205,10 @@ TEST(cancel_running_job_then_evaluate) {
     env e;
     CHECK(env_start(&e, 1) == 0);
     char msg[512], ckpt[256];
-    cJSON *reg = NULL;
+    jobs_adapter_info reg;
     CHECK_MSG(jobs_adapter_register(e.st, "ref", reference_adapter, &reg, msg, sizeof msg) == JOBS_OK, "%s", msg);
-    const char *task = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(reg, "task"));
-    int task_ok = task && strcmp(task, "sr") == 0;
-    cJSON_Delete(reg);
+    int task_ok = strcmp(reg.task, "sr") == 0;
+    jobs_adapter_info_clear(&reg);
     int64_t id = 0, eval = 0;
     CHECK(jobs_submit(e.st,
                       "{\"kind\":\"distill\",\"dataset\":\"tiny\",\"task\":{\"name\":\"sr\"},\"adapter_kind\":\"lite\","
@@ -217,10 +218,10 @@ TEST(cancel_running_job_then_evaluate) {
     jobs_job j = wait_job(e.st, id, 3);
     jobs_job_clear(&j);
     int had_ckpt = file_exists(ckpt);
-    cJSON *after = NULL;
+    jobs_job after;
     int rc = jobs_cancel(e.st, id, &after, msg, sizeof msg);
-    int flagged = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(after, "cancel_requested"));
-    cJSON_Delete(after);
+    int flagged = rc == JOBS_OK && after.cancel_requested;
+    if (rc == JOBS_OK) jobs_job_clear(&after);
     j = wait_job(e.st, id, 0);
     int ckpt_left = file_exists(ckpt);
     /* the worker is free again: an evaluation of the registered adapter */
