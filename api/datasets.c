@@ -4,16 +4,14 @@
  * the server), list, get, delete.
  *
  * An import runs on the import thread (api/tasks.h) while the request is
- * suspended: uploaded files are checked (each must decode as a PNG within
- * max_pixels) and written under data_dir/datasets/ as a temporary folder,
- * which jobs/dataset.h's PNG-folder importer turns into a dataset file,
+ * suspended: uploaded files go from the request body to jobs/dataset.h's
+ * in-memory PNG importer (each must decode as a PNG within max_pixels, and
+ * is decoded once), which writes a dataset file under data_dir/datasets/
  * fitted to the served model: images centre-cropped and resized to its
  * sample_size and converted to its channels unless size/channels say
- * otherwise. Files are written under names of our own, so nothing in an
- * upload (file names, tar member names) ever names a path on the server.
+ * otherwise. Nothing in an upload (file names, tar member names) ever
+ * names a path on the server: they only label messages.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,7 +30,6 @@
 #include "jobs/jobs.h"
 #include "jobs/jobspec.h"
 #include "util/log.h"
-#include "util/png.h"
 
 #define UPLOAD_FILES_MAX 100000
 #define FILE_LABEL_MAX   120
@@ -297,63 +294,14 @@ static api_status parse_tar(api_request *r, import_job *j) {
 
 /* ---- the import, on the import thread ------------------------------------- */
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.') continue;
-            char path[PATH_MAX];
-            if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path) unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
-/* Checks each upload and writes it into dir; a problem is set on failure. */
-static int write_uploads(import_job *j, const char *dir) {
-    if (mkdir(dir, 0700) != 0) {
-        api_problem(j->r, API_INTERNAL_SERVER_ERROR, "cannot create %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    for (int i = 0; i < j->n_files; i++) {
-        const upload_file *f = &j->files[i];
-        util_image img;
-        char why[200], path[PATH_MAX];
-        if (util_png_decode(f->data, f->len, 0, (size_t)j->app->cfg.max_pixels, &img, why, sizeof why) != 0) {
-            if (strstr(why, "pixels"))
-                api_problem(j->r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels %lld)", f->label, why,
-                            (long long)j->app->cfg.max_pixels);
-            else
-                api_problem(j->r, API_BAD_REQUEST, "%s: not a valid PNG: %s", f->label, why);
-            return -1;
-        }
-        util_image_free(&img);
-        if (snprintf(path, sizeof path, "%s/%06d.png", dir, i) >= (int)sizeof path) {
-            api_problem(j->r, API_INTERNAL_SERVER_ERROR, "data_dir: path too long");
-            return -1;
-        }
-        FILE *out = fopen(path, "wb");
-        int ok = out && fwrite(f->data, 1, f->len, out) == f->len;
-        if (out && fclose(out) != 0) ok = 0;
-        if (!ok) {
-            api_problem(j->r, API_INTERNAL_SERVER_ERROR, "cannot write %s: %s", path, strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static void run_import(void *arg) {
     import_job *j = arg;
     api_app *app = j->app;
     api_request *r = j->r;
     const char *data_dir = jobs_store_data_dir(app->store);
-    char out[PATH_MAX], tmp[PATH_MAX], msg[512];
+    char out[PATH_MAX], msg[512];
     /* the request id keeps concurrent imports of one name apart */
     snprintf(out, sizeof out, "%s/datasets/%s-%s.cds", data_dir, j->name, api_request_id(r));
-    snprintf(tmp, sizeof tmp, "%s/datasets/.upload-%s", data_dir, api_request_id(r));
 
     jobs_import_params p;
     jobs_import_params_init(&p);
@@ -362,27 +310,44 @@ static void run_import(void *arg) {
     p.limit = j->limit;
     p.split = j->split;
     int failed = 0;
+    jobs_png_blob *pngs = NULL;
     if (j->kind == IMPORT_BUILTIN) {
         int cifar = strcmp(j->source, "cifar10") == 0;
         p.source = cifar ? JOBS_SOURCE_CIFAR10 : JOBS_SOURCE_FASHION_MNIST;
         p.dir = cifar ? app->cfg.cifar10_dir : app->cfg.fashion_mnist_dir;
-    } else {
+    } else if (j->kind == IMPORT_FOLDER) {
         p.source = JOBS_SOURCE_PNG_DIR;
-        p.dir = j->kind == IMPORT_FOLDER ? j->folder : tmp;
-        if (j->kind != IMPORT_FOLDER) failed = write_uploads(j, tmp) != 0;
+        p.dir = j->folder;
+    } else {
+        p.source = JOBS_SOURCE_PNG_MEMORY;
+        pngs = malloc(sizeof *pngs * (size_t)j->n_files);
+        for (int i = 0; pngs && i < j->n_files; i++) pngs[i] = (jobs_png_blob){j->files[i].data, j->files[i].len};
+        p.pngs = pngs;
+        p.n_pngs = j->n_files;
+        p.max_pixels = (size_t)app->cfg.max_pixels;
+        if (!pngs) {
+            api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+            failed = 1;
+        }
     }
     jobs_import_stats stats;
     memset(&stats, 0, sizeof stats);
-    if (!failed && jobs_dataset_import(&p, out, &stats, msg, sizeof msg) != 0) {
+    int rc = failed ? JOBS_ERR : jobs_dataset_import(&p, out, &stats, msg, sizeof msg);
+    free(pngs);
+    if (!failed && rc != JOBS_OK) {
         failed = 1;
         if (j->kind == IMPORT_BUILTIN)
             api_problem(r, API_SERVICE_UNAVAILABLE, "builtin: %s is not available on this server: %s (%s_dir)",
                         j->source, msg, strcmp(j->source, "cifar10") == 0 ? "cifar10" : "fashion_mnist");
+        else if (stats.failed >= 0 && rc == JOBS_ELIMIT)
+            api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels %lld)", j->files[stats.failed].label, msg,
+                        (long long)app->cfg.max_pixels);
+        else if (stats.failed >= 0)
+            api_problem(r, API_BAD_REQUEST, "%s: not a valid PNG: %s", j->files[stats.failed].label, msg);
         else
             api_problem(r, API_BAD_REQUEST, "%s: %s%s%s", j->kind == IMPORT_FOLDER ? "folder" : "body", msg,
                         stats.nreasons ? "; first skipped: " : "", stats.nreasons ? stats.reasons[0] : "");
     }
-    if (j->kind == IMPORT_MULTIPART || j->kind == IMPORT_TAR) remove_tree(tmp);
     jobs_dataset_info d = {0};
     if (!failed) {
         int rc = jobs_dataset_register(app->store, j->name, out, j->source, *j->split ? j->split : NULL, stats.skipped,

