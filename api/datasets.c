@@ -13,7 +13,6 @@
  * names a path on the server: they only label messages.
  */
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include "jobs/dataset.h"
 #include "jobs/jobs.h"
 #include "jobs/jobspec.h"
+#include "util/json.h"
 #include "util/log.h"
 
 #define UPLOAD_FILES_MAX 100000
@@ -86,11 +86,11 @@ static api_status check_common(api_request *r, import_job *j) {
 }
 
 static api_status int_value(api_request *r, const char *field, const cJSON *v, int lo, int hi, int *out) {
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || floor(v->valuedouble) != v->valuedouble)
-        return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", field);
-    if (v->valuedouble < lo || v->valuedouble > hi)
-        return api_problem(r, API_BAD_REQUEST, "%s: must be in %d..%d", field, lo, hi);
-    *out = (int)v->valuedouble;
+    long long x;
+    char msg[160];
+    if (util_json_int(v, field, lo, hi, &x, msg, sizeof msg) != UTIL_JSON_OK)
+        return api_problem(r, API_BAD_REQUEST, "%s", msg);
+    *out = (int)x;
     return API_OK;
 }
 

@@ -29,6 +29,7 @@
 #include "api/upload.h"
 #include "jobs/jobs.h"
 #include "util/base64.h"
+#include "util/json.h"
 #include "util/png.h"
 
 #define SEED_HEADER_MAX         24
@@ -67,18 +68,16 @@ static void gen_job_free(gen_job *job) {
 
 /* ---- request parsing -------------------------------------------------- */
 
-static int is_integer(const cJSON *v) {
-    return cJSON_IsNumber(v) && isfinite(v->valuedouble) && floor(v->valuedouble) == v->valuedouble;
-}
-
 /* An integer field in [min, max]; limit names the setting behind max. */
 static api_status int_field(api_request *r, const cJSON *v, int min, int max, const char *limit, int *out) {
-    if (!is_integer(v)) return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", v->string);
-    if (v->valuedouble < min)
+    long long x;
+    int rc = util_json_int(v, v->string, min, max, &x, NULL, 0);
+    if (rc == UTIL_JSON_ENOTINT) return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", v->string);
+    if (rc == UTIL_JSON_EBELOW)
         return api_problem(r, API_BAD_REQUEST, "%s: %.0f is below the minimum %d", v->string, v->valuedouble, min);
-    if (v->valuedouble > max)
+    if (rc == UTIL_JSON_EABOVE)
         return api_problem(r, API_BAD_REQUEST, "%s: %.0f is over %s (%d)", v->string, v->valuedouble, limit, max);
-    *out = (int)v->valuedouble;
+    *out = (int)x;
     return API_OK;
 }
 
@@ -120,10 +119,11 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
             st = int_field(r, v, 1, cfg->max_steps, "max_steps", &in->steps);
             in->steps_given = 1;
         } else if (f == FIELD_SEED) {
-            if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble >= (double)API_SEED_LIMIT) {
+            long long seed;
+            if (util_json_int(v, "seed", 0, (long long)API_SEED_LIMIT - 1, &seed, NULL, 0) != UTIL_JSON_OK) {
                 st = api_problem(r, API_BAD_REQUEST, "seed: must be an integer in [0, 2^53 - 1]");
             } else {
-                in->seed = (uint64_t)v->valuedouble;
+                in->seed = (uint64_t)seed;
                 in->seed_given = 1;
             }
         } else if (f == FIELD_ETA) {
@@ -132,8 +132,9 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
             else
                 in->eta = v->valuedouble;
         } else if (f == FIELD_ADAPTER) {
-            if (is_integer(v) && v->valuedouble >= 1 && v->valuedouble < 1e15)
-                snprintf(in->adapter, sizeof in->adapter, "%.0f", v->valuedouble);
+            long long id;
+            if (util_json_int(v, "adapter", 1, 999999999999999LL, &id, NULL, 0) == UTIL_JSON_OK)
+                snprintf(in->adapter, sizeof in->adapter, "%lld", id);
             else if (cJSON_IsString(v) && *v->valuestring && strlen(v->valuestring) < sizeof in->adapter)
                 snprintf(in->adapter, sizeof in->adapter, "%s", v->valuestring);
             else
