@@ -17,6 +17,7 @@
 #include "api/sse.h"
 #include "jobs/jobs.h"
 #include "util/buf.h"
+#include "util/msg.h"
 #include "util/plot.h"
 
 #define JOBS_PAGE_DEFAULT  20
@@ -245,12 +246,7 @@ static void loss_rows_free(loss_rows *l) {
     free(l->step), free(l->loss), free(l->smooth), free(l->lr);
 }
 
-static double num(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static int loss_push(loss_rows *l, const cJSON *p) {
+static int loss_push(loss_rows *l, const jobs_progress *p) {
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 256;
         double *a = realloc(l->step, sizeof *a * (size_t)cap);
@@ -264,10 +260,10 @@ static int loss_push(loss_rows *l, const cJSON *p) {
         if (!d) return -1;
         l->cap = cap;
     }
-    l->step[l->n] = num(p, "step");
-    l->loss[l->n] = num(p, "loss");
-    l->smooth[l->n] = num(p, "loss_smooth");
-    l->lr[l->n] = num(p, "lr");
+    l->step[l->n] = p->step;
+    l->loss[l->n] = p->loss;
+    l->smooth[l->n] = p->loss_smooth;
+    l->lr[l->n] = p->lr;
     l->n++;
     return 0;
 }
@@ -275,27 +271,22 @@ static int loss_push(loss_rows *l, const cJSON *p) {
 /* The job's progress rows that carry a loss (training jobs). */
 static int read_loss(jobs_store *st, int64_t id, loss_rows *l, char *msg, size_t msgsz) {
     memset(l, 0, sizeof *l);
-    int64_t after = 0;
+    jobs_progress *page = malloc(sizeof *page * LOSS_PAGE);
+    if (!page) return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
+    int64_t after = 0, last = 0;
+    int rc = JOBS_OK;
     for (;;) {
-        jobs_event *ev = NULL;
         int n = 0;
-        int rc = jobs_store_events_since(st, id, after, LOSS_PAGE, &ev, &n, msg, msgsz);
-        if (rc != JOBS_OK) return rc;
-        for (int i = 0; i < n && l->n < LOSS_ROWS_MAX; i++) {
-            after = ev[i].id;
-            if (strcmp(ev[i].kind, "progress") != 0) continue;
-            cJSON *p = cJSON_Parse(ev[i].payload);
-            int bad = p && isfinite(num(p, "loss")) && loss_push(l, p) != 0;
-            cJSON_Delete(p);
-            if (bad) {
-                jobs_events_free(ev, n);
-                snprintf(msg, msgsz, "out of memory");
-                return JOBS_ERR;
-            }
-        }
-        jobs_events_free(ev, n);
-        if (n < LOSS_PAGE || l->n >= LOSS_ROWS_MAX) return JOBS_OK;
+        rc = jobs_progress_since(st, id, after, LOSS_PAGE, page, &n, &last, msg, msgsz);
+        if (rc != JOBS_OK) break;
+        for (int i = 0; i < n && l->n < LOSS_ROWS_MAX && rc == JOBS_OK; i++)
+            if (isfinite(page[i].loss) && loss_push(l, &page[i]) != 0)
+                rc = util_msg(msg, msgsz, JOBS_ERR, "out of memory");
+        if (rc != JOBS_OK || last == after || l->n >= LOSS_ROWS_MAX) break;
+        after = last;
     }
+    free(page);
+    return rc;
 }
 
 static void csv_num(util_buf *b, double v, const char *sep) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,36 @@ int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, j
     if (rc != JOBS_OK) return rc;
     jobs_job_clear(&j);
     return jobs_store_events_since(st, id, after_id, limit, out, n, msg, msgsz);
+}
+
+static double payload_num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+int jobs_progress_since(jobs_store *st, int64_t id, int64_t after_id, int limit, jobs_progress *out, int *n,
+                        int64_t *last_id, char *msg, size_t msgsz) {
+    *n = 0;
+    *last_id = after_id;
+    jobs_event *ev = NULL;
+    int count = 0;
+    int rc = jobs_store_events_since(st, id, after_id, limit, &ev, &count, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    for (int i = 0; i < count; i++) {
+        *last_id = ev[i].id;
+        if (strcmp(ev[i].kind, "progress") != 0) continue;
+        cJSON *p = cJSON_Parse(ev[i].payload);
+        if (!p) continue;
+        double step = payload_num(p, "step"), total = payload_num(p, "total");
+        out[*n] = (jobs_progress){isfinite(step) ? (int)step : 0, isfinite(total) ? (int)total : 0,
+                                  payload_num(p, "loss"),         payload_num(p, "loss_smooth"),
+                                  payload_num(p, "lr"),           payload_num(p, "it_per_s"),
+                                  payload_num(p, "eta_s")};
+        (*n)++;
+        cJSON_Delete(p);
+    }
+    jobs_events_free(ev, count);
+    return JOBS_OK;
 }
 
 /* ---- files owned by the data directory ------------------------------------------------- */

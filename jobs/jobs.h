@@ -95,6 +95,13 @@ int jobs_cancel(jobs_store *st, int64_t id, jobs_job *out, char *msg, size_t msg
 int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, jobs_event **out, int *n, char *msg,
                       size_t msgsz);
 
+/* The progress job id's events recorded, oldest first: of the (at most
+ * limit) events with ids above after_id, the progress ones fill out (limit
+ * entries) and *n; *last_id receives the id of the last event read, or
+ * after_id when there was none, to read on from. */
+int jobs_progress_since(jobs_store *st, int64_t id, int64_t after_id, int limit, jobs_progress *out, int *n,
+                        int64_t *last_id, char *msg, size_t msgsz);
+
 /* ---- datasets ----------------------------------------------------------------- */
 
 /* Registers an existing dataset file (jobs/dataset.h); count, size,

@@ -74,6 +74,13 @@ TEST(events_resume_after_an_id) {
     int is_progress = n_tail && strcmp(tail[n_tail - 1].kind, "progress") == 0;
     cJSON_Delete(data);
     int rc_missing = jobs_events_since(st, 42, 0, 10, &none, &n_none, msg, sizeof msg);
+    jobs_progress prog[100];
+    int n_prog = 0;
+    int64_t last_id = 0, end_id = 0;
+    int rc_prog = jobs_progress_since(st, id, 0, 100, prog, &n_prog, &last_id, msg, sizeof msg);
+    int n_after = -1;
+    jobs_progress_since(st, id, last_id, 100, prog + 50, &n_after, &end_id, msg, sizeof msg);
+    int64_t newest = n_all ? all[n_all - 1].id : -1;
     jobs_events_free(all, n_all);
     jobs_events_free(tail, n_tail);
     jobs_store_close(st);
@@ -85,6 +92,14 @@ TEST(events_resume_after_an_id) {
     CHECK_EQ_INT((int)step, 3);
     CHECK_NEAR(loss, 1.0 / 3, 1e-6);
     CHECK_EQ_INT(rc_missing, JOBS_ENOTFOUND);
+    CHECK_EQ_INT(rc_prog, JOBS_OK);
+    CHECK_EQ_INT(n_prog, 3);
+    CHECK_EQ_INT(prog[2].step, 3);
+    CHECK_EQ_INT(prog[2].total, 10);
+    CHECK_NEAR(prog[2].loss, 1.0 / 3, 1e-6);
+    CHECK(last_id == newest);
+    CHECK_EQ_INT(n_after, 0);
+    CHECK(end_id == last_id);
 }
 
 /* ---- operations: references, registries ----------------------------------------------------- */
