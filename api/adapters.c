@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/render.h"
 #include "api/tasks.h"
 #include "jobs/jobs.h"
 #include "jobs/jobspec.h"
@@ -201,13 +202,7 @@ static void sweep_task(void *arg) {
     api_adapters_sweep(arg);
 }
 
-/* Adds "loaded" (whether generation has it in memory) to an adapter. */
-static void add_loaded(api_app *app, cJSON *a) {
-    cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
-    int loaded = cJSON_IsNumber(id) && api_adapters_loaded(app->adapters, (int64_t)id->valuedouble);
-    cJSON_AddBoolToObject(a, "loaded", loaded);
-}
-
+/* An adapter as JSON, with "loaded" (whether generation has it in memory). */
 /* Adds "sampling": how generate samples with the adapter. CoDi in 1..N
  * steps for a distilled one, DDIM up to max_steps for a teacher. Read from
  * the registry's metadata, which holds a shipped file's codid.* keys
@@ -240,51 +235,59 @@ static void add_sampling(api_app *app, cJSON *a) {
     cJSON_AddNumberToObject(s, "default_steps", is_distilled ? API_GEN_DISTILLED_STEPS_DEFAULT : API_GEN_STEPS_DEFAULT);
 }
 
+static cJSON *adapter_json(api_app *app, const jobs_adapter_info *a) {
+    cJSON *o = api_adapter_json(a);
+    cJSON_AddBoolToObject(o, "loaded", api_adapters_loaded(app->adapters, a->id));
+    if (o) add_sampling(app, o);
+    return o;
+}
+
 api_status api_adapters_list(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
-    cJSON *arr = NULL;
+    jobs_adapter_info *items = NULL;
+    int n = 0;
     char msg[512];
-    int rc = jobs_adapter_list(app->store, &arr, msg, sizeof msg);
+    int rc = jobs_store_adapter_list(app->store, &items, &n, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *a;
-    cJSON_ArrayForEach(a, arr) {
-        add_loaded(app, a);
-        add_sampling(app, a);
+    cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "adapters");
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, adapter_json(app, &items[i]));
+        jobs_adapter_info_clear(&items[i]);
     }
-    cJSON *doc = cJSON_CreateObject();
-    if (!doc) {
-        cJSON_Delete(arr);
+    free(items);
+    if (!arr) {
+        cJSON_Delete(doc);
         return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     }
-    cJSON_AddItemToObject(doc, "adapters", arr);
     return api_respond_json(r, API_OK, doc);
 }
 
 api_status api_adapters_get(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
-    cJSON *a = NULL;
+    jobs_adapter_info a;
     char msg[512];
     int rc = jobs_adapter_get(app->store, api_request_param(r, "id"), &a, msg, sizeof msg);
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND; /* a path that names nothing */
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    add_loaded(app, a);
-    add_sampling(app, a);
-    return api_respond_json(r, API_OK, a);
+    cJSON *doc = adapter_json(app, &a);
+    jobs_adapter_info_clear(&a);
+    if (!doc) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    return api_respond_json(r, API_OK, doc);
 }
 
 api_status api_adapters_delete(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
     const char *ref = api_request_param(r, "id");
-    cJSON *a = NULL;
+    jobs_adapter_info a;
     char msg[512];
     int rc = jobs_adapter_get(app->store, ref, &a, msg, sizeof msg);
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND;
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    int64_t id = (int64_t)cJSON_GetObjectItemCaseSensitive(a, "id")->valuedouble;
-    cJSON_Delete(a);
+    int64_t id = a.id;
+    jobs_adapter_info_clear(&a);
     char idtext[24];
     snprintf(idtext, sizeof idtext, "%lld", (long long)id);
     rc = jobs_adapter_delete(app->store, idtext, msg, sizeof msg);

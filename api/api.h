@@ -63,8 +63,10 @@ extern const size_t api_routes_count;
 
 /* Answers 503 and returns 1 while the app is not ready. */
 int api_not_ready(api_request *r);
-/* A jobs_status as a problem: EINVAL 400, ENOTFOUND 404, ESTATE, EEXIST,
- * EINUSE 409, EBUSY 503, else 500; msg is the detail. */
+/* A jobs_status (jobs/jobs.h) as a problem, the one place the jobs layer's
+ * codes become HTTP statuses: EINVAL 400, ENOTFOUND 404, ESTATE, EEXIST,
+ * EINUSE 409, ELIMIT 422, EBUSY 503 (with Retry-After), else 500; msg is
+ * the detail. */
 api_status api_jobs_problem(api_request *r, int rc, const char *msg);
 /* A "{id}" path segment as a job id: 0 and *id, or -1 (not digits). */
 int api_parse_id(const char *s, int64_t *id);

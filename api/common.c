@@ -20,6 +20,7 @@ api_status api_jobs_problem(api_request *r, int rc, const char *msg) {
         case JOBS_ESTATE:
         case JOBS_EEXIST:
         case JOBS_EINUSE: return api_problem(r, API_CONFLICT, "%s", msg);
+        case JOBS_ELIMIT: return api_problem(r, API_UNPROCESSABLE_CONTENT, "%s", msg);
         case JOBS_EBUSY: {
             api_status st = api_problem(r, API_SERVICE_UNAVAILABLE, "%s", msg);
             api_response_header(r, "Retry-After", "1");

@@ -4,18 +4,15 @@
  * the server), list, get, delete.
  *
  * An import runs on the import thread (api/tasks.h) while the request is
- * suspended: uploaded files are checked (each must decode as a PNG within
- * max_pixels) and written under data_dir/datasets/ as a temporary folder,
- * which jobs/dataset.h's PNG-folder importer turns into a dataset file,
+ * suspended: uploaded files go from the request body to jobs/dataset.h's
+ * in-memory PNG importer (each must decode as a PNG within max_pixels, and
+ * is decoded once), which writes a dataset file under data_dir/datasets/
  * fitted to the served model: images centre-cropped and resized to its
  * sample_size and converted to its channels unless size/channels say
- * otherwise. Files are written under names of our own, so nothing in an
- * upload (file names, tar member names) ever names a path on the server.
+ * otherwise. Nothing in an upload (file names, tar member names) ever
+ * names a path on the server: they only label messages.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +22,13 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/render.h"
 #include "api/tasks.h"
 #include "api/upload.h"
 #include "jobs/dataset.h"
 #include "jobs/jobs.h"
 #include "jobs/jobspec.h"
+#include "util/json.h"
 #include "util/log.h"
 #include "util/png.h"
 
@@ -88,11 +87,11 @@ static api_status check_common(api_request *r, import_job *j) {
 }
 
 static api_status int_value(api_request *r, const char *field, const cJSON *v, int lo, int hi, int *out) {
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || floor(v->valuedouble) != v->valuedouble)
-        return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", field);
-    if (v->valuedouble < lo || v->valuedouble > hi)
-        return api_problem(r, API_BAD_REQUEST, "%s: must be in %d..%d", field, lo, hi);
-    *out = (int)v->valuedouble;
+    long long x;
+    char msg[160];
+    if (util_json_int(v, field, lo, hi, &x, msg, sizeof msg) != UTIL_JSON_OK)
+        return api_problem(r, API_BAD_REQUEST, "%s", msg);
+    *out = (int)x;
     return API_OK;
 }
 
@@ -296,63 +295,14 @@ static api_status parse_tar(api_request *r, import_job *j) {
 
 /* ---- the import, on the import thread ------------------------------------- */
 
-static void remove_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.') continue;
-            char path[PATH_MAX];
-            if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path) unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
-/* Checks each upload and writes it into dir; a problem is set on failure. */
-static int write_uploads(import_job *j, const char *dir) {
-    if (mkdir(dir, 0700) != 0) {
-        api_problem(j->r, API_INTERNAL_SERVER_ERROR, "cannot create %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    for (int i = 0; i < j->n_files; i++) {
-        const upload_file *f = &j->files[i];
-        util_image img;
-        char why[200], path[PATH_MAX];
-        if (util_png_decode(f->data, f->len, 0, (size_t)j->app->cfg.max_pixels, &img, why, sizeof why) != 0) {
-            if (strstr(why, "pixels"))
-                api_problem(j->r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels %lld)", f->label, why,
-                            (long long)j->app->cfg.max_pixels);
-            else
-                api_problem(j->r, API_BAD_REQUEST, "%s: not a valid PNG: %s", f->label, why);
-            return -1;
-        }
-        util_image_free(&img);
-        if (snprintf(path, sizeof path, "%s/%06d.png", dir, i) >= (int)sizeof path) {
-            api_problem(j->r, API_INTERNAL_SERVER_ERROR, "data_dir: path too long");
-            return -1;
-        }
-        FILE *out = fopen(path, "wb");
-        int ok = out && fwrite(f->data, 1, f->len, out) == f->len;
-        if (out && fclose(out) != 0) ok = 0;
-        if (!ok) {
-            api_problem(j->r, API_INTERNAL_SERVER_ERROR, "cannot write %s: %s", path, strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static void run_import(void *arg) {
     import_job *j = arg;
     api_app *app = j->app;
     api_request *r = j->r;
     const char *data_dir = jobs_store_data_dir(app->store);
-    char out[PATH_MAX], tmp[PATH_MAX], msg[512];
+    char out[PATH_MAX], msg[512];
     /* the request id keeps concurrent imports of one name apart */
     snprintf(out, sizeof out, "%s/datasets/%s-%s.cds", data_dir, j->name, api_request_id(r));
-    snprintf(tmp, sizeof tmp, "%s/datasets/.upload-%s", data_dir, api_request_id(r));
 
     jobs_import_params p;
     jobs_import_params_init(&p);
@@ -361,31 +311,48 @@ static void run_import(void *arg) {
     p.limit = j->limit;
     p.split = j->split;
     int failed = 0;
+    jobs_png_blob *pngs = NULL;
     if (j->kind == IMPORT_BUILTIN) {
         int cifar = strcmp(j->source, "cifar10") == 0;
         p.source = cifar ? JOBS_SOURCE_CIFAR10 : JOBS_SOURCE_FASHION_MNIST;
         p.dir = cifar ? app->cfg.cifar10_dir : app->cfg.fashion_mnist_dir;
-    } else {
+    } else if (j->kind == IMPORT_FOLDER) {
         p.source = JOBS_SOURCE_PNG_DIR;
-        p.dir = j->kind == IMPORT_FOLDER ? j->folder : tmp;
-        if (j->kind != IMPORT_FOLDER) failed = write_uploads(j, tmp) != 0;
+        p.dir = j->folder;
+    } else {
+        p.source = JOBS_SOURCE_PNG_MEMORY;
+        pngs = malloc(sizeof *pngs * (size_t)j->n_files);
+        for (int i = 0; pngs && i < j->n_files; i++) pngs[i] = (jobs_png_blob){j->files[i].data, j->files[i].len};
+        p.pngs = pngs;
+        p.n_pngs = j->n_files;
+        p.max_pixels = (size_t)app->cfg.max_pixels;
+        if (!pngs) {
+            api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+            failed = 1;
+        }
     }
     jobs_import_stats stats;
     memset(&stats, 0, sizeof stats);
-    if (!failed && jobs_dataset_import(&p, out, &stats, msg, sizeof msg) != 0) {
+    int rc = failed ? JOBS_ERR : jobs_dataset_import(&p, out, &stats, msg, sizeof msg);
+    free(pngs);
+    if (!failed && rc != JOBS_OK) {
         failed = 1;
         if (j->kind == IMPORT_BUILTIN)
             api_problem(r, API_SERVICE_UNAVAILABLE, "builtin: %s is not available on this server: %s (%s_dir)",
                         j->source, msg, strcmp(j->source, "cifar10") == 0 ? "cifar10" : "fashion_mnist");
+        else if (stats.failed >= 0 && rc == JOBS_ELIMIT)
+            api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels %lld)", j->files[stats.failed].label, msg,
+                        (long long)app->cfg.max_pixels);
+        else if (stats.failed >= 0)
+            api_problem(r, API_BAD_REQUEST, "%s: not a valid PNG: %s", j->files[stats.failed].label, msg);
         else
             api_problem(r, API_BAD_REQUEST, "%s: %s%s%s", j->kind == IMPORT_FOLDER ? "folder" : "body", msg,
                         stats.nreasons ? "; first skipped: " : "", stats.nreasons ? stats.reasons[0] : "");
     }
-    if (j->kind == IMPORT_MULTIPART || j->kind == IMPORT_TAR) remove_tree(tmp);
-    cJSON *ds = NULL;
+    jobs_dataset_info d = {0};
     if (!failed) {
         int rc = jobs_dataset_register(app->store, j->name, out, j->source, *j->split ? j->split : NULL, stats.skipped,
-                                       &ds, msg, sizeof msg);
+                                       &d, msg, sizeof msg);
         if (rc != JOBS_OK) {
             unlink(out);
             api_jobs_problem(r, rc, msg);
@@ -393,16 +360,20 @@ static void run_import(void *arg) {
         }
     }
     if (!failed) {
+        cJSON *ds = api_dataset_json(&d);
         cJSON *warnings = cJSON_AddArrayToObject(ds, "warnings");
         for (int i = 0; warnings && i < stats.nreasons; i++)
             cJSON_AddItemToArray(warnings, cJSON_CreateString(stats.reasons[i]));
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(ds, "id");
         char location[48];
-        snprintf(location, sizeof location, "/v1/datasets/%lld", cJSON_IsNumber(id) ? (long long)id->valuedouble : 0LL);
+        snprintf(location, sizeof location, "/v1/datasets/%lld", (long long)d.id);
         util_log(UTIL_LOG_INFO, "dataset %s: %d images imported, %d skipped", j->name, stats.imported, stats.skipped);
-        api_respond_json(r, API_CREATED, ds);
+        if (ds)
+            api_respond_json(r, API_CREATED, ds);
+        else
+            api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
         api_response_header(r, "Location", location);
     }
+    jobs_dataset_info_clear(&d);
     import_job_free(j);
     api_request_resume(r);
 }
@@ -429,10 +400,10 @@ api_status api_datasets_create(api_request *r) {
                          "Content-Type: '%.60s' is not application/json, multipart/form-data or application/x-tar", ct);
     if (st == API_OK) st = check_common(r, j);
     if (st == API_OK) {
-        cJSON *existing = NULL;
+        jobs_dataset_info existing;
         char msg[256];
         if (jobs_dataset_get(app->store, j->name, &existing, msg, sizeof msg) == JOBS_OK) {
-            cJSON_Delete(existing);
+            jobs_dataset_info_clear(&existing);
             st = api_problem(r, API_CONFLICT, "name: a dataset named '%s' exists already", j->name);
         }
     }
@@ -452,28 +423,36 @@ api_status api_datasets_create(api_request *r) {
 api_status api_datasets_list(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
-    cJSON *arr = NULL;
+    jobs_dataset_info *items = NULL;
+    int n = 0;
     char msg[512];
-    int rc = jobs_dataset_list(app->store, &arr, msg, sizeof msg);
+    int rc = jobs_store_dataset_list(app->store, &items, &n, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *doc = cJSON_CreateObject();
-    if (!doc) {
-        cJSON_Delete(arr);
+    cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "datasets");
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(arr, api_dataset_json(&items[i]));
+        jobs_dataset_info_clear(&items[i]);
+    }
+    free(items);
+    if (!arr) {
+        cJSON_Delete(doc);
         return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     }
-    cJSON_AddItemToObject(doc, "datasets", arr);
     return api_respond_json(r, API_OK, doc);
 }
 
 api_status api_datasets_get(api_request *r) {
     if (api_not_ready(r)) return API_SERVICE_UNAVAILABLE;
     api_app *app = api_request_app(r);
-    cJSON *d = NULL;
+    jobs_dataset_info d;
     char msg[512];
     int rc = jobs_dataset_get(app->store, api_request_param(r, "id"), &d, msg, sizeof msg);
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND; /* a path that names nothing */
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    return api_respond_json(r, API_OK, d);
+    cJSON *doc = api_dataset_json(&d);
+    jobs_dataset_info_clear(&d);
+    if (!doc) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    return api_respond_json(r, API_OK, doc);
 }
 
 api_status api_datasets_delete(api_request *r) {
@@ -504,17 +483,16 @@ api_status api_datasets_preview(api_request *r) {
             return api_problem(r, API_BAD_REQUEST, "count: must be an integer in 1..%d", PREVIEW_MAX);
         count = (int)v;
     }
-    cJSON *d = NULL;
+    jobs_dataset_info d;
     char msg[512];
     int rc = jobs_dataset_get(app->store, api_request_param(r, "id"), &d, msg, sizeof msg);
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND;
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    const cJSON *path = cJSON_GetObjectItemCaseSensitive(d, "path");
     jobs_dataset ds;
-    rc = cJSON_IsString(path) ? jobs_dataset_map(path->valuestring, &ds, msg, sizeof msg) : -1;
-    cJSON_Delete(d);
-    if (rc != 0)
-        return api_problem(r, API_INTERNAL_SERVER_ERROR, "dataset file: %s", cJSON_IsString(path) ? msg : "none");
+    rc = d.path ? jobs_dataset_map(d.path, &ds, msg, sizeof msg) : -1;
+    int has_path = d.path != NULL;
+    jobs_dataset_info_clear(&d);
+    if (rc != 0) return api_problem(r, API_INTERNAL_SERVER_ERROR, "dataset file: %s", has_path ? msg : "none");
     if (count > ds.count) count = ds.count;
     int cols = count < PREVIEW_COLS ? count : PREVIEW_COLS, rows = (count + cols - 1) / cols, c = ds.channels;
     int gw = cols * (ds.width + 1) - 1, gh = rows * (ds.height + 1) - 1;

@@ -29,6 +29,7 @@
 #include "api/upload.h"
 #include "jobs/jobs.h"
 #include "util/base64.h"
+#include "util/json.h"
 #include "util/png.h"
 
 #define SEED_HEADER_MAX 24
@@ -67,18 +68,16 @@ static void gen_job_free(gen_job *job) {
 
 /* ---- request parsing -------------------------------------------------- */
 
-static int is_integer(const cJSON *v) {
-    return cJSON_IsNumber(v) && isfinite(v->valuedouble) && floor(v->valuedouble) == v->valuedouble;
-}
-
 /* An integer field in [min, max]; limit names the setting behind max. */
 static api_status int_field(api_request *r, const cJSON *v, int min, int max, const char *limit, int *out) {
-    if (!is_integer(v)) return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", v->string);
-    if (v->valuedouble < min)
+    long long x;
+    int rc = util_json_int(v, v->string, min, max, &x, NULL, 0);
+    if (rc == UTIL_JSON_ENOTINT) return api_problem(r, API_BAD_REQUEST, "%s: must be an integer", v->string);
+    if (rc == UTIL_JSON_EBELOW)
         return api_problem(r, API_BAD_REQUEST, "%s: %.0f is below the minimum %d", v->string, v->valuedouble, min);
-    if (v->valuedouble > max)
+    if (rc == UTIL_JSON_EABOVE)
         return api_problem(r, API_BAD_REQUEST, "%s: %.0f is over %s (%d)", v->string, v->valuedouble, limit, max);
-    *out = (int)v->valuedouble;
+    *out = (int)x;
     return API_OK;
 }
 
@@ -131,10 +130,11 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
             st = int_field(r, v, 1, cfg->max_steps, "max_steps", &in->steps);
             in->steps_given = 1;
         } else if (f == FIELD_SEED) {
-            if (!is_integer(v) || v->valuedouble < 0 || v->valuedouble >= (double)API_SEED_LIMIT) {
+            long long seed;
+            if (util_json_int(v, "seed", 0, (long long)API_SEED_LIMIT - 1, &seed, NULL, 0) != UTIL_JSON_OK) {
                 st = api_problem(r, API_BAD_REQUEST, "seed: must be an integer in [0, 2^53 - 1]");
             } else {
-                in->seed = (uint64_t)v->valuedouble;
+                in->seed = (uint64_t)seed;
                 in->seed_given = 1;
             }
         } else if (f == FIELD_ETA) {
@@ -143,8 +143,9 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
             else
                 in->eta = v->valuedouble;
         } else if (f == FIELD_ADAPTER) {
-            if (is_integer(v) && v->valuedouble >= 1 && v->valuedouble < 1e15)
-                snprintf(in->adapter, sizeof in->adapter, "%.0f", v->valuedouble);
+            long long id;
+            if (util_json_int(v, "adapter", 1, 999999999999999LL, &id, NULL, 0) == UTIL_JSON_OK)
+                snprintf(in->adapter, sizeof in->adapter, "%lld", id);
             else if (cJSON_IsString(v) && *v->valuestring && strlen(v->valuestring) < sizeof in->adapter)
                 snprintf(in->adapter, sizeof in->adapter, "%s", v->valuestring);
             else
@@ -367,9 +368,9 @@ static void submit(gen_job *job) {
 static api_status decode(api_request *r, const char *field, const uint8_t *png, size_t len, size_t max_pixels,
                          util_image *out) {
     char msg[256];
-    if (util_png_decode(png, len, 0, max_pixels, out, msg, sizeof msg) == 0) return API_OK;
-    if (strstr(msg, "more than the limit"))
-        return api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels)", field, msg);
+    int rc = util_png_decode(png, len, 0, max_pixels, out, msg, sizeof msg);
+    if (rc == 0) return API_OK;
+    if (rc == UTIL_PNG_ELIMIT) return api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels)", field, msg);
     return api_problem(r, API_BAD_REQUEST, "%s: %s", field, msg);
 }
 
@@ -425,27 +426,24 @@ fail:
 /* The registry row of the adapter the request names (event-loop thread:
  * one indexed read); answers 400 when it names none. */
 static api_status find_adapter(api_request *r, api_app *app, gen_job *job) {
-    cJSON *a = NULL;
+    jobs_adapter_info a;
     char msg[256];
     int rc = jobs_adapter_get(app->store, job->in.adapter, &a, msg, sizeof msg);
     if (rc == JOBS_ENOTFOUND || rc == JOBS_EINVAL)
         return api_problem(r, API_BAD_REQUEST, "adapter: no adapter '%s' (GET /v1/adapters lists them)",
                            job->in.adapter);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
-    const cJSON *path = cJSON_GetObjectItemCaseSensitive(a, "path");
-    const cJSON *hash = cJSON_GetObjectItemCaseSensitive(a, "base_hash");
     api_status st = API_OK;
-    if (!cJSON_IsNumber(id) || !cJSON_IsString(path) || strlen(path->valuestring) >= sizeof job->adapter_path)
+    if (!a.path || strlen(a.path) >= sizeof job->adapter_path)
         st = api_problem(r, API_INTERNAL_SERVER_ERROR, "adapter: registry row without a usable path");
-    else if (cJSON_IsString(hash) && strcmp(hash->valuestring, app->model_info.hash) != 0)
+    else if (strcmp(a.base_hash, app->model_info.hash) != 0)
         st = api_problem(r, API_CONFLICT, "adapter: '%s' was trained on base model %s; this daemon serves %s (%s)",
-                         job->in.adapter, hash->valuestring, app->model_info.hash, app->model_info.name);
+                         job->in.adapter, a.base_hash, app->model_info.hash, app->model_info.name);
     if (st == API_OK) {
-        job->adapter_id = (int64_t)id->valuedouble;
-        snprintf(job->adapter_path, sizeof job->adapter_path, "%s", path->valuestring);
+        job->adapter_id = a.id;
+        snprintf(job->adapter_path, sizeof job->adapter_path, "%s", a.path);
     }
-    cJSON_Delete(a);
+    jobs_adapter_info_clear(&a);
     return st;
 }
 

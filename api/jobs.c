@@ -13,9 +13,11 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/render.h"
 #include "api/sse.h"
 #include "jobs/jobs.h"
 #include "util/buf.h"
+#include "util/msg.h"
 #include "util/plot.h"
 
 #define JOBS_PAGE_DEFAULT  20
@@ -46,6 +48,14 @@ static void add_links(cJSON *job) {
         snprintf(buf, sizeof buf, "/v1/adapters/%lld", (long long)adapter->valuedouble);
         cJSON_AddStringToObject(links, "adapter", buf);
     }
+}
+
+/* Answers with the job as JSON, with its links. */
+static api_status respond_job(api_request *r, api_status status, const jobs_job *j) {
+    cJSON *job = api_job_json(j);
+    if (!job) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    add_links(job);
+    return api_respond_json(r, status, job);
 }
 
 /* The {id} of the path as a job id; answers 404 when it cannot be one. */
@@ -89,13 +99,14 @@ api_status api_jobs_create(api_request *r) {
     int rc = jobs_submit(app->store, text, &id, msg, sizeof msg);
     cJSON_free(text);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *job = NULL;
-    rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    jobs_job job;
+    rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    add_links(job);
+    api_status st = respond_job(r, API_ACCEPTED, &job);
+    jobs_job_clear(&job);
+    if (st != API_ACCEPTED) return st;
     char location[48];
     snprintf(location, sizeof location, "/v1/jobs/%lld", (long long)id);
-    api_respond_json(r, API_ACCEPTED, job);
     api_response_header(r, "Location", location);
     return API_ACCEPTED;
 }
@@ -127,20 +138,33 @@ api_status api_jobs_list(api_request *r) {
     long long limit, cursor;
     if (int_query(r, "limit", 1, JOBS_LIST_LIMIT_MAX, JOBS_PAGE_DEFAULT, &limit) != 0) return API_BAD_REQUEST;
     if (int_query(r, "cursor", 1, INT64_MAX / 2, 0, &cursor) != 0) return API_BAD_REQUEST;
-    cJSON *doc = NULL;
+    jobs_job *jobs = NULL;
+    int n = 0;
+    int64_t next = 0;
     char msg[512];
-    int rc = jobs_list(app->store, status, cursor, (int)limit, &doc, msg, sizeof msg);
+    int rc = jobs_list(app->store, status, cursor, (int)limit, &jobs, &n, &next, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *job;
-    cJSON_ArrayForEach(job, cJSON_GetObjectItemCaseSensitive(doc, "jobs")) add_links(job);
-    cJSON *next = cJSON_GetObjectItemCaseSensitive(doc, "next_cursor");
-    if (cJSON_IsNumber(next)) {
+    cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "jobs");
+    for (int i = 0; i < n; i++) {
+        cJSON *job = api_job_json(&jobs[i]);
+        add_links(job);
+        cJSON_AddItemToArray(arr, job);
+        jobs_job_clear(&jobs[i]);
+    }
+    free(jobs);
+    if (next > 0) {
         char link[128];
-        snprintf(link, sizeof link, "/v1/jobs?cursor=%lld&limit=%lld%s%s", (long long)next->valuedouble, limit,
+        snprintf(link, sizeof link, "/v1/jobs?cursor=%lld&limit=%lld%s%s", (long long)next, limit,
                  status ? "&status=" : "", status ? status : "");
+        cJSON_AddNumberToObject(doc, "next_cursor", (double)next);
         cJSON_AddStringToObject(doc, "next", link);
     } else {
+        cJSON_AddNullToObject(doc, "next_cursor");
         cJSON_AddNullToObject(doc, "next");
+    }
+    if (!arr) {
+        cJSON_Delete(doc);
+        return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     }
     return api_respond_json(r, API_OK, doc);
 }
@@ -150,12 +174,13 @@ api_status api_jobs_get(api_request *r) {
     api_app *app = api_request_app(r);
     int64_t id;
     if (path_job_id(r, &id) != 0) return API_NOT_FOUND;
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
-    int rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    int rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    add_links(job);
-    return api_respond_json(r, API_OK, job);
+    api_status st = respond_job(r, API_OK, &job);
+    jobs_job_clear(&job);
+    return st;
 }
 
 api_status api_jobs_cancel(api_request *r) {
@@ -163,12 +188,13 @@ api_status api_jobs_cancel(api_request *r) {
     api_app *app = api_request_app(r);
     int64_t id;
     if (path_job_id(r, &id) != 0) return API_NOT_FOUND;
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
     int rc = jobs_cancel(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    add_links(job);
-    return api_respond_json(r, API_OK, job);
+    api_status st = respond_job(r, API_OK, &job);
+    jobs_job_clear(&job);
+    return st;
 }
 
 api_status api_jobs_events(api_request *r) {
@@ -190,11 +216,11 @@ api_status api_jobs_events(api_request *r) {
     } else if (int_query(r, "after", 0, INT64_MAX / 2, 0, &after) != 0) {
         return API_BAD_REQUEST;
     }
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
-    int rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    int rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON_Delete(job);
+    jobs_job_clear(&job);
 
     api_stream *s = NULL;
     api_respond_stream(r, API_OK, "text/event-stream", API_SSE_PENDING_MAX, &s);
@@ -220,12 +246,7 @@ static void loss_rows_free(loss_rows *l) {
     free(l->step), free(l->loss), free(l->smooth), free(l->lr);
 }
 
-static double num(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static int loss_push(loss_rows *l, const cJSON *p) {
+static int loss_push(loss_rows *l, const jobs_progress *p) {
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 256;
         double *a = realloc(l->step, sizeof *a * (size_t)cap);
@@ -239,10 +260,10 @@ static int loss_push(loss_rows *l, const cJSON *p) {
         if (!d) return -1;
         l->cap = cap;
     }
-    l->step[l->n] = num(p, "step");
-    l->loss[l->n] = num(p, "loss");
-    l->smooth[l->n] = num(p, "loss_smooth");
-    l->lr[l->n] = num(p, "lr");
+    l->step[l->n] = p->step;
+    l->loss[l->n] = p->loss;
+    l->smooth[l->n] = p->loss_smooth;
+    l->lr[l->n] = p->lr;
     l->n++;
     return 0;
 }
@@ -250,27 +271,22 @@ static int loss_push(loss_rows *l, const cJSON *p) {
 /* The job's progress rows that carry a loss (training jobs). */
 static int read_loss(jobs_store *st, int64_t id, loss_rows *l, char *msg, size_t msgsz) {
     memset(l, 0, sizeof *l);
-    int64_t after = 0;
+    jobs_progress *page = malloc(sizeof *page * LOSS_PAGE);
+    if (!page) return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
+    int64_t after = 0, last = 0;
+    int rc = JOBS_OK;
     for (;;) {
-        jobs_event *ev = NULL;
         int n = 0;
-        int rc = jobs_store_events_since(st, id, after, LOSS_PAGE, &ev, &n, msg, msgsz);
-        if (rc != JOBS_OK) return rc;
-        for (int i = 0; i < n && l->n < LOSS_ROWS_MAX; i++) {
-            after = ev[i].id;
-            if (strcmp(ev[i].kind, "progress") != 0) continue;
-            cJSON *p = cJSON_Parse(ev[i].payload);
-            int bad = p && isfinite(num(p, "loss")) && loss_push(l, p) != 0;
-            cJSON_Delete(p);
-            if (bad) {
-                jobs_events_free(ev, n);
-                snprintf(msg, msgsz, "out of memory");
-                return JOBS_ERR;
-            }
-        }
-        jobs_events_free(ev, n);
-        if (n < LOSS_PAGE || l->n >= LOSS_ROWS_MAX) return JOBS_OK;
+        rc = jobs_progress_since(st, id, after, LOSS_PAGE, page, &n, &last, msg, msgsz);
+        if (rc != JOBS_OK) break;
+        for (int i = 0; i < n && l->n < LOSS_ROWS_MAX && rc == JOBS_OK; i++)
+            if (isfinite(page[i].loss) && loss_push(l, &page[i]) != 0)
+                rc = util_msg(msg, msgsz, JOBS_ERR, "out of memory");
+        if (rc != JOBS_OK || last == after || l->n >= LOSS_ROWS_MAX) break;
+        after = last;
     }
+    free(page);
+    return rc;
 }
 
 static void csv_num(util_buf *b, double v, const char *sep) {
@@ -301,11 +317,11 @@ api_status api_jobs_loss(api_request *r) {
         int_query(r, "height", UTIL_PLOT_MIN_SIDE, UTIL_PLOT_MAX_SIDE, PLOT_H_DEFAULT, &h) != 0)
         return API_BAD_REQUEST;
 
-    cJSON *job = NULL;
+    jobs_job job;
     char msg[512];
-    int rc = jobs_get(app->store, id, &job, msg, sizeof msg);
+    int rc = jobs_store_job_get(app->store, id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON_Delete(job);
+    jobs_job_clear(&job);
     loss_rows l;
     rc = read_loss(app->store, id, &l, msg, sizeof msg);
     if (rc != JOBS_OK) {

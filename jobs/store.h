@@ -23,8 +23,8 @@
  *
  * Timestamps are Unix milliseconds; 0 means "not yet".
  *
- * Functions return JOBS_OK (0) or a negative jobs_status with a message in
- * msg (when msg is not NULL).
+ * Functions return JOBS_OK (0) or a negative jobs_status (jobs/status.h,
+ * described in jobs.h) with a message in msg (when msg is not NULL).
  */
 #ifndef CODID_JOBS_STORE_H
 #define CODID_JOBS_STORE_H
@@ -32,20 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum jobs_status {
-    JOBS_OK = 0,
-    JOBS_ERR = -1,       /* SQLite or I/O failure */
-    JOBS_ENOTFOUND = -2, /* no such job, dataset or adapter; no queued job */
-    JOBS_ESTATE = -3,    /* the job's state does not allow this */
-    JOBS_EINVAL = -4,    /* a bad argument or job spec */
-    JOBS_EEXIST = -5,    /* the name (or the job's adapter) exists already */
-    JOBS_EBUSY = -6,     /* the database stayed locked past the busy timeout */
-    JOBS_ECORRUPT = -7,  /* the file is not a database or fails quick_check */
-    JOBS_ETOONEW = -8,   /* the file's schema is newer than this codid */
-    JOBS_EINUSE = -9     /* a queued or running job still needs it */
-} jobs_status;
-
-const char *jobs_strerror(int code);
+#include "jobs/status.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
 #define JOBS_SCHEMA_VERSION  2

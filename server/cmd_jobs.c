@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/render.h"
 #include "jobs/jobs.h"
 #include "server/cli.h"
 #include "server/commands.h"
@@ -66,38 +67,98 @@ static int need_id(const jobs_args *a, long *id) {
     return srv_cli_long(a->id, "ID", 1, 0x7fffffffffffffffL, id);
 }
 
-static double num(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 static const char *str(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static void print_job_row(const cJSON *j) {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "progress");
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(j, "params");
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+static void print_job_row(const jobs_job *j) {
     char loss[32] = "-";
-    if (isfinite(num(p, "loss_smooth"))) snprintf(loss, sizeof loss, "%.4f", num(p, "loss_smooth"));
-    printf("%-6.0f %-9s %-10s %8.0f/%-8.0f %-9s %s\n", num(j, "id"), str(j, "kind"), str(j, "status"), num(p, "step"),
-           num(p, "total"), loss, cJSON_IsString(err) ? err->valuestring : str(params, "name"));
+    if (isfinite(j->progress.loss_smooth)) snprintf(loss, sizeof loss, "%.4f", j->progress.loss_smooth);
+    cJSON *params = j->params ? cJSON_Parse(j->params) : NULL;
+    printf("%-6lld %-9s %-10s %8d/%-8d %-9s %s\n", (long long)j->id, j->kind, jobs_state_name(j->state),
+           j->progress.step, j->progress.total, loss, j->error ? j->error : str(params, "name"));
+    cJSON_Delete(params);
 }
 
 static int cmd_list(jobs_store *st, const jobs_args *a) {
-    cJSON *out = NULL;
+    jobs_job *jobs = NULL;
+    int n = 0;
+    int64_t next = 0;
     char msg[512];
-    int rc = jobs_list(st, a->status, a->cursor, (int)a->limit, &out, msg, sizeof msg);
+    int rc = jobs_list(st, a->status, a->cursor, (int)a->limit, &jobs, &n, &next, msg, sizeof msg);
     if (rc != JOBS_OK) return fail(rc, msg);
     printf("%-6s %-9s %-10s %17s %-9s %s\n", "ID", "KIND", "STATUS", "STEP/TOTAL", "LOSS", "NAME / ERROR");
-    const cJSON *j;
-    cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(out, "jobs")) print_job_row(j);
-    const cJSON *next = cJSON_GetObjectItemCaseSensitive(out, "next_cursor");
-    if (cJSON_IsNumber(next)) printf("(more: --cursor %.0f)\n", next->valuedouble);
-    cJSON_Delete(out);
+    for (int i = 0; i < n; i++) {
+        print_job_row(&jobs[i]);
+        jobs_job_clear(&jobs[i]);
+    }
+    free(jobs);
+    if (next > 0) printf("(more: --cursor %lld)\n", (long long)next);
     return 0;
+}
+
+/* A job read back as JSON. */
+static int job_out(jobs_store *st, int64_t id, cJSON **out, char *msg, size_t msgsz) {
+    jobs_job j;
+    int rc = jobs_store_job_get(st, id, &j, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    *out = api_job_json(&j);
+    jobs_job_clear(&j);
+    return JOBS_OK;
+}
+
+static int events_out(jobs_store *st, int64_t id, const jobs_args *a, cJSON **out, char *msg, size_t msgsz) {
+    jobs_event *ev = NULL;
+    int n = 0;
+    int rc = jobs_events_since(st, id, a->after, (int)a->limit, &ev, &n, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    *out = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(*out, api_event_json(&ev[i]));
+    jobs_events_free(ev, n);
+    return JOBS_OK;
+}
+
+static int datasets_out(jobs_store *st, cJSON **out, char *msg, size_t msgsz) {
+    jobs_dataset_info *items = NULL;
+    int n = 0;
+    int rc = jobs_store_dataset_list(st, &items, &n, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    *out = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(*out, api_dataset_json(&items[i]));
+        jobs_dataset_info_clear(&items[i]);
+    }
+    free(items);
+    return JOBS_OK;
+}
+
+static int adapters_out(jobs_store *st, cJSON **out, char *msg, size_t msgsz) {
+    jobs_adapter_info *items = NULL;
+    int n = 0;
+    int rc = jobs_store_adapter_list(st, &items, &n, msg, msgsz);
+    if (rc != JOBS_OK) return rc;
+    *out = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(*out, api_adapter_json(&items[i]));
+        jobs_adapter_info_clear(&items[i]);
+    }
+    free(items);
+    return JOBS_OK;
+}
+
+static int add_out(jobs_store *st, const char *verb, const jobs_args *a, cJSON **out, char *msg, size_t msgsz) {
+    int rc;
+    if (strcmp(verb, "add-dataset") == 0) {
+        jobs_dataset_info d;
+        rc = jobs_dataset_register(st, a->name, a->file, a->source, a->split, 0, &d, msg, msgsz);
+        if (rc == JOBS_OK) *out = api_dataset_json(&d), jobs_dataset_info_clear(&d);
+    } else {
+        jobs_adapter_info ad;
+        rc = jobs_adapter_register(st, a->name, a->file, &ad, msg, msgsz);
+        if (rc == JOBS_OK) *out = api_adapter_json(&ad), jobs_adapter_info_clear(&ad);
+    }
+    return rc;
 }
 
 static int run(jobs_store *st, const char *verb, const jobs_args *a) {
@@ -118,26 +179,25 @@ static int run(jobs_store *st, const char *verb, const jobs_args *a) {
         int64_t job = 0;
         rc = jobs_submit(st, text ? text : a->json, &job, msg, sizeof msg);
         free(text);
-        if (rc == JOBS_OK) rc = jobs_get(st, job, &out, msg, sizeof msg);
+        if (rc == JOBS_OK) rc = job_out(st, job, &out, msg, sizeof msg);
     } else if (strcmp(verb, "list") == 0) {
         return cmd_list(st, a);
     } else if (strcmp(verb, "get") == 0 || strcmp(verb, "cancel") == 0 || strcmp(verb, "events") == 0) {
         if (need_id(a, &id) != 0) return 2;
-        rc = strcmp(verb, "get") == 0      ? jobs_get(st, id, &out, msg, sizeof msg)
-             : strcmp(verb, "cancel") == 0 ? jobs_cancel(st, id, &out, msg, sizeof msg)
-                                           : jobs_events_since(st, id, a->after, (int)a->limit, &out, msg, sizeof msg);
+        if (strcmp(verb, "events") == 0)
+            rc = events_out(st, id, a, &out, msg, sizeof msg);
+        else if (strcmp(verb, "get") == 0 || (rc = jobs_cancel(st, id, NULL, msg, sizeof msg)) == JOBS_OK)
+            rc = job_out(st, id, &out, msg, sizeof msg);
     } else if (strcmp(verb, "datasets") == 0) {
-        rc = jobs_dataset_list(st, &out, msg, sizeof msg);
+        rc = datasets_out(st, &out, msg, sizeof msg);
     } else if (strcmp(verb, "adapters") == 0) {
-        rc = jobs_adapter_list(st, &out, msg, sizeof msg);
+        rc = adapters_out(st, &out, msg, sizeof msg);
     } else if (strcmp(verb, "add-dataset") == 0 || strcmp(verb, "add-adapter") == 0) {
         if (!a->name || !a->file) {
             usage();
             return 2;
         }
-        rc = strcmp(verb, "add-dataset") == 0
-                 ? jobs_dataset_register(st, a->name, a->file, a->source, a->split, 0, &out, msg, sizeof msg)
-                 : jobs_adapter_register(st, a->name, a->file, &out, msg, sizeof msg);
+        rc = add_out(st, verb, a, &out, msg, sizeof msg);
     } else {
         fprintf(stderr, "codid jobs: unknown action '%s'\n", verb);
         usage();

@@ -1,4 +1,5 @@
-/* test_dataset.c - jobs/dataset.c: file format, importers, crop and resize. */
+/* test_dataset.c - jobs/dataset.c and dataset_import.c: the file format, the
+ * importers, and the crop and resize (util/image.c) seen through them. */
 #include "jobs/dataset.h"
 #include "tests/test.h"
 #include "util/png.h"
@@ -341,6 +342,58 @@ TEST(png_folder_enlarge_and_tall_crop) {
     CHECK_MSG(crop_ok, "a tall image must keep its middle rows 2..5");
 }
 
+TEST(png_memory_import_matches_folder_and_fails_on_a_bad_file) {
+    char dir[64], out[128], folder_out[128], msg[512];
+    CHECK(make_tmpdir(dir, sizeof dir) == 0);
+    uint8_t px[6 * 4 * 3], big[40 * 40];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 7);
+    memset(big, 9, sizeof big);
+    uint8_t *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    CHECK(util_png_encode(px, 6, 4, 3, &a, &alen, msg, sizeof msg) == 0);
+    CHECK(util_png_encode(big, 40, 40, 1, &b, &blen, msg, sizeof msg) == 0);
+    CHECK(write_bytes(dir, "a.png", a, alen) == 0);
+    jobs_png_blob files[3] = {{a, alen}, {(const uint8_t *)"not a png", 9}, {b, blen}};
+    jobs_import_params p;
+    jobs_import_params_init(&p);
+    p.source = JOBS_SOURCE_PNG_MEMORY;
+    p.size = 4;
+    p.channels = 1;
+    p.pngs = files;
+    p.n_pngs = 1;
+    jobs_import_stats st;
+    snprintf(out, sizeof out, "%s/mem.ds", dir);
+    snprintf(folder_out, sizeof folder_out, "%s/folder.ds", dir);
+    int rc = jobs_dataset_import(&p, out, &st, msg, sizeof msg);
+    jobs_import_params f = p;
+    f.source = JOBS_SOURCE_PNG_DIR;
+    f.dir = dir;
+    int frc = jobs_dataset_import(&f, folder_out, &st, msg, sizeof msg);
+    jobs_dataset mem, folder;
+    int same = rc == JOBS_OK && frc == JOBS_OK && jobs_dataset_map(out, &mem, msg, sizeof msg) == 0 &&
+               jobs_dataset_map(folder_out, &folder, msg, sizeof msg) == 0 && mem.count == 1 && folder.count == 1 &&
+               memcmp(jobs_dataset_image(&mem, 0), jobs_dataset_image(&folder, 0), 16) == 0;
+    if (same) jobs_dataset_unmap(&mem), jobs_dataset_unmap(&folder);
+    unlink(out);
+    p.n_pngs = 3;
+    int bad = jobs_dataset_import(&p, out, &st, msg, sizeof msg);
+    int bad_at = st.failed, bad_named = strstr(msg, "not a PNG") != NULL, left = file_exists(out);
+    files[1] = files[0];
+    p.max_pixels = 40 * 40 - 1;
+    int over = jobs_dataset_import(&p, out, &st, msg, sizeof msg);
+    int over_at = st.failed;
+    free(a);
+    free(b);
+    rm_tree(dir);
+    CHECK_MSG(same, "a PNG from memory must be stored as the same PNG from a folder");
+    CHECK_EQ_INT(bad, JOBS_EINVAL);
+    CHECK_EQ_INT(bad_at, 1);
+    CHECK(bad_named);
+    CHECK(!left);
+    CHECK_EQ_INT(over, JOBS_ELIMIT);
+    CHECK_EQ_INT(over_at, 2);
+}
+
 TEST(png_folder_with_nothing_usable_fails_cleanly) {
     char dir[64], out[128], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
@@ -523,6 +576,7 @@ int main(void) {
     RUN(png_folder_import);
     RUN(png_folder_enlarge_and_tall_crop);
     RUN(png_folder_with_nothing_usable_fails_cleanly);
+    RUN(png_memory_import_matches_folder_and_fails_on_a_bad_file);
     RUN(import_refuses_bad_params);
     RUN(format_header_and_refusals);
     RUN(fashion_mnist_limit);

@@ -329,7 +329,7 @@ TEST(refuses_too_many_pixels_before_reading_them) {
     put_be32(f + 53, (uint32_t)crc32(0, f + 49, 4));
     util_image img;
     char msg[256];
-    CHECK(util_png_decode(f, sizeof f, 0, 1 << 20, &img, msg, sizeof msg) == -1);
+    CHECK(util_png_decode(f, sizeof f, 0, 1 << 20, &img, msg, sizeof msg) == UTIL_PNG_ELIMIT);
     CHECK_MSG(strstr(msg, "limit") != NULL, "message: %s", msg);
 
     uint8_t px[64 * 64];
@@ -341,7 +341,7 @@ TEST(refuses_too_many_pixels_before_reading_them) {
     int at = util_png_decode(png, len, 0, 64 * 64, &img, msg, sizeof msg);
     util_image_free(&img);
     free(png);
-    CHECK(over == -1);
+    CHECK(over == UTIL_PNG_ELIMIT);
     CHECK(at == 0);
 }
 

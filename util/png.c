@@ -35,6 +35,7 @@ typedef struct codec_ctx {
     png_bytep *rows;
     /* encode output, capped */
     util_buf out;
+    int over_limit; /* the header named more than max_pixels */
 } codec_ctx;
 
 void util_image_free(util_image *img) {
@@ -110,7 +111,7 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
         free(c->data);
         c->rows = NULL;
         c->data = NULL;
-        return -1;
+        return c->over_limit ? UTIL_PNG_ELIMIT : -1;
     }
     png_set_read_fn(png, c, reader);
     png_set_sig_bytes(png, 8);
@@ -122,6 +123,7 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
         char text[160];
         snprintf(text, sizeof text, "image is %ux%u = %zu pixels, more than the limit of %zu", (unsigned)w, (unsigned)h,
                  (size_t)w * h, max_pixels);
+        c->over_limit = 1;
         png_error(png, text);
     }
     int channels = set_transforms(png, info, want);
@@ -168,11 +170,9 @@ int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t ma
         return -1;
     }
     codec_ctx c = {.buf = buf, .len = len, .pos = 8};
-    if (decode_run(&c, read_memory, want_channels, max_pixels, out) != 0) {
-        decode_failed(&c, msg, msgsz);
-        return -1;
-    }
-    return 0;
+    int rc = decode_run(&c, read_memory, want_channels, max_pixels, out);
+    if (rc != 0) decode_failed(&c, msg, msgsz);
+    return rc;
 }
 
 int util_png_decode_file(const char *path, int want_channels, size_t max_pixels, util_image *out, char *msg,

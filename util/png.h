@@ -9,12 +9,16 @@
  *
  * Functions return 0 on success and -1 on failure with a message in `msg`
  * (when msg is not NULL); a failing call leaves *out empty and leaks nothing.
+ * The decoders return UTIL_PNG_ELIMIT instead of -1 for an image larger
+ * than their max_pixels, so that a caller tells a limit from a bad file.
  */
 #ifndef CODID_UTIL_PNG_H
 #define CODID_UTIL_PNG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define UTIL_PNG_ELIMIT (-2) /* more pixels than max_pixels */
 
 typedef struct util_image {
     int width, height, channels; /* channels 1, 3 or 4 */
@@ -38,7 +42,7 @@ void util_image_free(util_image *img);
  * max_pixels bounds width * height and is checked from the header, before
  * any pixel memory is allocated. Refuses non-PNG bytes, truncated or corrupt
  * data (bad CRC in a critical chunk, short image data) and files missing
- * their IEND chunk.
+ * their IEND chunk. Over max_pixels: UTIL_PNG_ELIMIT.
  */
 int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels, util_image *out, char *msg,
                     size_t msgsz);
