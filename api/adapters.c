@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/render.h"
 #include "api/tasks.h"
 #include "jobs/jobs.h"
@@ -235,8 +236,9 @@ static void add_sampling(api_app *app, cJSON *a) {
     cJSON_AddNumberToObject(s, "default_steps", is_distilled ? API_GEN_DISTILLED_STEPS_DEFAULT : API_GEN_STEPS_DEFAULT);
 }
 
-static cJSON *adapter_json(api_app *app, const jobs_adapter_info *a) {
+static cJSON *adapter_json(api_app *app, const jobs_adapter_info *a, const api_scrub *scrub) {
     cJSON *o = api_adapter_json(a);
+    api_scrub_tree(scrub, o);
     cJSON_AddBoolToObject(o, "loaded", api_adapters_loaded(app->adapters, a->id));
     if (o) add_sampling(app, o);
     return o;
@@ -250,9 +252,10 @@ api_status api_adapters_list(api_request *r) {
     char msg[512];
     int rc = jobs_store_adapter_list(app->store, &items, &n, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
+    const api_scrub *scrub = api_request_scrub(r);
     cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "adapters");
     for (int i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, adapter_json(app, &items[i]));
+        cJSON_AddItemToArray(arr, adapter_json(app, &items[i], scrub));
         jobs_adapter_info_clear(&items[i]);
     }
     free(items);
@@ -271,7 +274,7 @@ api_status api_adapters_get(api_request *r) {
     int rc = jobs_adapter_get(app->store, api_request_param(r, "id"), &a, msg, sizeof msg);
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND; /* a path that names nothing */
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
-    cJSON *doc = adapter_json(app, &a);
+    cJSON *doc = adapter_json(app, &a, api_request_scrub(r));
     jobs_adapter_info_clear(&a);
     if (!doc) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     return api_respond_json(r, API_OK, doc);

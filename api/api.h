@@ -11,6 +11,7 @@
 
 #include "api/batcher.h"
 #include "api/http.h"
+#include "api/render.h"
 #include "engine/engine.h"
 #include "jobs/store.h"
 
@@ -50,7 +51,9 @@ typedef struct api_app {
     api_tasks *prep;        /* generate: adapter loads, image preparation */
     api_tasks *imports;     /* POST /v1/datasets */
     api_adapters *adapters; /* adapters loaded for generation */
-    api_sse *sse;           /* job event streams */
+    api_scrub scrub;        /* the server's paths, hidden from non-admin clients */
+    char scrub_paths[API_SCRUB_MAX][1024];
+    api_sse *sse; /* job event streams */
     atomic_int ready;
 } api_app;
 

@@ -101,6 +101,11 @@ int api_request_is_admin(api_request *r) {
     return configured > 0 && check_key(app->store, request_key(r)) == KEY_ADMIN;
 }
 
+const api_scrub *api_request_scrub(api_request *r) {
+    api_app *app = api_request_app(r);
+    return api_request_is_admin(r) ? NULL : &app->scrub;
+}
+
 /* ---- CORS ------------------------------------------------------------- */
 
 /* Whether origin is in the comma-separated list; *any when through "*". */
@@ -183,8 +188,8 @@ static api_status cors(api_request *r, const api_limits *cfg) {
                            want_method, api_request_path(r), api_request_allow(r));
     const char *want_headers = api_request_header(r, "Access-Control-Request-Headers");
     if (want_headers && header_refused(want_headers, bad, sizeof bad))
-        return api_problem(r, API_FORBIDDEN, "Access-Control-Request-Headers: '%s' is not allowed (allowed: %s)", bad,
-                           CORS_ALLOW_HEADERS);
+        return api_problem(r, API_FORBIDDEN, "Access-Control-Request-Headers: '%.64s' is not allowed (allowed: %s)",
+                           bad, CORS_ALLOW_HEADERS);
     api_respond(r, API_NO_CONTENT, "text/plain", NULL, 0);
     api_response_header(r, "Access-Control-Allow-Methods", api_request_allow(r));
     api_response_header(r, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "api/http.h"
+#include "api/render.h"
 #include "jobs/store.h"
 
 enum { API_ACCESS_PUBLIC = 0, API_ACCESS_GENERATE = 1, API_ACCESS_ADMIN = 2 };
@@ -41,6 +42,9 @@ api_status api_admit(api_request *r);
 /* Whether r may do what needs an admin key: with keys configured, its key
  * has scope admin; with none, always. */
 int api_request_is_admin(api_request *r);
+/* The scrubber of what r may see (api/render.h): NULL for an admin, the
+ * app's (server paths hidden) for anybody else. */
+const api_scrub *api_request_scrub(api_request *r);
 
 /* Whether host (as the listen setting gives it) is a loopback address. */
 int api_host_is_loopback(const char *host);

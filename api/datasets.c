@@ -46,6 +46,7 @@ typedef struct upload_file {
 typedef struct import_job {
     api_request *r;
     api_app *app;
+    const api_scrub *scrub; /* what the client may see, decided on the event loop */
     import_kind kind;
     char name[JOBS_NAME_MAX + 1];
     char source[32], split[8];
@@ -146,10 +147,10 @@ static api_status parse_json(api_request *r, import_job *j) {
         return api_problem(r, API_BAD_REQUEST, "body: give exactly one of builtin (cifar10, fashion-mnist) and folder");
     if (*builtin) {
         if (strcmp(builtin, "cifar10") != 0 && strcmp(builtin, "fashion-mnist") != 0)
-            return api_problem(r, API_BAD_REQUEST, "builtin: '%s' is not cifar10 or fashion-mnist", builtin);
+            return api_problem(r, API_BAD_REQUEST, "builtin: '%.64s' is not cifar10 or fashion-mnist", builtin);
         if (!seen_split) snprintf(split, sizeof split, "train");
         if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0)
-            return api_problem(r, API_BAD_REQUEST, "split: '%s' is not train or test", split);
+            return api_problem(r, API_BAD_REQUEST, "split: '%.64s' is not train or test", split);
         j->kind = IMPORT_BUILTIN;
         snprintf(j->source, sizeof j->source, "%s", builtin);
         snprintf(j->split, sizeof j->split, "%s", strcmp(split, "test") == 0 ? "test" : "train");
@@ -361,6 +362,7 @@ static void run_import(void *arg) {
     }
     if (!failed) {
         cJSON *ds = api_dataset_json(&d);
+        api_scrub_tree(j->scrub, ds);
         cJSON *warnings = cJSON_AddArrayToObject(ds, "warnings");
         for (int i = 0; warnings && i < stats.nreasons; i++)
             cJSON_AddItemToArray(warnings, cJSON_CreateString(stats.reasons[i]));
@@ -385,6 +387,7 @@ api_status api_datasets_create(api_request *r) {
     if (!j) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     j->r = r;
     j->app = app;
+    j->scrub = api_request_scrub(r);
     j->size = app->model_info.sample_size;
     j->channels = app->model_info.in_channels;
     const char *ct = api_request_header(r, "Content-Type");
@@ -428,9 +431,12 @@ api_status api_datasets_list(api_request *r) {
     char msg[512];
     int rc = jobs_store_dataset_list(app->store, &items, &n, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
+    const api_scrub *scrub = api_request_scrub(r);
     cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "datasets");
     for (int i = 0; i < n; i++) {
-        cJSON_AddItemToArray(arr, api_dataset_json(&items[i]));
+        cJSON *item = api_dataset_json(&items[i]);
+        api_scrub_tree(scrub, item);
+        cJSON_AddItemToArray(arr, item);
         jobs_dataset_info_clear(&items[i]);
     }
     free(items);
@@ -450,6 +456,7 @@ api_status api_datasets_get(api_request *r) {
     if (rc == JOBS_EINVAL) rc = JOBS_ENOTFOUND; /* a path that names nothing */
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
     cJSON *doc = api_dataset_json(&d);
+    api_scrub_tree(api_request_scrub(r), doc);
     jobs_dataset_info_clear(&d);
     if (!doc) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     return api_respond_json(r, API_OK, doc);

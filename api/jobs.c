@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/render.h"
 #include "api/sse.h"
 #include "jobs/jobs.h"
@@ -54,6 +55,7 @@ static void add_links(cJSON *job) {
 static api_status respond_job(api_request *r, api_status status, const jobs_job *j) {
     cJSON *job = api_job_json(j);
     if (!job) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    api_scrub_tree(api_request_scrub(r), job);
     add_links(job);
     return api_respond_json(r, status, job);
 }
@@ -144,9 +146,11 @@ api_status api_jobs_list(api_request *r) {
     char msg[512];
     int rc = jobs_list(app->store, status, cursor, (int)limit, &jobs, &n, &next, msg, sizeof msg);
     if (rc != JOBS_OK) return api_jobs_problem(r, rc, msg);
+    const api_scrub *scrub = api_request_scrub(r);
     cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "jobs");
     for (int i = 0; i < n; i++) {
         cJSON *job = api_job_json(&jobs[i]);
+        api_scrub_tree(scrub, job);
         add_links(job);
         cJSON_AddItemToArray(arr, job);
         jobs_job_clear(&jobs[i]);
@@ -227,7 +231,7 @@ api_status api_jobs_events(api_request *r) {
     if (!s) return API_SERVICE_UNAVAILABLE;
     api_response_header(r, "Cache-Control", "no-cache");
     api_response_header(r, "X-Accel-Buffering", "no");
-    if (api_sse_add(app->sse, s, id, after) != 0) {
+    if (api_sse_add(app->sse, s, id, after, api_request_scrub(r)) != 0) {
         api_problem(r, API_TOO_MANY_REQUESTS, "too many open event streams (max_streams %d)", app->cfg.max_streams);
         api_response_header(r, "Retry-After", "5");
         return API_TOO_MANY_REQUESTS;

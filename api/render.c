@@ -3,6 +3,8 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static cJSON *add_time(cJSON *o, const char *key, int64_t ms) {
@@ -101,4 +103,72 @@ cJSON *api_adapter_json(const jobs_adapter_info *a) {
     add_json(o, "metadata", a->metadata ? a->metadata : "{}");
     add_time(o, "created_at", a->created_ms);
     return o;
+}
+
+/* Each prefix of s in text replaced by its label (a prefix matches only
+ * where a path can start and only as whole path components). */
+char *api_scrub_text(const api_scrub *s, const char *text) {
+    if (!text) return NULL;
+    size_t len = strlen(text), cap = len + 1;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        int hit = -1;
+        for (int k = 0; s && k < s->n && hit < 0; k++) {
+            size_t pl = strlen(s->prefix[k]);
+            char after = text[i + pl];
+            if (pl > 1 && strncmp(text + i, s->prefix[k], pl) == 0 &&
+                (after == '/' || after == '\0' || after == '"' || after == ' ' || after == '\'' || after == ':'))
+                hit = k;
+        }
+        const char *piece = hit >= 0 ? s->label[hit] : text + i;
+        size_t n = hit >= 0 ? strlen(piece) : 1;
+        if (o + n + 1 > cap) {
+            cap = (o + n + 1) * 2;
+            char *bigger = realloc(out, cap);
+            if (!bigger) {
+                free(out);
+                return NULL;
+            }
+            out = bigger;
+        }
+        memcpy(out + o, piece, n);
+        o += n;
+        i += hit >= 0 ? strlen(s->prefix[hit]) : 1;
+    }
+    out[o] = 0;
+    return out;
+}
+
+char *api_scrub_json_text(const api_scrub *s, const char *json) {
+    cJSON *doc = cJSON_Parse(json);
+    if (!doc) return api_scrub_text(s, json);
+    api_scrub_tree(s, doc);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (!text) return NULL;
+    char *out = strdup(text); /* free()-able, as api_scrub_text's */
+    cJSON_free(text);
+    return out;
+}
+
+static int is_path_member(const char *name) {
+    return name && (strcmp(name, "path") == 0 || strcmp(name, "adapter_path") == 0 || strcmp(name, "model_path") == 0);
+}
+
+void api_scrub_tree(const api_scrub *s, cJSON *doc) {
+    if (!s || !doc) return;
+    for (cJSON *c = doc->child, *next; c; c = next) {
+        next = c->next;
+        if (cJSON_IsObject(doc) && is_path_member(c->string)) {
+            cJSON_Delete(cJSON_DetachItemViaPointer(doc, c));
+        } else if (cJSON_IsString(c) && c->valuestring) {
+            char *clean = api_scrub_text(s, c->valuestring);
+            if (clean && strcmp(clean, c->valuestring) != 0) cJSON_SetValuestring(c, clean);
+            free(clean);
+        } else {
+            api_scrub_tree(s, c);
+        }
+    }
 }

@@ -20,7 +20,8 @@
 typedef struct sse_conn {
     api_stream *s;
     int64_t job_id, last_id;
-    int sent_job; /* the initial `event: job` went out */
+    const api_scrub *scrub; /* NULL: an admin's stream */
+    int sent_job;           /* the initial `event: job` went out */
     double last_write_ms;
     struct sse_conn *next;
 } sse_conn;
@@ -66,6 +67,7 @@ static int poll_conn(api_sse *sse, sse_conn *c) {
     int failed = 0;
     if (!c->sent_job) {
         cJSON *doc = api_job_json(&job);
+        api_scrub_tree(c->scrub, doc);
         char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
         failed = !text || send_event(c, "job", 0, text) != 0;
         cJSON_free(text);
@@ -81,7 +83,9 @@ static int poll_conn(api_sse *sse, sse_conn *c) {
             JOBS_OK)
             return 1;
         for (int i = 0; i < n && !failed; i++) {
-            failed = send_event(c, ev[i].kind, ev[i].id, ev[i].payload) != 0;
+            char *clean = c->scrub ? api_scrub_json_text(c->scrub, ev[i].payload) : NULL;
+            failed = (c->scrub && !clean) || send_event(c, ev[i].kind, ev[i].id, clean ? clean : ev[i].payload) != 0;
+            free(clean);
             if (!failed) c->last_id = ev[i].id;
         }
         more = n == EVENTS_PER_POLL;
@@ -172,13 +176,14 @@ int api_sse_start(jobs_store *st, int max_streams, int poll_ms, int heartbeat_ms
     return 0;
 }
 
-int api_sse_add(api_sse *sse, api_stream *s, int64_t job_id, int64_t after_event_id) {
+int api_sse_add(api_sse *sse, api_stream *s, int64_t job_id, int64_t after_event_id, const api_scrub *scrub) {
     sse_conn *c = calloc(1, sizeof *c);
     pthread_mutex_lock(&sse->lock);
     int ok = c && !sse->stopping && sse->count < sse->max_streams;
     if (ok) {
         c->s = s;
         c->job_id = job_id;
+        c->scrub = scrub;
         c->last_id = after_event_id;
         c->last_write_ms = util_mono_ms();
         c->next = sse->added;

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "api/http.h"
+#include "api/render.h"
 #include "jobs/store.h"
 
 #define API_SSE_PENDING_MAX (256 * 1024) /* bytes waiting for a slow client */
@@ -34,7 +35,8 @@ int api_sse_start(jobs_store *st, int max_streams, int poll_ms, int heartbeat_ms
                   size_t msgsz);
 /* Takes over the writer's reference to s: 0, or -1 when max_streams are
  * open or stopping began (s is then ended and released). */
-int api_sse_add(api_sse *sse, api_stream *s, int64_t job_id, int64_t after_event_id);
+/* scrub: what the client may see (api/render.h), kept for the stream's life. */
+int api_sse_add(api_sse *sse, api_stream *s, int64_t job_id, int64_t after_event_id, const api_scrub *scrub);
 /* Open streams. */
 int api_sse_count(api_sse *sse);
 /* Ends every stream (each gets `event: shutdown`) and joins the thread;

@@ -150,7 +150,8 @@ static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t m
         } else if (strcmp(key, "max_noise") == 0 && kind == ENG_TASK_DENOISE) {
             rc = get_float(item, "task.max_noise", MAX_NOISE_MIN, 1, MAX_NOISE_MAX, 1, &task->max_noise, msg, msgsz);
         } else {
-            rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'task.%s' is unknown for task '%s'", key, name->valuestring);
+            rc = util_msg(msg, msgsz, JOBS_EINVAL, "field 'task.%.64s' is unknown for task '%.64s'", key,
+                          name->valuestring);
         }
         if (rc != JOBS_OK) return rc;
     }
@@ -273,7 +274,7 @@ int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
         for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !f; i++)
             if (strcmp(item->string, fields[i].name) == 0) f = &fields[i];
         if (!f)
-            rc = util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' is unknown", item->string);
+            rc = util_msg(msg, msgsz, JOBS_EINVAL, "field '%.64s' is unknown", item->string);
         else if (!(f->kinds & (1u << kind)))
             rc = util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' does not apply to a %s job", f->name, kind_names[kind]);
         else

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -118,6 +119,38 @@ static int load_model(const char *which, eng_ctx *ctx, eng_model **out) {
  * adapters/ folder beside the model's, as models/adapters/ beside
  * models/cifar10-base) join the registry, so that a fresh daemon serves
  * them by name. */
+/* The paths a client without an admin key must not see (api/render.h): the
+ * data directory and the folder that holds the model and its shipped
+ * adapters, each as configured and as resolved. */
+static void set_scrub(api_app *app, const char *data_dir, const char *model_dir) {
+    const char *dirs[2] = {data_dir, model_dir};
+    const char *labels[2] = {"<data_dir>", "<models>"};
+    api_scrub *sc = &app->scrub;
+    sc->n = 0;
+    for (int d = 0; d < 2; d++) {
+        char given[SRV_PATH_MAX];
+        snprintf(given, sizeof given, "%s", dirs[d]);
+        if (d == 1) { /* the model's parent folder: models/ holds adapters/ too */
+            char *slash = strrchr(given, '/');
+            while (slash && slash > given && slash[1] == '\0') *slash = '\0', slash = strrchr(given, '/');
+            if (!slash) continue; /* a bare name (random-tiny): nothing on disk */
+            *slash = '\0';
+        }
+        size_t n = strlen(given);
+        while (n > 1 && given[n - 1] == '/') given[--n] = '\0';
+        char *real = realpath(given, NULL);
+        const char *forms[2] = {given, real};
+        for (int f = 0; f < 2 && sc->n < API_SCRUB_MAX; f++) {
+            if (!forms[f] || strlen(forms[f]) < 2) continue;
+            snprintf(app->scrub_paths[sc->n], sizeof app->scrub_paths[sc->n], "%s", forms[f]);
+            sc->prefix[sc->n] = app->scrub_paths[sc->n];
+            sc->label[sc->n] = labels[d];
+            sc->n++;
+        }
+        free(real);
+    }
+}
+
 static int register_shipped_adapters(const srv_config *cfg, const char *model_dir, eng_model *model,
                                      jobs_store *store) {
     char dir[SRV_PATH_MAX + 16], msg[512];
@@ -288,6 +321,7 @@ int srv_cmd_serve(int argc, char **argv) {
     }
 
     if (exit_code == 0 && register_shipped_adapters(&cfg, model_dir, model, app.store) != 0) exit_code = EXIT_RUNTIME;
+    if (exit_code == 0) set_scrub(&app, cfg.data_dir, model_dir);
     if (exit_code == 0) {
         int heartbeat = cfg.request_timeout_s * 1000 / 2;
         if (heartbeat > SSE_HEARTBEAT_MS) heartbeat = SSE_HEARTBEAT_MS;

@@ -81,6 +81,37 @@ head -c 5000000 /dev/zero >"$tmp/zeros"
 call POST /v1/datasets -H 'Content-Type: application/x-tar' --data-binary @"$tmp/zeros"
 expect unauthenticated_upload_401 test "$code" = 401
 
+# what a generate key sees: no server path (dataset, adapter, job result,
+# event stream); an admin key sees them
+make_png "$tmp/p1.png" 16 16 3 1
+make_png "$tmp/p2.png" 16 16 3 2
+G=(-H "Authorization: Bearer $gen") A=(-H "Authorization: Bearer $admin")
+call POST /v1/datasets "${G[@]}" -F name=keyed -F "files=@$tmp/p1.png" -F "files=@$tmp/p2.png" -F size=16
+expect generate_key_uploads test "$code" = 201
+no_paths() { ! grep -q '"path"\|adapter_path\|model_path' "$tmp/body" && ! grep -qF "$data" "$tmp/body"; }
+expect upload_answer_has_no_path no_paths
+call POST /v1/jobs "${G[@]}" -H 'Content-Type: application/json' \
+    -d '{"kind":"distill","dataset":"keyed","task":{"name":"sr","factor":2},"adapter_kind":"lite","steps":2,"batch_size":2,"name":"keyed-sr"}'
+job=$(jget 'd["id"]')
+auth_args=("${A[@]}")
+wait_job "$job" succeeded failed && [ "$(curl -s "${A[@]}" "$base/v1/jobs/$job" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)[\"status\"])")" = succeeded ]
+expect keyed_job_succeeds test $? = 0
+call GET "/v1/jobs/$job" "${G[@]}"
+adapter=$(jget 'd["result"]["adapter_id"]')
+for path in /v1/datasets /v1/datasets/keyed /v1/adapters "/v1/adapters/$adapter" "/v1/jobs/$job" /v1/jobs; do
+    call GET "$path" "${G[@]}"
+    expect "generate_key_sees_no_server_path $path ($code)" test "$code" = 200
+    expect "generate_key_sees_no_server_path $path" no_paths
+done
+curl -s -N --max-time 30 "${G[@]}" "$base/v1/jobs/$job/events" >"$tmp/body"
+expect "generate_key_event_stream_has_no_server_path" no_paths
+expect "the event stream was read" grep -q 'event: state' "$tmp/body"
+call GET "/v1/adapters/$adapter" "${A[@]}"
+expect admin_key_sees_the_adapter_path pycheck 'd["path"].endswith(".safetensors")'
+call GET /v1/datasets/keyed "${A[@]}"
+expect admin_key_sees_the_dataset_path pycheck 'd["path"] is not None'
+auth_args=()
+
 # revocation is seen at the next request
 gen_id=$("$BIN" keys list --data-dir "$data" | awk -v p="${gen:6:12}" '$2 ~ p {print $1}')
 "$BIN" keys revoke "$gen_id" --data-dir "$data" 2>/dev/null
