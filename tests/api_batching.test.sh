@@ -176,6 +176,7 @@ if not fails:
         fails.append(f"batched_bytes_equal_alone: only {checked} of {len(answers)} compared")
 for f in fails:
     print("FAIL " + f)
+open(f"{tmp}/posted", "w").write(f"{nrec}\n")
 PY
 rc=$?
 cat "$tmp/verdicts"
@@ -190,12 +191,15 @@ if [ $rc != 0 ] || ! grep -q '^ok batched_bytes_equal_alone' "$tmp/verdicts"; th
     grep -q '^FAIL' "$tmp/verdicts" || bad client "exit $rc: $(tail -n 5 "$tmp/client.err")"
 fi
 
-# The daemon logs nothing it should not after the burst.
-if grep -Eq ' (POST) /v1/generate 5[0-9][0-9] ' "$log"; then
+# A request is logged once the daemon is done with it: the log is read
+# once the daemon has exited.
+stop_daemon
+expect sigterm_clean_exit test "$stop_rc" = 0
+if grep -Eq ' POST /v1/generate 5[0-9][0-9] ' "$log"; then
     bad no_5xx "$(grep -E ' POST /v1/generate 5[0-9][0-9] ' "$log" | head -n 3)"
+elif [ "$(grep -Ec ' POST /v1/generate 200 ' "$log")" != "$(cat "$tmp/posted" 2>/dev/null)" ]; then
+    bad no_5xx "$(grep -Ec ' POST /v1/generate 200 ' "$log") generate requests logged, $(cat "$tmp/posted" 2>/dev/null) posted"
 else
     ok no_5xx
 fi
-stop_daemon
-expect sigterm_clean_exit test "$stop_rc" = 0
 finish
