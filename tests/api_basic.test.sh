@@ -20,6 +20,9 @@ if ! await_port "$tmp/log"; then
 fi
 base=http://127.0.0.1:$port
 await_ok "$base/healthz" || { bad start "/healthz never answered"; finish; }
+# /healthz answers while the model loads, /readyz and generation once it is
+# loaded: wait for that, so that no check below races with the load.
+await_ok "$base/readyz" || { bad start "/readyz never answered 200; log: $(tail -n 5 "$tmp/log")"; finish; }
 
 # call METHOD PATH [curl args]: status in $code, body in $tmp/body,
 # headers in $tmp/hdr.
@@ -61,7 +64,7 @@ rid2=$(header x-request-id)
 if [[ $rid1 =~ ^[0-9a-f]{16}$ ]] && [[ $rid2 =~ ^[0-9a-f]{16}$ ]] && [ "$rid1" != "$rid2" ]; then
     ok request_id_header
 else bad request_id_header "'$rid1' '$rid2'"; fi
-if grep -q "GET /healthz 200 .* id=$rid1" "$tmp/log"; then ok request_log_line
+if await_log "$tmp/log" "GET /healthz 200 .* id=$rid1"; then ok request_log_line
 else bad request_log_line "no log line for id $rid1"; fi
 
 call GET /readyz

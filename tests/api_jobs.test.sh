@@ -222,20 +222,27 @@ call DELETE /v1/adapters/sr4
 expect adapter_delete_204 test "$code" = 204
 call POST /v1/generate -d "{\"adapter\":\"sr4\",\"image\":\"$b64\"}"
 expect generate_deleted_adapter_400 pycheck '"no adapter" in d["detail"]'
-# freed off the event loop, soon after (polled: a bound on a hang, not a speed test)
-for _ in $(seq 100); do
+# freed off the event loop, some time after (polled: a bound on a hang, not a speed test)
+for _ in $(seq 1200); do
     call GET /metrics
-    grep -q '^codid_adapter_memory_bytes 0' "$tmp/body" && break
+    grep -q '^codid_adapters_loaded 0' "$tmp/body" && grep -q '^codid_adapter_memory_bytes 0' "$tmp/body" && break
     sleep 0.1
 done
-expect adapter_freed_after_delete grep -q '^codid_adapters_loaded 0' "$tmp/body"
+expect adapter_freed_after_delete grep -q '^codid_adapter_memory_bytes 0' "$tmp/body"
+expect adapter_unloaded_after_delete grep -q '^codid_adapters_loaded 0' "$tmp/body"
 
 # ---- shutdown with a stream open: it is ended, not left suspended ----------------
 job endless 100000
 j4=$(jget 'd["id"]')
 curl -sN "$base/v1/jobs/$j4/events" -o "$tmp/sse_open" --max-time 300 &
 curl_pid=$!
-for _ in $(seq 100); do grep -q '^event: job' "$tmp/sse_open" 2>/dev/null && break; sleep 0.1; done
+# the stream is open once its first event came (bounded: a hang, not speed)
+for _ in $(seq 1200); do
+    grep -q '^event: job' "$tmp/sse_open" 2>/dev/null && break
+    kill -0 "$curl_pid" 2>/dev/null || break
+    sleep 0.1
+done
+expect stream_open_before_shutdown grep -q '^event: job' "$tmp/sse_open"
 stop_daemon
 expect sigterm_clean_exit test "$stop_rc" = 0
 wait "$curl_pid"

@@ -91,12 +91,8 @@ if [ -n "$port" ] && [ "$port" != 1 ] && grep -q "(data in $tmp/from-env)" "$tmp
     ok serve_flag_and_env_win
 else bad serve_flag_and_env_win "port '$port'; log: $(head -c 600 "$tmp/log")"; fi
 if [ -n "$port" ]; then
-    code=
-    for _ in $(seq 600); do
-        code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d '{"n":3,"steps":1}' "http://127.0.0.1:$port/v1/generate")
-        [ "$code" = 503 ] || break # not ready yet
-        sleep 0.1
-    done
+    await_ok "http://127.0.0.1:$port/readyz" || bad serve_ready "/readyz never answered 200; log: $(tail -n 5 "$tmp/log")"
+    code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d '{"n":3,"steps":1}' "http://127.0.0.1:$port/v1/generate")
     if [ "$code" = 400 ] && grep -q max_n "$tmp/body"; then ok serve_file_value_applies
     else bad serve_file_value_applies "$code $(cat "$tmp/body")"; fi
 fi

@@ -92,7 +92,7 @@ call() {
 header() { tr -d '\r' <"$tmp/hdr" | awk -v n="$(tr 'A-Z' 'a-z' <<<"$1")" -F': ' 'tolower($1) == n {print $2}'; }
 
 up=0
-for _ in $(seq 600); do
+for _ in $(seq 1200); do
     if curl -s "${tls[@]}" -o /dev/null "$base/healthz"; then up=1; break; fi
     kill -0 "$nginx_pid" 2>/dev/null || break
     sleep 0.1
@@ -104,21 +104,18 @@ call GET /healthz
 rid=$(header x-request-id)
 if [ "$code" = 200 ] && grep -q '"ok"' "$tmp/body"; then ok healthz_over_tls; else bad healthz_over_tls "$code"; fi
 if [[ $rid =~ ^[0-9a-f]{16}$ ]]; then ok request_id_through_proxy; else bad request_id_through_proxy "'$rid'"; fi
-if grep -q "GET /healthz 200 .* ms id=$rid" "$tmp/codid.log"; then ok codid_log_line_has_id
+if await_log "$tmp/codid.log" "GET /healthz 200 .* ms id=$rid"; then ok codid_log_line_has_id
 else bad codid_log_line_has_id "no codid log line with id=$rid"; fi
-for _ in $(seq 50); do grep -q "rid=$rid" "$tmp/access.log" 2>/dev/null && break; sleep 0.1; done
-if grep -q "\"GET /healthz HTTP/[0-9.]*\" 200 .*rid=$rid" "$tmp/access.log"; then ok nginx_access_log_has_id
+# nginx writes its line once the request is done (polled: a bound on a hang)
+if await_log "$tmp/access.log" "\"GET /healthz HTTP/[0-9.]*\" 200 .*rid=$rid"; then ok nginx_access_log_has_id
 else bad nginx_access_log_has_id "$(tail -2 "$tmp/access.log" 2>&1)"; fi
 
 code=$(curl -s -o /dev/null -D "$tmp/hdr" -w '%{http_code}' "http://127.0.0.1:$hport/healthz" -H "Host: $host")
 if [ "$code" = 301 ] && [ "$(header location)" = "https://$host/healthz" ]; then ok http_redirects_to_https
 else bad http_redirects_to_https "$code $(header location)"; fi
 
-for _ in $(seq 600); do
-    call GET /readyz
-    [ "$code" = 200 ] && break
-    sleep 0.1
-done
+# generation waits for the model (the daemon answers 503 while it loads)
+await_ok "http://127.0.0.1:$dport/readyz" || { bad codid_ready "log: $(tail -n 5 "$tmp/codid.log")"; finish; }
 call POST /v1/generate -H 'Accept: image/png' -d '{"n":1,"steps":2,"seed":5}'
 magic=$(head -c 8 "$tmp/body" | od -An -tx1 | tr -d ' \n')
 if [ "$code" = 200 ] && [ "$(header content-type)" = image/png ] && [ "$magic" = 89504e470d0a1a0a ]; then
@@ -164,7 +161,7 @@ call POST /v1/jobs -H 'Content-Type: application/json' \
 job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/body" 2>/dev/null)
 if [ "$code" = 202 ] && [[ $job =~ ^[0-9]+$ ]]; then ok job_queued
 else bad job_queued "$code $(head -c 300 "$tmp/body")"; finish; fi
-if grep -q "job $job: distill queued" "$tmp/codid.log"; then ok log_job_queued
+if await_log "$tmp/codid.log" "job $job: distill queued"; then ok log_job_queued
 else bad log_job_queued "no 'job $job: distill queued' line"; fi
 
 # --compressed: browsers' EventSource also accepts gzip.
@@ -175,7 +172,7 @@ sse_pid=$!
 # is open; then check that it is still open: the event came through while
 # nothing had ended the response, so nginx did not hold it back.
 streamed=0
-for _ in $(seq 600); do
+for _ in $(seq 3000); do
     if grep -q '^event: job' "$tmp/events"; then
         kill -0 "$sse_pid" 2>/dev/null && streamed=1
         break
@@ -191,7 +188,7 @@ else bad sse_event_arrives_while_stream_open "events: $(head -c 300 "$tmp/events
 call POST "/v1/jobs/$job/cancel"
 [ "$code" = 200 ] || bad cancel "$code $(head -c 300 "$tmp/body")"
 ended=0
-for _ in $(seq 600); do
+for _ in $(seq 3000); do
     if ! kill -0 "$sse_pid" 2>/dev/null; then ended=1; break; fi
     sleep 0.1
 done
@@ -200,9 +197,9 @@ sse_pid=
 if [ $ended = 1 ] && grep -q '^event: state' "$tmp/events" && grep -q 'cancelled' "$tmp/events"; then
     ok sse_stream_ends_with_final_state
 else bad sse_stream_ends_with_final_state "ended=$ended events: $(tail -c 400 "$tmp/events")"; fi
-if grep -q "job $job: cancelled" "$tmp/codid.log"; then ok log_job_cancelled
+if await_log "$tmp/codid.log" "job $job: cancelled"; then ok log_job_cancelled
 else bad log_job_cancelled "no 'job $job: cancelled' line"; fi
-if grep -q "GET /v1/jobs/$job/events 200 " "$tmp/codid.log"; then ok log_line_for_stream
+if await_log "$tmp/codid.log" "GET /v1/jobs/$job/events 200 "; then ok log_line_for_stream
 else bad log_line_for_stream "no log line for the event stream"; fi
 
 # ---- a job that runs, after a restart on the same data and port ------------------
@@ -211,12 +208,7 @@ if [ $stop_rc = 0 ]; then ok codid_sigterm_exit_0; else bad codid_sigterm_exit_0
 (cd "$tmp" && exec "$BIN" serve --listen "127.0.0.1:$dport" --data-dir "$tmp/var" --model random-tiny \
     --workers 1 --log-level info) 2>"$tmp/codid2.log" &
 pid=$!
-for _ in $(seq 600); do
-    call GET /readyz
-    [ "$code" = 200 ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
+await_ok "http://127.0.0.1:$dport/readyz" || { bad codid_restart_ready "log: $(tail -n 5 "$tmp/codid2.log")"; finish; }
 call POST /v1/jobs -H 'Content-Type: application/json' \
     -d '{"kind":"distill","dataset":"proxied","task":{"name":"sr","factor":2},"adapter_kind":"lite","steps":3,"batch_size":2}'
 job2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/body" 2>/dev/null)
@@ -228,7 +220,7 @@ curl -s -N --compressed --max-time 900 "${tls[@]}" -H 'Accept: text/event-stream
 if grep -q '^event: state' "$tmp/events2" && grep -q '"succeeded"' "$tmp/events2"; then ok job_streamed_to_success
 else bad job_streamed_to_success "events: $(tail -c 400 "$tmp/events2")"; fi
 for line in "job $job2: distill queued" "job $job2: distill started" "job $job2: succeeded"; do
-    if grep -q "$line" "$tmp/codid2.log"; then ok "log '$line'"; else bad "log '$line'" "not in the log"; fi
+    if await_log "$tmp/codid2.log" "$line"; then ok "log '$line'"; else bad "log '$line'" "not in the log"; fi
 done
 
 # ---- shutdown ---------------------------------------------------------------------

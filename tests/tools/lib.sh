@@ -64,6 +64,21 @@ await_ok() {
     return 1
 }
 
+# await_log FILE PATTERN [TRIES]: polls every 0.1 s until a line of FILE
+# matches the extended regular expression PATTERN, true; false when the
+# daemon $pid exits first (after one last look) or after TRIES polls
+# (default 900: 90 s). The daemon logs a request, and counts it in
+# /metrics, once it is done with it: that may come after the client has
+# read the whole answer, so a check of the request's log line waits for it.
+await_log() {
+    for _ in $(seq "${3:-900}"); do
+        grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || { grep -Eq -- "$2" "$1" 2>/dev/null; return; }
+        sleep 0.1
+    done
+    return 1
+}
+
 # stop_daemon: SIGTERM the daemon $pid and wait for it; its exit status in
 # $stop_rc, and $pid cleared (nothing left for cleanup to kill).
 stop_daemon() {
