@@ -110,10 +110,13 @@ $(BUILD)/engine/%.o: engine/%.cpp $(PCH)
 $(BUILD)/codid: $(OBJ)
 	$(CXX) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
+# A test may #include a .c file to reach its static functions; that file's
+# object is then left out of the link.
+included_objs = $(patsubst %.c,$(BUILD)/%.o,$(shell sed -n 's/^\#include "\(.*\.c\)"/\1/p' $(1)))
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@.o $<
-	$(CXX) $(LDFLAGS_ALL) -o $@ $@.o $(LIB_OBJ) $(LIBS)
+	$(CXX) $(LDFLAGS_ALL) -o $@ $@.o $(filter-out $(call included_objs,$<),$(LIB_OBJ)) $(LIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)

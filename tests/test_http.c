@@ -6,40 +6,9 @@
  * What needs a connection (routing answers, body caps, streams) is tested
  * against a real daemon by tests/api_*.test.sh.
  *
- * http.c is included to reach its static functions; its public names are
- * renamed here so that they do not clash with the library's copy.
+ * http.c is included to reach its static functions (the Makefile then
+ * links the test without http.o).
  */
-#define api_negotiate           test_api_negotiate
-#define api_problem             test_api_problem
-#define api_request_age_ms      test_api_request_age_ms
-#define api_request_allow       test_api_request_allow
-#define api_request_app         test_api_request_app
-#define api_request_body        test_api_request_body
-#define api_request_client_gone test_api_request_client_gone
-#define api_request_header      test_api_request_header
-#define api_request_id          test_api_request_id
-#define api_request_keep_header test_api_request_keep_header
-#define api_request_method      test_api_request_method
-#define api_request_param       test_api_request_param
-#define api_request_path        test_api_request_path
-#define api_request_query       test_api_request_query
-#define api_request_resume      test_api_request_resume
-#define api_request_route       test_api_request_route
-#define api_request_suspend     test_api_request_suspend
-#define api_respond             test_api_respond
-#define api_respond_json        test_api_respond_json
-#define api_respond_stream      test_api_respond_stream
-#define api_response_header     test_api_response_header
-#define api_server_drain        test_api_server_drain
-#define api_server_port         test_api_server_port
-#define api_server_quiesce      test_api_server_quiesce
-#define api_server_start        test_api_server_start
-#define api_server_stop         test_api_server_stop
-#define api_status_title        test_api_status_title
-#define api_stream_closed       test_api_stream_closed
-#define api_stream_end          test_api_stream_end
-#define api_stream_release      test_api_stream_release
-#define api_stream_write        test_api_stream_write
 #include "api/http.c"
 
 #include <cjson/cJSON.h>
