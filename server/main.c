@@ -4,9 +4,11 @@
  * Each command gets argc/argv from its own name on and returns the exit
  * status (0 success, 1 failure, 2 bad usage).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "server/commands.h"
@@ -50,29 +52,56 @@ static int cmd_help(int argc, char **argv) {
     return 0;
 }
 
-/* glibc backs its large malloc blocks with transparent huge pages only when
- * GLIBC_TUNABLES says so, and reads it once at start-up: so codid restarts
- * itself once with glibc.malloc.hugetlb=1 added. torch allocates a fresh
- * activation tensor per layer; with 2 MiB pages that costs one page fault
- * per 2 MiB instead of per 4 KiB, and a UNet forward at batch 32 takes about
- * half the time (bench/RESULTS.md, 'Transparent huge pages'). CODID_HUGEPAGES=0
- * turns it off; a tunable already set is left alone. */
-static void use_huge_pages(char **argv) {
+/*
+ * codid restarts itself once (execv of /proc/self/exe), for two reasons that
+ * only hold from the start of a process:
+ *
+ * Huge pages: glibc backs its large malloc blocks with transparent huge
+ * pages only when GLIBC_TUNABLES says so, and reads it once at start-up, so
+ * glibc.malloc.hugetlb=1 is added. torch allocates a fresh activation tensor
+ * per layer; with 2 MiB pages that costs one page fault per 2 MiB instead of
+ * per 4 KiB, and a UNet forward at batch 32 takes about half the time
+ * (bench/RESULTS.md, 'Transparent huge pages'). CODID_HUGEPAGES=0 turns it
+ * off; a tunable already set is left alone.
+ *
+ * Stop signals: `serve` takes SIGTERM and SIGINT with sigwait(), so they
+ * must be blocked in every thread, and OpenBLAS starts its threads while the
+ * libraries load, before main() runs: a signal that reached one of those
+ * would end the process (exit 143) instead of stopping it cleanly. A signal
+ * mask survives execve and is inherited by every thread, so serve blocks
+ * them before restarting.
+ */
+static void restart_once(int argc, char **argv) {
+    if (getenv("CODID_REEXEC")) {    /* this is the restarted process */
+        prctl(PR_SET_NAME, "codid"); /* not "exe", for ps, top and pkill */
+        return;
+    }
     const char *off = getenv("CODID_HUGEPAGES");
     const char *cur = getenv("GLIBC_TUNABLES");
-    if ((off && strcmp(off, "0") == 0) || getenv("CODID_REEXEC") || (cur && strstr(cur, "glibc.malloc.hugetlb")))
-        return;
-    char buf[2048];
-    int n = snprintf(buf, sizeof buf, "%s%sglibc.malloc.hugetlb=1", cur ? cur : "", cur && *cur ? ":" : "");
-    if (n < 0 || (size_t)n >= sizeof buf) return;
+    int want_tunable = !(off && strcmp(off, "0") == 0) && !(cur && strstr(cur, "glibc.malloc.hugetlb"));
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigprocmask(SIG_SETMASK, NULL, &old);
+    int want_mask = argc > 1 && strcmp(argv[1], "serve") == 0 &&
+                    !(sigismember(&old, SIGTERM) == 1 && sigismember(&old, SIGINT) == 1);
+    if (!want_tunable && !want_mask) return;
+    if (want_tunable) {
+        char buf[2048];
+        int n = snprintf(buf, sizeof buf, "%s%sglibc.malloc.hugetlb=1", cur ? cur : "", cur && *cur ? ":" : "");
+        if (n < 0 || (size_t)n >= sizeof buf || setenv("GLIBC_TUNABLES", buf, 1) != 0) want_tunable = 0;
+    }
     /* CODID_REEXEC stops a loop where glibc ignores the variable (AT_SECURE) */
-    if (setenv("GLIBC_TUNABLES", buf, 1) != 0 || setenv("CODID_REEXEC", "1", 1) != 0) return;
+    if (setenv("CODID_REEXEC", "1", 1) != 0) return;
+    if (want_mask) sigprocmask(SIG_BLOCK, &stop, NULL);
     execv("/proc/self/exe", argv);
-    /* no /proc: run as we are */
+    /* no /proc: run as we are, with the mask we had */
+    if (want_mask) sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 int main(int argc, char **argv) {
-    use_huge_pages(argv);
+    restart_once(argc, argv);
     unsetenv("CODID_REEXEC"); /* not for the commands codid runs */
     if (argc < 2) {
         cmd_help(0, NULL);

@@ -24,6 +24,21 @@ await_ok "$base/healthz" || { bad start "/healthz never answered"; finish; }
 # loaded: wait for that, so that no check below races with the load.
 await_ok "$base/readyz" || { bad start "/readyz never answered 200; log: $(tail -n 5 "$tmp/log")"; finish; }
 
+# SIGTERM and SIGINT are blocked in every thread, the libraries' own
+# included, so that only the thread in sigwait() takes them (a thread with
+# them open would end the process with 143 instead of a clean stop).
+open_threads=0 threads=0
+for st in /proc/"$pid"/task/*/status; do
+    blk=$(awk '/^SigBlk/ {print $2}' "$st" 2>/dev/null) || continue
+    [ -n "$blk" ] || continue
+    threads=$((threads + 1))
+    (((0x$blk >> 14) & 1 && (0x$blk >> 1) & 1)) || open_threads=$((open_threads + 1))
+done
+if [ "$threads" -gt 2 ] && [ "$open_threads" -le 1 ]; then ok "stop_signals_blocked_in_all_threads ($threads threads)"
+else bad stop_signals_blocked_in_all_threads "$open_threads of $threads threads take SIGTERM/SIGINT"; fi
+if [ "$(cat /proc/"$pid"/comm)" = codid ]; then ok process_named_codid
+else bad process_named_codid "comm is '$(cat /proc/"$pid"/comm)'"; fi
+
 # call METHOD PATH [curl args]: status in $code, body in $tmp/body,
 # headers in $tmp/hdr.
 call() {
