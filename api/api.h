@@ -73,6 +73,8 @@ int api_not_ready(api_request *r);
 api_status api_jobs_problem(api_request *r, int rc, const char *msg);
 /* A "{id}" path segment as a job id: 0 and *id, or -1 (not digits). */
 int api_parse_id(const char *s, int64_t *id);
+/* A Last-Event-ID header as an event id (0 or more): 0 and *id, or -1. */
+int api_parse_event_id(const char *s, int64_t *id);
 
 /* system.c */
 api_status api_healthz(api_request *r);

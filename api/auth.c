@@ -12,7 +12,7 @@
 #include "util/sha256.h"
 
 #define KEY_TAG        "codid_"
-#define KEY_PREFIX_HEX 12
+#define KEY_PREFIX_HEX API_KEY_PREFIX_HEX
 #define KEY_SECRET_HEX 48
 #define KEY_LEN        (sizeof KEY_TAG - 1 + KEY_PREFIX_HEX + 1 + KEY_SECRET_HEX)
 #define CORS_MAX_AGE   "600"
@@ -53,29 +53,37 @@ static int all_hex(const char *s, size_t n) {
     return 1;
 }
 
+const char *api_auth_credential(const char *authorization, const char *x_api_key) {
+    if (authorization) {
+        if (strncasecmp(authorization, "Bearer ", 7) != 0) return authorization; /* refused as malformed */
+        authorization += 7;
+        while (*authorization == ' ') authorization++;
+        return authorization;
+    }
+    return x_api_key;
+}
+
+int api_key_parse(const char *key, char prefix[API_KEY_PREFIX_HEX + 1]) {
+    size_t tag = sizeof KEY_TAG - 1;
+    if (!key || strlen(key) != KEY_LEN || strncmp(key, KEY_TAG, tag) != 0 || !all_hex(key + tag, KEY_PREFIX_HEX) ||
+        key[tag + KEY_PREFIX_HEX] != '_' || !all_hex(key + tag + KEY_PREFIX_HEX + 1, KEY_SECRET_HEX))
+        return -1;
+    memcpy(prefix, key + tag, KEY_PREFIX_HEX);
+    prefix[KEY_PREFIX_HEX] = '\0';
+    return 0;
+}
+
 /* The key the request carries, or NULL. */
 static const char *request_key(api_request *r) {
-    const char *h = api_request_header(r, "Authorization");
-    if (h) {
-        if (strncasecmp(h, "Bearer ", 7) != 0) return h; /* refused below as malformed */
-        h += 7;
-        while (*h == ' ') h++;
-        return h;
-    }
-    return api_request_header(r, "X-API-Key");
+    return api_auth_credential(api_request_header(r, "Authorization"), api_request_header(r, "X-API-Key"));
 }
 
 typedef enum key_check { KEY_NONE, KEY_BAD, KEY_GENERATE, KEY_ADMIN, KEY_ERROR } key_check;
 
 static key_check check_key(jobs_store *st, const char *key) {
     if (!key) return KEY_NONE;
-    size_t tag = sizeof KEY_TAG - 1;
-    if (strlen(key) != KEY_LEN || strncmp(key, KEY_TAG, tag) != 0 || !all_hex(key + tag, KEY_PREFIX_HEX) ||
-        key[tag + KEY_PREFIX_HEX] != '_' || !all_hex(key + tag + KEY_PREFIX_HEX + 1, KEY_SECRET_HEX))
-        return KEY_BAD;
     char prefix[KEY_PREFIX_HEX + 1], hash[2 * UTIL_SHA256_BYTES + 1], msg[128];
-    memcpy(prefix, key + tag, KEY_PREFIX_HEX);
-    prefix[KEY_PREFIX_HEX] = '\0';
+    if (api_key_parse(key, prefix) != 0) return KEY_BAD;
     jobs_api_key row;
     int rc = jobs_store_key_find(st, prefix, &row, msg, sizeof msg);
     if (rc == JOBS_ENOTFOUND) return KEY_BAD;

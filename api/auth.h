@@ -30,7 +30,16 @@
 
 enum { API_ACCESS_PUBLIC = 0, API_ACCESS_GENERATE = 1, API_ACCESS_ADMIN = 2 };
 
-#define API_KEY_MAX 80 /* a key's length with its NUL, with room to spare */
+#define API_KEY_MAX        80 /* a key's length with its NUL, with room to spare */
+#define API_KEY_PREFIX_HEX 12 /* keys read codid_<12 hex: the prefix>_<48 hex: the secret> */
+
+/* The credential a request carries: the Authorization header's value after
+ * "Bearer " (any case, spaces skipped), the whole value when it is another
+ * scheme (then refused as malformed), else X-API-Key; NULL with neither. */
+const char *api_auth_credential(const char *authorization, const char *x_api_key);
+/* 0 when key has a key's form (lower-case hex), its prefix copied out; -1
+ * otherwise. */
+int api_key_parse(const char *key, char prefix[API_KEY_PREFIX_HEX + 1]);
 
 /* Makes a key of scope "generate" or "admin", stores its hash, and writes
  * the key to key[0..keysz). Returns a jobs_status. */

@@ -40,3 +40,14 @@ int api_parse_id(const char *s, int64_t *id) {
     *id = v;
     return 0;
 }
+
+int api_parse_event_id(const char *s, int64_t *id) {
+    if (!s || !*s || strlen(s) > 18) return -1;
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+    }
+    *id = v;
+    return 0;
+}

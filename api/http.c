@@ -474,7 +474,7 @@ const char *api_request_body(const api_request *r, size_t *len) {
 
 /* The q of the Accept entry that best matches `type` (most specific range
  * first), 0 when none does. */
-static double accept_q(const char *accept, const char *type) {
+double api_accept_q(const char *accept, const char *type) {
     const char *slash = strchr(type, '/');
     size_t main_len = slash ? (size_t)(slash - type) : strlen(type);
     double best_q = 0;
@@ -515,7 +515,7 @@ const char *api_negotiate(api_request *r, const char *const *offers, size_t n) {
     const char *best = NULL;
     double best_q = 0;
     for (size_t i = 0; i < n; i++) {
-        double q = accept_q(accept, offers[i]);
+        double q = api_accept_q(accept, offers[i]);
         if (q > best_q) {
             best_q = q;
             best = offers[i];

@@ -128,6 +128,10 @@ void *api_request_app(const api_request *r);
 /* Milliseconds since the request's headers arrived. */
 double api_request_age_ms(const api_request *r);
 
+/* The q an Accept header value gives a media type: that of the entry that
+ * matches it most specifically (type/subtype over type/ * over * / *), 0
+ * when none does. */
+double api_accept_q(const char *accept, const char *type);
 /* Content negotiation on the Accept header: the best of offers[0..n)
  * (earlier offers win ties; a missing header accepts the first), or NULL
  * when the client accepts none of them. */

@@ -212,11 +212,10 @@ api_status api_jobs_events(api_request *r) {
     long long after = 0;
     const char *last = api_request_header(r, "Last-Event-ID");
     if (last) {
-        char *end;
-        errno = 0;
-        after = strtoll(last, &end, 10);
-        if (!*last || *end || errno || after < 0)
+        int64_t id64;
+        if (api_parse_event_id(last, &id64) != 0)
             return api_problem(r, API_BAD_REQUEST, "Last-Event-ID: must be an event id (got '%.40s')", last);
+        after = (long long)id64;
     } else if (int_query(r, "after", 0, INT64_MAX / 2, 0, &after) != 0) {
         return API_BAD_REQUEST;
     }

@@ -37,18 +37,18 @@ TEST(route_patterns) {
 }
 
 TEST(accept_negotiation) {
-    CHECK_NEAR(accept_q("image/png", "image/png"), 1, 0);
-    CHECK_NEAR(accept_q("IMAGE/PNG", "image/png"), 1, 0);
-    CHECK_NEAR(accept_q("text/html", "image/png"), 0, 0);
-    CHECK_NEAR(accept_q("image/*;q=0.5", "image/png"), 0.5, 1e-9);
-    CHECK_NEAR(accept_q("*/*; q=0.1", "application/json"), 0.1, 1e-9);
+    CHECK_NEAR(api_accept_q("image/png", "image/png"), 1, 0);
+    CHECK_NEAR(api_accept_q("IMAGE/PNG", "image/png"), 1, 0);
+    CHECK_NEAR(api_accept_q("text/html", "image/png"), 0, 0);
+    CHECK_NEAR(api_accept_q("image/*;q=0.5", "image/png"), 0.5, 1e-9);
+    CHECK_NEAR(api_accept_q("*/*; q=0.1", "application/json"), 0.1, 1e-9);
     /* the most specific range decides, wherever it stands */
-    CHECK_NEAR(accept_q("image/png;q=0.9, image/*;q=0.2", "image/png"), 0.9, 1e-9);
-    CHECK_NEAR(accept_q("image/*;q=0.2, image/png;q=0.9", "image/png"), 0.9, 1e-9);
-    CHECK_NEAR(accept_q("*/*, application/json;q=0", "application/json"), 0, 0);
-    CHECK_NEAR(accept_q("text/html, application/json;charset=utf-8", "application/json"), 1, 0);
-    CHECK_NEAR(accept_q("imag/*", "image/png"), 0, 0);
-    CHECK_NEAR(accept_q("", "image/png"), 0, 0);
+    CHECK_NEAR(api_accept_q("image/png;q=0.9, image/*;q=0.2", "image/png"), 0.9, 1e-9);
+    CHECK_NEAR(api_accept_q("image/*;q=0.2, image/png;q=0.9", "image/png"), 0.9, 1e-9);
+    CHECK_NEAR(api_accept_q("*/*, application/json;q=0", "application/json"), 0, 0);
+    CHECK_NEAR(api_accept_q("text/html, application/json;charset=utf-8", "application/json"), 1, 0);
+    CHECK_NEAR(api_accept_q("imag/*", "image/png"), 0, 0);
+    CHECK_NEAR(api_accept_q("", "image/png"), 0, 0);
 }
 
 TEST(problem_json) {
