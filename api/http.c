@@ -474,6 +474,20 @@ const char *api_request_body(const api_request *r, size_t *len) {
 
 /* The q of the Accept entry that best matches `type` (most specific range
  * first), 0 when none does. */
+/* An RFC 9110 qvalue in s[0..end): "0", "1", "0.xyz" or "1.000" with up to
+ * three decimals; anything else (1.5, -1, nan, 1e0) counts as 0. */
+static double parse_qvalue(const char *s, const char *end) {
+    size_t n = 0;
+    while (s + n < end && s[n] != ';' && s[n] != ' ' && s[n] != '\t') n++;
+    if (n == 0 || (s[0] != '0' && s[0] != '1') || (n > 1 && s[1] != '.') || n > 5) return 0;
+    double q = s[0] - '0', scale = 0.1;
+    for (size_t i = 2; i < n; i++, scale /= 10) {
+        if (s[i] < '0' || s[i] > '9' || (s[0] == '1' && s[i] != '0')) return 0;
+        q += (s[i] - '0') * scale;
+    }
+    return q;
+}
+
 double api_accept_q(const char *accept, const char *type) {
     const char *slash = strchr(type, '/');
     size_t main_len = slash ? (size_t)(slash - type) : strlen(type);
@@ -499,7 +513,7 @@ double api_accept_q(const char *accept, const char *type) {
                 if (*s != ';') continue;
                 s++;
                 while (s < end && *s == ' ') s++;
-                if (s + 2 <= end && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=') q = strtod(s + 2, NULL);
+                if (s + 2 <= end && (s[0] == 'q' || s[0] == 'Q') && s[1] == '=') q = parse_qvalue(s + 2, end);
             }
             best_rank = rank;
             best_q = q;

@@ -49,6 +49,12 @@ TEST(accept_negotiation) {
     CHECK_NEAR(api_accept_q("text/html, application/json;charset=utf-8", "application/json"), 1, 0);
     CHECK_NEAR(api_accept_q("imag/*", "image/png"), 0, 0);
     CHECK_NEAR(api_accept_q("", "image/png"), 0, 0);
+    /* qvalues out of RFC 9110's grammar count as 0 (fuzzing found 1.5) */
+    CHECK_NEAR(api_accept_q("image/*;q=1.5", "image/png"), 0, 0);
+    CHECK_NEAR(api_accept_q("image/png;q=-1", "image/png"), 0, 0);
+    CHECK_NEAR(api_accept_q("image/png;q=nan", "image/png"), 0, 0);
+    CHECK_NEAR(api_accept_q("image/png;q=0.125", "image/png"), 0.125, 1e-12);
+    CHECK_NEAR(api_accept_q("image/png;q=1.000", "image/png"), 1, 0);
 }
 
 TEST(problem_json) {
