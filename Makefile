@@ -163,7 +163,7 @@ TSAN_BUILD := build/tsan
 TSAN_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -fno-omit-frame-pointer $(WARN) -I.
 TSAN_C_SRC := $(filter-out server/%,$(C_SRC))
 TSAN_OBJ := $(TSAN_C_SRC:%.c=$(TSAN_BUILD)/%.o)
-TSAN_TESTS := test_threads test_store test_guard
+TSAN_TESTS := test_threads test_store test_jobs test_guard
 TSAN_LIBS := -lmicrohttpd -lcjson -lpng -lsqlite3 -lz -lm -lpthread
 $(TSAN_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -172,7 +172,7 @@ $(TSAN_BUILD)/libcodid.a: $(TSAN_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(TSAN_BUILD)/tests/%: $(TSAN_BUILD)/tests/%.o $(TSAN_BUILD)/tests/engine_stub.o $(TSAN_BUILD)/libcodid.a
 	$(CC) -fsanitize=thread -o $@ $^ $(TSAN_LIBS)
-.SECONDARY: $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%.o)
+.SECONDARY: $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%.o) $(TSAN_BUILD)/tests/engine_stub.o
 .PHONY: tsan
 tsan:
 	$(MAKE) -j$(JOBS) $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)

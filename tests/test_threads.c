@@ -6,7 +6,7 @@
  * (api/adapters.c) under concurrent acquire, release, forget and sweep;
  * workers (jobs/worker.c) claiming many jobs at once; SSE fan-out
  * (api/sse.c) over a real libmicrohttpd server to many clients while a job
- * moves on. Each checks what it can count (every request answered once,
+ * moves on; the import queue (api/tasks.c) fed from several threads. Each checks what it can count (every request answered once,
  * every job run once, every adapter freed, every stream complete); `make
  * tsan` runs it under ThreadSanitizer, which checks the rest.
  */
@@ -22,6 +22,7 @@
 #include "api/batcher.h"
 #include "api/http.h"
 #include "api/sse.h"
+#include "api/tasks.h"
 #include "jobs/jobs.h"
 #include "jobs/store.h"
 #include "tests/engine_stub.h"
@@ -387,6 +388,62 @@ TEST(sse_fans_out_to_many_clients) {
     }
 }
 
+/* ---- the import queue ---------------------------------------------------------- */
+
+enum { TASK_SUBMITTERS = 4, TASKS_EACH = 200 };
+
+typedef struct task_rec {
+    int ran; /* written by the task's thread, read after the stop */
+    atomic_int *total;
+} task_rec;
+
+static void run_task(void *arg) {
+    task_rec *r = arg;
+    r->ran++;
+    atomic_fetch_add(r->total, 1);
+}
+
+typedef struct task_submitter {
+    api_tasks *t;
+    task_rec *recs;
+    int accepted[TASKS_EACH];
+} task_submitter;
+
+static void *submit_tasks(void *arg) {
+    task_submitter *s = arg;
+    for (int i = 0; i < TASKS_EACH; i++) s->accepted[i] = api_tasks_submit(s->t, run_task, &s->recs[i]) == 0;
+    return NULL;
+}
+
+/* Stopping runs what is queued: every accepted task runs once. */
+TEST(tasks_run_every_accepted_task_once) {
+    char msg[256];
+    api_tasks *t = NULL;
+    CHECK_MSG(api_tasks_start("test", 3, TASK_SUBMITTERS * TASKS_EACH, 1, &t, msg, sizeof msg) == 0, "%s", msg);
+    atomic_int total;
+    atomic_init(&total, 0);
+    static task_rec recs[TASK_SUBMITTERS * TASKS_EACH];
+    static task_submitter subs[TASK_SUBMITTERS];
+    pthread_t th[TASK_SUBMITTERS];
+    for (int i = 0; i < TASK_SUBMITTERS * TASKS_EACH; i++) recs[i] = (task_rec){0, &total};
+    for (int i = 0; i < TASK_SUBMITTERS; i++) {
+        subs[i].t = t;
+        subs[i].recs = recs + i * TASKS_EACH;
+        pthread_create(&th[i], NULL, submit_tasks, &subs[i]);
+    }
+    for (int i = 0; i < TASK_SUBMITTERS; i++) pthread_join(th[i], NULL);
+    api_tasks_stop(t);
+    int accepted = 0, wrong = 0;
+    for (int i = 0; i < TASK_SUBMITTERS; i++)
+        for (int k = 0; k < TASKS_EACH; k++) {
+            accepted += subs[i].accepted[k];
+            if (subs[i].recs[k].ran != subs[i].accepted[k]) wrong++;
+        }
+    CHECK_EQ_INT(accepted, TASK_SUBMITTERS * TASKS_EACH);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(atomic_load(&total), accepted);
+}
+
 int main(void) {
     util_log_set_level(UTIL_LOG_ERROR);
     RUN(batcher_answers_every_request_once);
@@ -394,5 +451,6 @@ int main(void) {
     RUN(adapter_cache_shared_by_many_threads);
     RUN(workers_claim_each_job_once);
     RUN(sse_fans_out_to_many_clients);
+    RUN(tasks_run_every_accepted_task_once);
     return TEST_SUMMARY();
 }
