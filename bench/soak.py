@@ -6,7 +6,7 @@ for SECONDS over a fixed mix of requests, each with the statuses it may
 answer:
   45%  POST /v1/generate, no adapter, 1-3 steps                 200
   25%  POST /v1/generate with ADAPTER_ID and a SIDE x SIDE image 200
-  20%  bad inputs: malformed JSON, steps 99, an unknown adapter,
+  20%  bad inputs: malformed JSON, steps over max_steps, an unknown adapter,
        an image that is no PNG, a wrong method               400 404 405 413 422
   10%  POST /v1/jobs (a tiny job) then POST /v1/jobs/{id}/cancel 202 / 200 409
 A 429 (queue full, with Retry-After) is counted apart: the daemon said so
@@ -50,8 +50,8 @@ JOB = {"kind": "distill", "dataset": "soak", "task": {"name": "sr", "factor": 2}
        "steps": 5, "batch_size": 2, "n_grid": 8, "seed": 1}
 BAD = [
     ("POST", "/v1/generate", b'{"steps": 2,', {400}),
-    ("POST", "/v1/generate", b'{"steps": 99}', {400, 422}),
-    ("POST", "/v1/generate", json.dumps({"adapter": 999999, "image": cond}).encode(), {404, 422}),
+    ("POST", "/v1/generate", b'{"steps": 5000}', {400, 422}),
+    ("POST", "/v1/generate", json.dumps({"adapter": 999999, "image": cond}).encode(), {400, 404}),
     ("POST", "/v1/generate", json.dumps({"adapter": adapter, "image": "bm90IGEgcG5n"}).encode(), {400, 422}),
     ("DELETE", "/v1/generate", b"", {405}),
 ]

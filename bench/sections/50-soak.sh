@@ -60,7 +60,7 @@ stop_serve
     echo "\`build/codid serve --model random-tiny\` ($side x $side), one training worker, $(nproc) generation" \
          "threads, batcher \`--max-batch 16 --batch-wait-ms 5\`; bench/soak.py: $clients clients on keep-alive" \
          "connections for $minutes min, each looping over 45% generations without an adapter (1-3 steps)," \
-         "25% with a 30-step lite sr adapter trained first, 20% bad inputs (malformed JSON, steps 99," \
+         "25% with a 30-step lite sr adapter trained first, 20% bad inputs (malformed JSON, steps over max_steps," \
          "an unknown adapter, an image that is no PNG, a wrong method) and 10% job submissions each" \
          "followed by its cancel. Unexpected: any status outside those the kind may answer (429 counted" \
          "apart), or a socket error. RSS is the daemon's VmRSS after warm-up (a tenth of the run, at" \
