@@ -8,6 +8,7 @@
 #include "jobs/store.h"
 #include "jobs/store_db.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/msg.h"
 
 #include <stdio.h>
@@ -273,6 +274,11 @@ int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) 
             int give_up = rec.stalled > JOBS_MAX_STALLED_RECOVERIES;
             rc = transition_locked(st, id, JOBS_RUNNING, give_up ? JOBS_FAILED : JOBS_QUEUED, give_up ? why : NULL,
                                    NULL, msg, msgsz);
+            if (rc == JOBS_OK)
+                util_log(give_up ? UTIL_LOG_WARN : UTIL_LOG_INFO,
+                         "jobs: job %lld found running after a crash, %d in a row with no new checkpoint (at step "
+                         "%d): %s",
+                         (long long)id, rec.stalled, rec.checkpoint_step, give_up ? "failed" : "queued to resume");
             if (rc == JOBS_OK && !give_up) (*n)++;
         }
         free(ids);
