@@ -4,6 +4,7 @@
 #   make run        install deps, build, serve the default model on 127.0.0.1:8080
 #   make test       install deps, build, run every test (last line: "N passed, N failed")
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make tsan       the tests of our own threads under ThreadSanitizer (engine stubbed)
 #   make fuzz       build the libFuzzer harnesses (tests/fuzz/) with ASan + UBSan and
 #                   run each for FUZZ_SECONDS (default 60) over its corpus
 #   make deps       install missing Debian packages (silent when all are there)
@@ -154,6 +155,45 @@ fuzz-build: deps
 fuzz: fuzz-build
 	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_TARGETS)
 
+# make tsan: the test programs that run our own threads (the generation
+# queue, the adapter cache, SSE fan-out, workers claiming jobs, the store
+# under concurrent claims, api/guard.c's thread) under ThreadSanitizer, in
+# build/tsan. libtorch's OpenMP pool makes TSan report torch's own
+# internals, so these link tests/engine_stub.c (engine.h's functions in a
+# few lines of C, no torch) instead of the C++ engine, and our C from an
+# archive so that only what a test uses is pulled in. Any report fails.
+TSAN_BUILD := build/tsan
+TSAN_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -fno-omit-frame-pointer $(WARN) -I.
+TSAN_C_SRC := $(filter-out server/%,$(C_SRC))
+TSAN_OBJ := $(TSAN_C_SRC:%.c=$(TSAN_BUILD)/%.o)
+TSAN_TESTS := test_threads test_store test_jobs test_guard
+TSAN_LIBS := -lmicrohttpd -lcjson -lpng -lsqlite3 -lz -lm -lpthread
+$(TSAN_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_CFLAGS) -MMD -MP -c -o $@ $<
+$(TSAN_BUILD)/libcodid.a: $(TSAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(TSAN_BUILD)/tests/%: $(TSAN_BUILD)/tests/%.o $(TSAN_BUILD)/tests/engine_stub.o $(TSAN_BUILD)/libcodid.a
+	$(CC) -fsanitize=thread -o $@ $^ $(TSAN_LIBS)
+.SECONDARY: $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%.o) $(TSAN_BUILD)/tests/engine_stub.o
+.PHONY: tsan
+tsan:
+	$(MAKE) -j$(JOBS) $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
+	@rc=0; for t in $(TSAN_TESTS); do \
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $${TSAN_OPTIONS:-}" $(TSAN_BUILD)/tests/$$t \
+	        >$(TSAN_BUILD)/$$t.log 2>&1; r=$$?; tail -n 1 $(TSAN_BUILD)/$$t.log | sed "s/^/$$t: /"; \
+	    if [ $$r -ne 0 ]; then rc=1; grep -A30 'WARNING: ThreadSanitizer' $(TSAN_BUILD)/$$t.log | head -60; fi; \
+	done; exit $$rc
+
+# test_threads runs the engine stub in every build: it tests our threads,
+# not the engine, and the real one would make it train and sample for real.
+$(BUILD)/tests/test_threads: tests/test_threads.c tests/engine_stub.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@.o $<
+	$(CC) $(CFLAGS_ALL) -c -o $@.stub.o tests/engine_stub.c
+	rm -f $@.a && ar rcs $@.a $(filter-out $(CXX_SRC:%.cpp=$(BUILD)/%.o) $(BUILD)/gen/web_assets.o,$(LIB_OBJ))
+	$(CC) $(LDFLAGS_ALL) -o $@ $@.o $@.stub.o $@.a $(TSAN_LIBS)
+
 deps:
 	@missing=$$(dpkg-query -W -f='$${Status} $${Package}\n' $(DEB_PKGS) 2>/dev/null | \
 	    awk '$$3 == "installed" {print $$4}' | sort | comm -13 - <(tr ' ' '\n' <<< "$(DEB_PKGS)" | grep . | sort)); \
@@ -289,3 +329,4 @@ clean:
 	rm -rf build
 
 -include $(OBJ:.o=.d)
+-include $(wildcard $(TSAN_BUILD)/*/*.d $(TSAN_BUILD)/tests/*.d)

@@ -25,6 +25,7 @@
  * write path.tmp, fsync, rename, fsync the directory.
  */
 #include "engine/safetensors.h"
+#include "util/crash.h"
 #include "util/msg.h"
 
 #include <cjson/cJSON.h>
@@ -801,6 +802,10 @@ int st_writer_save(st_writer *w, const char *path, char *msg, size_t msgsz) {
     memcpy(tmp + plen, ".tmp", 5);
 
     int rc = write_file(w, &hb, tmp, msg, msgsz);
+    if (rc == ST_OK) {
+        const char *slash = strrchr(path, '/');
+        util_crash_point("rename", slash ? slash + 1 : path);
+    }
     if (rc == ST_OK && rename(tmp, path) != 0)
         rc = util_msg(msg, msgsz, ST_EIO, "rename %s -> %s: %s", tmp, path, strerror(errno));
     if (rc != ST_OK)

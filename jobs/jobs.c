@@ -57,12 +57,15 @@ static int lock_data_dir(const char *data_dir, int *fd_out, char *msg, size_t ms
     return 0;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
+/* A temporary name of ours: path.tmp (safetensors and engine writers) or
+ * path.tmp-XXXXXX (mkstemp: the dataset writer). */
+static int is_temporary(const char *name) {
+    const char *t = strstr(name, ".tmp");
+    while (t && t[4] != '\0' && t[4] != '-') t = strstr(t + 1, ".tmp");
+    return t != NULL;
 }
 
-/* Removes the *.tmp files in dir (and, depth > 0, in its subdirectories):
+/* Removes the temporary files in dir (and, depth > 0, in its subdirectories):
  * the remains of writes a crash interrupted before their rename. */
 static void remove_temporaries(const char *dir, int depth) {
     DIR *d = opendir(dir);
@@ -76,7 +79,7 @@ static void remove_temporaries(const char *dir, int depth) {
         if (lstat(path, &sb) != 0) continue;
         if (S_ISDIR(sb.st_mode) && depth > 0) {
             remove_temporaries(path, depth - 1);
-        } else if (S_ISREG(sb.st_mode) && ends_with(e->d_name, ".tmp")) {
+        } else if (S_ISREG(sb.st_mode) && is_temporary(e->d_name)) {
             if (unlink(path) == 0)
                 util_log(UTIL_LOG_INFO, "jobs: removed %s, left by an interrupted write", path);
             else
@@ -112,14 +115,12 @@ int jobs_system_open(const char *data_dir, jobs_system **out, char *msg, size_t 
     if (jobs_store_requeue_running(s->st, &n, msg, msgsz) != JOBS_OK) goto fail;
     if (n)
         util_log(UTIL_LOG_INFO, "jobs: %d job%s found running after a crash: queued to resume", n, n == 1 ? "" : "s");
-    for (size_t i = 0; i < 2; i++) {
+    /* models/ holds a folder per pretrained model */
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", data_dir, subdirs[i]);
-        remove_temporaries(path, 0);
+        remove_temporaries(path, strcmp(subdirs[i], "models") == 0);
     }
-    char models[PATH_MAX];
-    snprintf(models, sizeof models, "%s/models", data_dir);
-    remove_temporaries(models, 1);
     *out = s;
     return 0;
 fail:

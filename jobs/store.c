@@ -87,6 +87,14 @@ static const char *const migrations[] = {
     /* 1 -> 2: how often a job was found running at start-up (a crash each) */
     "ALTER TABLE jobs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0;"
     "PRAGMA user_version = 2;",
+    /* 2 -> 3: poison jobs told apart from preempted ones by progress: the
+     * step of the job's checkpoint, its value at the last crash recovery,
+     * and the crashes in a row after which it had not moved on. A job of
+     * an older file counts from here (its checkpoint's step is unknown). */
+    "ALTER TABLE jobs ADD COLUMN checkpoint_step INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN recovered_step INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN stalled INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 3;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

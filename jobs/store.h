@@ -35,7 +35,7 @@
 #include "jobs/status.h"
 
 /* The schema version this code writes (PRAGMA user_version). */
-#define JOBS_SCHEMA_VERSION  2
+#define JOBS_SCHEMA_VERSION  3
 #define JOBS_DB_NAME         "codid.db"
 #define JOBS_BUSY_TIMEOUT_MS 5000
 #define JOBS_NAME_MAX        64
@@ -117,12 +117,19 @@ int jobs_store_cancel_requested(jobs_store *st, int64_t id, int *requested, char
 
 /* The progress columns and a progress event, in one transaction. */
 int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char *msg, size_t msgsz);
-int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char *msg, size_t msgsz);
+/* The job's checkpoint file and the step it holds (what start-up measures
+ * a crashed job's progress by). */
+int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, int step, char *msg, size_t msgsz);
 
 /* Start-up: every running job back to queued (their checkpoints are kept),
- * except one found running for the (JOBS_MAX_RECOVERIES + 1)-th time: it
- * fails with an error that says why. *n receives how many were queued. */
-#define JOBS_MAX_RECOVERIES 3
+ * except a job that looks poisoned: one found running after a crash for the
+ * (JOBS_MAX_STALLED_RECOVERIES + 1)-th time in a row with no new checkpoint
+ * since the crash before (none since it was first claimed, for the first
+ * crash). It fails with an error that says why. A crash after which the
+ * checkpoint moved on starts the count again, so a job preempted any
+ * number of times still finishes. Clean stops (SIGTERM) count nothing.
+ * *n receives how many were queued. */
+#define JOBS_MAX_STALLED_RECOVERIES 3
 int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz);
 
 /* Whether a queued or running job other than except_id names `field` (a

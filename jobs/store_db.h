@@ -56,9 +56,11 @@
     X(JOB_CANCEL_REQUESTED, "SELECT cancel_requested FROM jobs WHERE id = ?1")                            \
     X(JOB_PROGRESS, "UPDATE jobs SET step = ?2, total = ?3, loss = ?4, loss_smooth = ?5, "                \
                     "lr = ?6, it_per_s = ?7, eta_s = ?8 WHERE id = ?1")                                   \
-    X(JOB_SET_CHECKPOINT, "UPDATE jobs SET checkpoint = ?2 WHERE id = ?1")                                \
+    X(JOB_SET_CHECKPOINT, "UPDATE jobs SET checkpoint = ?2, checkpoint_step = ?3 WHERE id = ?1")          \
     X(JOB_RUNNING_IDS, "SELECT id FROM jobs WHERE status = 'running' ORDER BY id")                        \
-    X(JOB_RECOVERED, "UPDATE jobs SET recoveries = recoveries + 1 WHERE id = ?1 RETURNING recoveries")    \
+    X(JOB_RECOVERED, "UPDATE jobs SET recoveries = recoveries + 1, recovered_step = checkpoint_step, "    \
+                     "stalled = CASE WHEN checkpoint_step > recovered_step THEN 0 ELSE stalled + 1 END "  \
+                     "WHERE id = ?1 RETURNING recoveries, stalled, checkpoint_step")                      \
     X(JOB_SUCCEED, "UPDATE jobs SET status = 'succeeded', finished_at = ?2, checkpoint = NULL, result = " \
                    "CASE WHEN ?4 IS NULL THEN json(?3) ELSE json_set(?3, '$.adapter_id', ?4) END "        \
                    "WHERE id = ?1 AND status = 'running'")                                                \

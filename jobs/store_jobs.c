@@ -8,6 +8,7 @@
 #include "jobs/store.h"
 #include "jobs/store_db.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/msg.h"
 
 #include <stdio.h>
@@ -224,14 +225,26 @@ int jobs_store_progress(jobs_store *st, int64_t id, const jobs_progress *p, char
     return rc;
 }
 
-int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, char *msg, size_t msgsz) {
+int jobs_store_set_checkpoint(jobs_store *st, int64_t id, const char *path, int step, char *msg, size_t msgsz) {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *s = jobs_db_stmt(st, STMT_JOB_SET_CHECKPOINT);
     sqlite3_bind_int64(s, 1, id);
     jobs_db_bind_text(s, 2, path);
+    sqlite3_bind_int(s, 3, step);
     int rc = jobs_db_run(st, s, "job checkpoint", msg, msgsz);
     pthread_mutex_unlock(&st->lock);
     return rc;
+}
+
+typedef struct recovery {
+    int recoveries, stalled, checkpoint_step;
+} recovery;
+
+static void read_recovery_v(sqlite3_stmt *s, void *out) {
+    recovery *r = out;
+    r->recoveries = sqlite3_column_int(s, 0);
+    r->stalled = sqlite3_column_int(s, 1);
+    r->checkpoint_step = sqlite3_column_int(s, 2);
 }
 
 int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) {
@@ -244,20 +257,28 @@ int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) 
         rc = jobs_db_fetch_all(st, jobs_db_stmt(st, STMT_JOB_RUNNING_IDS), sizeof(int64_t), jobs_db_read_id_v, NULL,
                                &ids, &count, "running jobs", msg, msgsz);
         for (int i = 0; rc == JOBS_OK && i < count; i++) {
-            int64_t id = ((int64_t *)ids)[i], times = 0;
+            int64_t id = ((int64_t *)ids)[i];
+            recovery rec = {0};
             sqlite3_stmt *s = jobs_db_stmt(st, STMT_JOB_RECOVERED);
             sqlite3_bind_int64(s, 1, id);
-            rc = jobs_db_fetch_one(st, s, jobs_db_read_id_v, &times, "job recoveries", msg, msgsz);
+            rc = jobs_db_fetch_one(st, s, read_recovery_v, &rec, "job recoveries", msg, msgsz);
             if (rc != JOBS_OK) break;
-            /* a job that keeps taking the daemon down is not tried forever */
-            char why[160];
+            /* a job that keeps taking the daemon down at the same point is
+             * not tried forever; one that moves on between crashes is */
+            char why[320];
             snprintf(why, sizeof why,
-                     "the daemon stopped without a shutdown %lld times while this job ran "
-                     "(a crash, kill -9 or out of memory): not retried",
-                     (long long)times);
-            int give_up = times > JOBS_MAX_RECOVERIES;
+                     "the daemon stopped without a shutdown %d times in a row while this job ran with no new "
+                     "checkpoint between them (still at step %d; %d such stops in all): it crashes at the same "
+                     "point each time (or is killed there: out of memory?), not retried",
+                     rec.stalled, rec.checkpoint_step, rec.recoveries);
+            int give_up = rec.stalled > JOBS_MAX_STALLED_RECOVERIES;
             rc = transition_locked(st, id, JOBS_RUNNING, give_up ? JOBS_FAILED : JOBS_QUEUED, give_up ? why : NULL,
                                    NULL, msg, msgsz);
+            if (rc == JOBS_OK)
+                util_log(give_up ? UTIL_LOG_WARN : UTIL_LOG_INFO,
+                         "jobs: job %lld found running after a crash, %d in a row with no new checkpoint (at step "
+                         "%d): %s",
+                         (long long)id, rec.stalled, rec.checkpoint_step, give_up ? "failed" : "queued to resume");
             if (rc == JOBS_OK && !give_up) (*n)++;
         }
         free(ids);

@@ -59,6 +59,13 @@
  * commit that ends a running job, and UNIQUE(adapters.job_id) backs that up,
  * so a job's adapter is registered exactly once. The checkpoint is removed
  * once the job has ended, whichever way.
+ *
+ * A job that crashes the daemon at the same point each time is not retried
+ * forever: start-up fails it after JOBS_MAX_STALLED_RECOVERIES crashes in a
+ * row with no new checkpoint between them (store.h), while a machine
+ * preempted any number of times finishes its job, each run adding at least
+ * one checkpoint. The crash points of util/crash.h (step, export, register)
+ * let tests kill the daemon at these moments.
  */
 #include "jobs/worker.h"
 
@@ -78,6 +85,7 @@
 #include "jobs/jobspec.h"
 #include "jobs/store.h"
 #include "util/clock.h"
+#include "util/crash.h"
 #include "util/log.h"
 
 #define DIR_MAX  1024                           /* data_dir, as the daemon's settings allow */
@@ -162,7 +170,8 @@ static int save_checkpoint(run *r, eng_trainer *t) {
                  eng_trainer_steps_done(t), err.msg);
         return -1;
     }
-    if (jobs_store_set_checkpoint(r->w->st, r->job->id, r->checkpoint, msg, sizeof msg) != JOBS_OK)
+    if (jobs_store_set_checkpoint(r->w->st, r->job->id, r->checkpoint, eng_trainer_steps_done(t), msg, sizeof msg) !=
+        JOBS_OK)
         util_log(UTIL_LOG_WARN, "job %lld: %s", (long long)r->job->id, msg);
     util_log(UTIL_LOG_DEBUG, "job %lld: checkpoint at step %d", (long long)r->job->id, eng_trainer_steps_done(t));
     return 0;
@@ -190,6 +199,7 @@ static outcome export_and_register(run *r, eng_trainer *t, double loss_smooth) {
              (long long)r->job->id, pretrain ? "" : ".safetensors");
     char *extra = export_metadata(r, name);
     eng_error err = {0};
+    util_crash_point_int("export", r->job->id);
     /* a pretrained model ships in fp16 like the bundled ones; adapters keep
      * full precision, being small */
     if (!extra || eng_trainer_export(t, path, pretrain, extra, &err) != ENG_OK) {
@@ -207,6 +217,7 @@ static outcome export_and_register(run *r, eng_trainer *t, double loss_smooth) {
     char *result_json = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
 
+    util_crash_point_int("register", r->job->id);
     jobs_adapter_info a = {0};
     eng_model_info mi;
     eng_model_get_info(r->w->pool->p.model, &mi);
@@ -291,6 +302,7 @@ static outcome run_training(run *r) {
         }
         smooth = isfinite(smooth) ? JOBS_LOSS_SMOOTHING * smooth + (1 - JOBS_LOSS_SMOOTHING) * st.loss : st.loss;
         util_log(UTIL_LOG_DEBUG, "job %lld: step %d/%d loss %.6f", (long long)id, st.step, total, st.loss);
+        util_crash_point_int("step", st.step);
         if (st.step % JOBS_PROGRESS_EVERY == 0 || st.step == total || st.step == first + 1) {
             double rate = (st.step - first) / (util_mono_s() - start);
             jobs_progress pr = {st.step, total, st.loss, smooth, st.lr, rate, (total - st.step) / rate};

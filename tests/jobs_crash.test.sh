@@ -12,94 +12,13 @@
 # Prints how many steps the kill -9 cost (steps done again after resuming).
 # KEEP_TMP=1 keeps the daemons' logs and data directories for a look.
 source "$(dirname "$0")/tools/lib.sh"
-TOOL=$ROOT/$BUILD/tools/bench_engine
-[ -x "$TOOL" ] || { bad build "$TOOL is missing (make $TOOL)"; finish; }
-
 STEPS=160
 EVERY=20
 JOB='{"kind":"distill","dataset":"tiny","task":{"name":"sr","factor":2},"adapter_kind":"lite",
       "steps":'$STEPS',"batch_size":2,"warmup":5,"n_grid":8,"seed":9,"checkpoint_every":'$EVERY',
       "name":"crash"}'
 
-# ---- fixtures: a tiny model folder and a dataset file ----------------------
-cat >"$tmp/config.json" <<'EOF'
-{"_class_name": "UNet2DModel", "sample_size": 16, "in_channels": 3, "out_channels": 3,
- "block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 4,
- "attention_head_dim": 8, "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
- "up_block_types": ["AttnUpBlock2D", "UpBlock2D"]}
-EOF
-"$TOOL" create --config "$tmp/config.json" --out "$tmp/model" --seed 3 >/dev/null 2>"$tmp/create.log" ||
-    { bad fixtures "bench_engine create failed: $(cat "$tmp/create.log")"; finish; }
-# the dataset file layout of jobs/dataset.h: 64-byte header, then pixels
-python3 - "$tmp/tiny.cds" <<'EOF'
-import struct, sys
-n, side, ch = 16, 16, 3
-head = b"CODIDSET" + struct.pack("<6I", 1, n, side, side, ch, 0)
-pix = bytes((x * 12 + y * 7 + c * 60 + i * 29) & 255
-            for i in range(n) for y in range(side) for x in range(side) for c in range(ch))
-open(sys.argv[1], "wb").write(head + b"\0" * (64 - len(head)) + pix)
-EOF
-
-# prepare DIR: a data directory with the dataset registered and the job queued
-prepare() {
-    "$BIN" jobs add-dataset --data-dir "$1" --name tiny --file "$tmp/tiny.cds" >/dev/null 2>>"$tmp/cli.log" &&
-        "$BIN" jobs submit --data-dir "$1" --json "$JOB" >/dev/null 2>>"$tmp/cli.log"
-}
-
-# start DIR LOG: a daemon on DIR in the background (pid in $pid), once ready
-start() {
-    (cd "$tmp" && exec "$BIN" serve --listen 127.0.0.1:0 --data-dir "$1" --model "$tmp/model" \
-        --workers 1 --train-threads 1 --threads 1 --log-level debug) 2>>"$2" &
-    pid=$!
-    for _ in $(seq 1200); do
-        grep -q ' ready$' "$2" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# field DIR COLUMN: a column of job 1 (status, step, checkpoint), read-only
-# from the database (codid jobs get would load libtorch on every poll). The
-# kill and the SIGTERM are timed from the daemon's debug log instead, which
-# a loaded machine reads without lagging many steps behind.
-field() {
-    python3 - "$1/codid.db" "$2" <<'EOF' 2>/dev/null
-import sqlite3, sys
-db = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
-row = db.execute("SELECT status, step, checkpoint FROM jobs WHERE id = 1").fetchone()
-v = dict(zip(("status", "step", "checkpoint"), row))[sys.argv[2]]
-print("" if v is None else v)
-EOF
-}
-
-# wait_until DIR COND: polls until the shell condition holds (the daemon must stay up)
-wait_until() {
-    for _ in $(seq 6000); do
-        eval "$2" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# freeze_when DIR COND: waits for COND as wait_until does, then stops the
-# daemon with SIGSTOP and checks COND again on the frozen process, whose log
-# and database no longer move: a SIGKILL next meets the state COND
-# describes, however far the worker got between the poll and the signal.
-# False when COND no longer holds frozen.
-freeze_when() {
-    wait_until "$1" "$2" || return 1
-    kill -STOP "$pid"
-    eval "$2"
-}
-
-# last_step LOG: the last step the worker logged as done (0: none yet)
-last_step() {
-    local s
-    s=$(sed -n 's/.*job 1: step \([0-9]*\)\/.*/\1/p' "$1" | tail -n 1)
-    echo "${s:-0}"
-}
+source "$ROOT/tests/tools/jobs_lib.sh"
 
 # ---- A: uninterrupted -------------------------------------------------------
 A=$tmp/a

@@ -182,13 +182,20 @@ TEST(start_up_requeues_cleans_and_locks) {
     mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/adapters", dir);
     mkdir(path, 0755);
-    char tmp1[256], tmp2[256], keep[256];
+    snprintf(path, sizeof path, "%s/datasets", dir);
+    mkdir(path, 0755);
+    char tmp1[256], tmp2[256], tmp3[256], keep[256], keep2[256];
     snprintf(tmp1, sizeof tmp1, "%s/checkpoints/job-1.safetensors.tmp", dir);
     snprintf(tmp2, sizeof tmp2, "%s/adapters/x-1.safetensors.tmp", dir);
+    /* the dataset writer's mkstemp name, left by a crash mid-import */
+    snprintf(tmp3, sizeof tmp3, "%s/datasets/up-r1.cds.tmp-Ab12Cd", dir);
     snprintf(keep, sizeof keep, "%s/checkpoints/job-1.safetensors", dir);
+    snprintf(keep2, sizeof keep2, "%s/datasets/a.tmpl.cds", dir);
     fclose(fopen(tmp1, "w"));
     fclose(fopen(tmp2, "w"));
+    fclose(fopen(tmp3, "w"));
     fclose(fopen(keep, "w"));
+    fclose(fopen(keep2, "w"));
 
     jobs_system *sys = NULL, *second = NULL;
     int rc = jobs_system_open(dir, &sys, msg, sizeof msg);
@@ -199,37 +206,49 @@ TEST(start_up_requeues_cleans_and_locks) {
     snprintf(second_msg, sizeof second_msg, "%s", msg);
     jobs_state s = sys ? state_of(jobs_system_store(sys), a) : (jobs_state)-1;
     jobs_system_stop(sys);
-    int t1 = file_exists(tmp1), t2 = file_exists(tmp2), k = file_exists(keep);
+    int t1 = file_exists(tmp1), t2 = file_exists(tmp2), t3 = file_exists(tmp3);
+    int k = file_exists(keep) && file_exists(keep2);
     rm_tree(dir);
     CHECK_MSG(rc == 0, "%s", start_msg);
     CHECK_EQ_INT(rc2, -1);
     CHECK_MSG(strstr(second_msg, "another codid process"), "message: %s", second_msg);
     CHECK_EQ_INT(s, JOBS_QUEUED);
-    CHECK(!t1 && !t2);
+    CHECK(!t1 && !t2 && !t3);
     CHECK(k);
 }
 
-/* A job that brings the daemon down every time it runs is retried
- * JOBS_MAX_RECOVERIES times, then failed with the reason; another job found
- * running once is only requeued. */
+/* One crash of job id while it runs: claimed, a checkpoint at `step` when
+ * step > 0, then start-up. The job's state after it. */
+static jobs_state crash_once(jobs_store *st, int64_t id, int step, int *requeued) {
+    char msg[512];
+    jobs_job j;
+    if (jobs_store_claim(st, &j, msg, sizeof msg) == JOBS_OK) jobs_job_clear(&j);
+    if (step > 0) jobs_store_set_checkpoint(st, id, "ckpt", step, msg, sizeof msg);
+    *requeued = -1;
+    jobs_store_requeue_running(st, requeued, msg, sizeof msg);
+    return state_of(st, id);
+}
+
+/* A job that brings the daemon down at the same point every time (no new
+ * checkpoint between the crashes) is retried JOBS_MAX_STALLED_RECOVERIES
+ * times, then failed with the reason; another job found running once is
+ * only requeued. */
 TEST(start_up_gives_up_on_a_job_that_keeps_crashing) {
     char dir[64], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
     jobs_store *st = NULL;
     CHECK(jobs_store_open(dir, 0, &st, msg, sizeof msg) == JOBS_OK);
     int64_t a = add_job(st, "{}");
-    int requeued[JOBS_MAX_RECOVERIES + 1];
-    jobs_state states[JOBS_MAX_RECOVERIES + 1];
-    for (int i = 0; i <= JOBS_MAX_RECOVERIES; i++) {
-        jobs_job j;
-        if (jobs_store_claim(st, &j, msg, sizeof msg) == JOBS_OK) jobs_job_clear(&j); /* then a crash */
-        requeued[i] = -1;
-        jobs_store_requeue_running(st, &requeued[i], msg, sizeof msg);
-        states[i] = state_of(st, a);
-    }
+    enum { N = JOBS_MAX_STALLED_RECOVERIES + 2 };
+    int requeued[N];
+    jobs_state states[N];
+    /* the first run checkpoints at step 20 (progress), every later one
+     * crashes before its next checkpoint */
+    for (int i = 0; i < N; i++) states[i] = crash_once(st, a, i == 0 ? 20 : 0, &requeued[i]);
     jobs_job j;
     int rc_get = jobs_store_job_get(st, a, &j, msg, sizeof msg);
-    int says_why = rc_get == JOBS_OK && j.error && strstr(j.error, "not retried") && strstr(j.error, "4 times");
+    int says_why = rc_get == JOBS_OK && j.error && strstr(j.error, "not retried") &&
+                   strstr(j.error, "4 times in a row") && strstr(j.error, "step 20");
     if (rc_get == JOBS_OK) jobs_job_clear(&j);
     int64_t b = add_job(st, "{}"); /* a later job is unaffected */
     int claimed_b = jobs_store_claim(st, &j, msg, sizeof msg) == JOBS_OK && j.id == b;
@@ -239,16 +258,38 @@ TEST(start_up_gives_up_on_a_job_that_keeps_crashing) {
     jobs_state sb = state_of(st, b);
     jobs_store_close(st);
     rm_tree(dir);
-    for (int i = 0; i < JOBS_MAX_RECOVERIES; i++) {
+    for (int i = 0; i < N - 1; i++) {
         CHECK_EQ_INT(requeued[i], 1);
         CHECK_EQ_INT(states[i], JOBS_QUEUED);
     }
-    CHECK_EQ_INT(requeued[JOBS_MAX_RECOVERIES], 0);
-    CHECK_EQ_INT(states[JOBS_MAX_RECOVERIES], JOBS_FAILED);
+    CHECK_EQ_INT(requeued[N - 1], 0);
+    CHECK_EQ_INT(states[N - 1], JOBS_FAILED);
     CHECK(says_why);
     CHECK(claimed_b);
     CHECK_EQ_INT(n_b, 1);
     CHECK_EQ_INT(sb, JOBS_QUEUED);
+}
+
+/* A job preempted many times, with a new checkpoint after at most
+ * JOBS_MAX_STALLED_RECOVERIES crashes in a row without one, is always
+ * requeued: what counts is crashes without progress, not crashes. */
+TEST(start_up_requeues_a_job_that_moves_on_between_crashes) {
+    char dir[64], msg[512];
+    CHECK(make_tmpdir(dir, sizeof dir) == 0);
+    jobs_store *st = NULL;
+    CHECK(jobs_store_open(dir, 0, &st, msg, sizeof msg) == JOBS_OK);
+    int64_t a = add_job(st, "{}");
+    int all_requeued = 1, step = 0;
+    for (int i = 0; i < 40; i++) {
+        int progress = i % (JOBS_MAX_STALLED_RECOVERIES + 1) == 0; /* 3 crashes without, then one with */
+        if (progress) step += 4;
+        int n = -1;
+        jobs_state s = crash_once(st, a, progress ? step : 0, &n);
+        all_requeued = all_requeued && n == 1 && s == JOBS_QUEUED;
+    }
+    jobs_store_close(st);
+    rm_tree(dir);
+    CHECK(all_requeued);
 }
 
 int main(void) {
@@ -258,5 +299,6 @@ int main(void) {
     RUN(submit_checks_references_and_names);
     RUN(start_up_requeues_cleans_and_locks);
     RUN(start_up_gives_up_on_a_job_that_keeps_crashing);
+    RUN(start_up_requeues_a_job_that_moves_on_between_crashes);
     return TEST_SUMMARY();
 }

@@ -78,6 +78,35 @@ TEST(newer_database_refused) {
     CHECK_MSG(strstr(msg, "version 99") && strstr(msg, "newer codid"), "message: %s", msg);
 }
 
+/* A database of schema version 2 (the latest less the columns of step 3)
+ * is migrated, keeping its rows: a running job is found and requeued. */
+TEST(version_2_database_upgrades) {
+    char dir[64], msg[512];
+    CHECK(make_tmpdir(dir, sizeof dir) == 0);
+    jobs_store *st = NULL;
+    CHECK(jobs_store_open(dir, 0, &st, msg, sizeof msg) == JOBS_OK);
+    int64_t id = add_job(st, "{}");
+    jobs_job j;
+    CHECK(jobs_store_claim(st, &j, msg, sizeof msg) == JOBS_OK);
+    jobs_job_clear(&j);
+    jobs_store_close(st);
+    CHECK(raw_exec(dir, "ALTER TABLE jobs DROP COLUMN checkpoint_step; ALTER TABLE jobs DROP COLUMN recovered_step;"
+                        "ALTER TABLE jobs DROP COLUMN stalled; UPDATE jobs SET recoveries = 2;"
+                        "PRAGMA user_version = 2;") == SQLITE_OK);
+    int rc = jobs_store_open(dir, 0, &st, msg, sizeof msg), v = -1, n = -1;
+    if (rc == JOBS_OK) {
+        jobs_store_schema_version(st, &v, msg, sizeof msg);
+        jobs_store_requeue_running(st, &n, msg, sizeof msg);
+    }
+    jobs_state s = rc == JOBS_OK ? state_of(st, id) : (jobs_state)-1;
+    jobs_store_close(st);
+    rm_tree(dir);
+    CHECK_MSG(rc == JOBS_OK, "%s", msg);
+    CHECK_EQ_INT(v, JOBS_SCHEMA_VERSION);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(s, JOBS_QUEUED);
+}
+
 TEST(not_a_database_refused) {
     char dir[64], path[128], msg[512];
     CHECK(make_tmpdir(dir, sizeof dir) == 0);
@@ -452,6 +481,7 @@ int main(void) {
     RUN(fresh_database_gets_latest_schema);
     RUN(reopening_is_a_noop);
     RUN(newer_database_refused);
+    RUN(version_2_database_upgrades);
     RUN(not_a_database_refused);
     RUN(damaged_database_refused);
     RUN(locked_database_refused);
