@@ -299,7 +299,7 @@ static api_status events_handler(api_request *r) {
     api_stream *s = NULL;
     api_respond_stream(r, API_OK, "text/event-stream", API_SSE_PENDING_MAX, &s);
     if (!s) return API_SERVICE_UNAVAILABLE;
-    if (api_sse_add(the_sse, s, 1, 0) != 0) return API_TOO_MANY_REQUESTS;
+    if (api_sse_add(the_sse, s, 1, 0, NULL) != 0) return API_TOO_MANY_REQUESTS;
     return API_OK;
 }
 
