@@ -242,7 +242,7 @@ static int parse_field(const field *f, const cJSON *v, jobs_spec *s, char *msg, 
         case F_CONFIG:
             if (!cJSON_IsObject(v))
                 return util_msg(msg, msgsz, JOBS_EINVAL, "field 'config' must be a UNet2DModel config object");
-            if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return util_msg(msg, msgsz, JOBS_EINVAL, "out of memory");
+            if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
             break;
     }
     return rc;
@@ -253,7 +253,9 @@ static const eng_train_kind train_kinds[] = {ENG_TRAIN_PRETRAIN, ENG_TRAIN_DISTI
 
 int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
     memset(out, 0, sizeof *out);
-    cJSON *root = json ? cJSON_Parse(json) : NULL;
+    cJSON *root = NULL;
+    if (json && util_json_parse(json, strlen(json), &root, NULL) == UTIL_JSON_ENOMEM)
+        return util_msg(msg, msgsz, JOBS_ERR, "out of memory parsing the job");
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return util_msg(msg, msgsz, JOBS_EINVAL, "the job must be a JSON object");
