@@ -46,31 +46,31 @@ generate_ok() {
 }
 
 # ---- what is committed before any fault ------------------------------------------
-call POST /v1/datasets -F name=base -F "files=@$tmp/a.png" -F "files=@$tmp/b.png" -F size=8
+call POST /v1/datasets -F name=base -F "files=@$tmp/a.png" -F "files=@$tmp/b.png" -F size=16
 expect committed_dataset test "$code" = 201
 job keep 2
 keep_id=$(jget 'd["id"]')
-if wait_job "$keep_id" succeeded; then ok committed_job; else bad committed_job "$(curl -s "$base/v1/jobs/$keep_id")"; fi
+if wait_job "$keep_id" succeeded failed && call GET "/v1/jobs/$keep_id" && pycheck 'd["status"] == "succeeded"'; then ok committed_job; else bad committed_job "$(curl -s "$base/v1/jobs/$keep_id")"; fi
 
 # ---- dataset import -------------------------------------------------------------
 fault '*/datasets/*' write ENOSPC
-call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=8
+call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=16
 expect import_write_enospc_500 test "$code" = 500
 expect import_write_says_why pycheck '"No space left on device" in d["detail"]'
 expect import_write_no_tmp test "$(temporaries "$var/datasets")" = 0
 fault '*/datasets/*' rename EIO
-call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=8
+call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=16
 expect import_rename_eio_500 pycheck 'd["status"] == 500 and "Input/output error" in d["detail"]'
 expect import_rename_no_tmp test "$(temporaries "$var/datasets")" = 0
 fault '*/datasets/*' fsync EIO
-call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=8
+call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=16
 expect import_fsync_eio_500 pycheck 'd["status"] == 500 and "Input/output error" in d["detail"]'
 expect import_fsync_no_tmp test "$(temporaries "$var/datasets")" = 0
 expect generate_during_faults generate_ok
 no_fault
 call GET /v1/datasets
 expect import_nothing_lost pycheck '[x["name"] for x in d["datasets"]] == ["base"]'
-call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=8
+call POST /v1/datasets -F name=full -F "files=@$tmp/a.png" -F size=16
 expect import_after_fault_201 test "$code" = 201
 
 # ---- checkpoints: tried again, then the job fails with the reason ---------------------
@@ -100,7 +100,7 @@ call GET /v1/adapters
 expect export_nothing_lost pycheck '[a["name"] for a in d["adapters"]] == ["keep"]'
 job export2 2
 export2_id=$(jget 'd["id"]')
-if wait_job "$export2_id" succeeded; then ok export_after_fault; else bad export_after_fault "$(curl -s "$base/v1/jobs/$export2_id")"; fi
+if wait_job "$export2_id" succeeded failed && call GET "/v1/jobs/$export2_id" && pycheck 'd["status"] == "succeeded"'; then ok export_after_fault; else bad export_after_fault "$(curl -s "$base/v1/jobs/$export2_id")"; fi
 
 # ---- the database ----------------------------------------------------------------
 fault '*/codid.db*' write EIO
@@ -112,20 +112,6 @@ job dbok 2
 expect db_after_fault_202 test "$code" = 202
 call GET '/v1/jobs?limit=50'
 expect db_nothing_lost pycheck '[j["id"] for j in d["jobs"]][-1] == '"$keep_id"' and "dbfail" not in json.dumps(d)'
-
-# ---- key creation (the CLI, beside the daemon) ------------------------------------
-fault '*/codid.db*' write ENOSPC
-if "$BIN" keys create --scope admin --data-dir "$var" >"$tmp/key" 2>"$tmp/key_err"; then
-    bad key_create_fails "it succeeded: $(cat "$tmp/key")"
-else
-    [ -s "$tmp/key_err" ] && [ ! -s "$tmp/key" ] && ok key_create_fails || bad key_create_fails "$(cat "$tmp/key_err")"
-fi
-no_fault
-expect key_no_tmp test "$(temporaries "$var")" = 0
-"$real_bin" keys list --data-dir "$var" >"$tmp/keys" 2>&1
-expect key_none_half_made test "$(grep -c admin "$tmp/keys")" = 0
-"$real_bin" keys create --scope admin --data-dir "$var" >"$tmp/key" 2>"$tmp/key_err"
-expect key_after_fault test -s "$tmp/key"
 
 # ---- SQLITE_BUSY: another process holds the write lock ------------------------------
 /usr/bin/python3 - "$var/codid.db" "$tmp/locked" "$tmp/release" <<'PY' &
@@ -158,6 +144,20 @@ touch "$tmp/release"
 wait "$locker"
 job busy 2
 expect busy_after_release_202 test "$code" = 202
+
+# ---- key creation (the CLI, beside the daemon; last: a key turns auth on) -------------
+fault '*/codid.db*' write ENOSPC
+if "$BIN" keys create --scope admin --data-dir "$var" >"$tmp/key" 2>"$tmp/key_err"; then
+    bad key_create_fails "it succeeded: $(cat "$tmp/key")"
+else
+    [ -s "$tmp/key_err" ] && [ ! -s "$tmp/key" ] && ok key_create_fails || bad key_create_fails "$(cat "$tmp/key_err")"
+fi
+no_fault
+expect key_no_tmp test "$(temporaries "$var")" = 0
+"$real_bin" keys list --data-dir "$var" >"$tmp/keys" 2>&1
+expect key_none_half_made test "$(grep -c admin "$tmp/keys")" = 0
+"$real_bin" keys create --scope admin --data-dir "$var" >"$tmp/key" 2>"$tmp/key_err"
+expect key_after_fault test -s "$tmp/key"
 
 # ---- the database is whole ------------------------------------------------------------
 integrity=$(/usr/bin/python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' "$var/codid.db")
