@@ -111,11 +111,11 @@ static api_status parse_json(api_request *r, import_job *j) {
         return api_problem(r, API_BAD_REQUEST,
                            "body: empty; send {\"builtin\": \"cifar10\", ...}, PNG files "
                            "(multipart/form-data) or a tar of PNGs (application/x-tar)");
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!doc)
-        return api_problem(r, API_BAD_REQUEST, "body: invalid JSON near byte %zu",
-                           end && end >= body ? (size_t)(end - body) : (size_t)0);
+    size_t at = 0;
+    cJSON *doc = NULL;
+    if (util_json_parse(body, len, &doc, &at) == UTIL_JSON_ENOMEM)
+        return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    if (!doc) return api_problem(r, API_BAD_REQUEST, "body: invalid JSON near byte %zu", at);
     api_status st = cJSON_IsObject(doc) ? API_OK : api_problem(r, API_BAD_REQUEST, "body: must be a JSON object");
     char builtin[32] = "", split[16] = "", folder[PATH_MAX] = "";
     int seen_split = 0;
@@ -341,6 +341,8 @@ static void run_import(void *arg) {
         if (j->kind == IMPORT_BUILTIN)
             api_problem(r, API_SERVICE_UNAVAILABLE, "builtin: %s is not available on this server: %s (%s_dir)",
                         j->source, msg, strcmp(j->source, "cifar10") == 0 ? "cifar10" : "fashion_mnist");
+        else if (j->kind != IMPORT_FOLDER && rc == JOBS_ERR)
+            api_jobs_problem(r, rc, msg); /* ours, not the upload's: writing the file, or memory */
         else if (stats.failed >= 0 && rc == JOBS_ELIMIT)
             api_problem(r, API_UNPROCESSABLE_CONTENT, "%s: %s (max_pixels %lld)", j->files[stats.failed].label, msg,
                         (long long)app->cfg.max_pixels);

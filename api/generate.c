@@ -235,12 +235,11 @@ static api_status parse_input(api_request *r, const api_limits *cfg, gen_input *
     while (len && (*body == ' ' || *body == '\t' || *body == '\r' || *body == '\n')) body++, len--;
     if (len == 0) return API_OK; /* no body: every default */
 
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!doc) {
-        size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return api_problem(r, API_BAD_REQUEST, "body: invalid JSON near byte %zu", at);
-    }
+    size_t at = 0;
+    cJSON *doc = NULL;
+    if (util_json_parse(body, len, &doc, &at) == UTIL_JSON_ENOMEM)
+        return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    if (!doc) return api_problem(r, API_BAD_REQUEST, "body: invalid JSON near byte %zu", at);
     api_status st = cJSON_IsObject(doc) ? parse_fields(r, cfg, doc, seen, in)
                                         : api_problem(r, API_BAD_REQUEST, "body: must be a JSON object");
     cJSON_Delete(doc);

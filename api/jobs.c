@@ -18,6 +18,7 @@
 #include "api/sse.h"
 #include "jobs/jobs.h"
 #include "util/buf.h"
+#include "util/json.h"
 #include "util/msg.h"
 #include "util/plot.h"
 
@@ -84,12 +85,11 @@ api_status api_jobs_create(api_request *r) {
     size_t len;
     const char *body = api_request_body(r, &len);
     if (len == 0) return api_problem(r, API_BAD_REQUEST, "body: empty; a job is a JSON object");
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!doc) {
-        size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        return api_problem(r, API_BAD_REQUEST, "body: invalid JSON near byte %zu", at);
-    }
+    size_t at = 0;
+    cJSON *doc = NULL;
+    int parsed = util_json_parse(body, len, &doc, &at);
+    if (parsed == UTIL_JSON_ENOMEM) return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
+    if (!doc) return api_problem(r, API_BAD_REQUEST, "body: invalid JSON near byte %zu", at);
     int is_object = cJSON_IsObject(doc);
     char *text = is_object ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);

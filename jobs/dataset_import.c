@@ -401,7 +401,7 @@ static int import_png_memory(const jobs_import_params *p, const char *out_path, 
         int decoded = util_png_decode(p->pngs[i].data, p->pngs[i].len, im.f.channels, max_pixels, &img, msg, msgsz);
         if (decoded != 0) {
             st->failed = i;
-            rc = decoded == UTIL_PNG_ELIMIT ? JOBS_ELIMIT : JOBS_EINVAL;
+            rc = decoded == UTIL_PNG_ELIMIT ? JOBS_ELIMIT : decoded == UTIL_PNG_ENOMEM ? JOBS_ERR : JOBS_EINVAL;
             break;
         }
         if (importer_add(&im, img.data, img.width, img.height, img.channels, 0, msg, msgsz) != 0) rc = JOBS_ERR;

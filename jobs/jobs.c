@@ -24,6 +24,7 @@
 #include "jobs/jobspec.h"
 #include "jobs/worker.h"
 #include "util/log.h"
+#include "util/msg.h"
 
 struct jobs_system {
     char data_dir[PATH_MAX];
@@ -216,7 +217,7 @@ int jobs_submit(jobs_store *st, const char *json, int64_t *id, char *msg, size_t
         cJSON_Delete(root);
         rc = canonical ? jobs_store_job_insert(st, jobs_kind_name(spec.kind), canonical, jobs_spec_total(&spec), id,
                                                msg, msgsz)
-                       : JOBS_ERR;
+                       : util_msg(msg, msgsz, JOBS_ERR, "out of memory");
     }
     cJSON_free(canonical);
     if (rc == JOBS_OK) util_log(UTIL_LOG_INFO, "job %lld: %s queued", (long long)*id, jobs_kind_name(spec.kind));
@@ -294,8 +295,15 @@ int jobs_progress_since(jobs_store *st, int64_t id, int64_t after_id, int limit,
     for (int i = 0; i < count; i++) {
         *last_id = ev[i].id;
         if (strcmp(ev[i].kind, "progress") != 0) continue;
+        /* SQLite wrote the payload (json_object): failing to parse it is
+         * memory running out, never a point to skip in silence */
         cJSON *p = cJSON_Parse(ev[i].payload);
-        if (!p) continue;
+        if (!p) {
+            jobs_events_free(ev, count);
+            *n = 0;
+            *last_id = after_id;
+            return util_msg(msg, msgsz, JOBS_ERR, "job %lld: out of memory reading its progress", (long long)id);
+        }
         double step = payload_num(p, "step"), total = payload_num(p, "total");
         out[*n] = (jobs_progress){isfinite(step) ? (int)step : 0, isfinite(total) ? (int)total : 0,
                                   payload_num(p, "loss"),         payload_num(p, "loss_smooth"),
@@ -375,10 +383,15 @@ int jobs_dataset_register(jobs_store *st, const char *name, const char *path, co
         snprintf(msg, msgsz, "%.200s: images must be square", path);
         return JOBS_EINVAL;
     }
+    /* the copy first: a row once added is not taken back for want of it */
+    char *copy = out ? strdup(real) : NULL;
+    if (out && !copy) return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
     int rc = jobs_store_dataset_add(st, &d, msg, msgsz);
     if (rc == JOBS_OK && out) {
         *out = d;
-        out->path = strdup(real);
+        out->path = copy;
+    } else {
+        free(copy);
     }
     return rc;
 }
@@ -413,10 +426,19 @@ static char *file_metadata(const st_file *f) {
         if (!cJSON_IsString(item) || strncmp(item->string, "codid.", 6) != 0) continue;
         const char *v = item->valuestring;
         cJSON *parsed = v[0] == '{' ? cJSON_Parse(v) : NULL;
-        cJSON_AddItemToObject(o, item->string + 6, parsed ? parsed : cJSON_CreateString(v));
+        cJSON *value = parsed ? parsed : cJSON_CreateString(v);
+        if (!value || !cJSON_AddItemToObject(o, item->string + 6, value)) {
+            cJSON_Delete(value);
+            cJSON_Delete(o);
+            o = NULL;
+            break;
+        }
     }
+    /* st_open checked the header's JSON: failing to parse it now, or to
+     * copy it, is memory running out, an error rather than a silent {} */
+    int nomem = !o || (f->metadata_json && !in);
     cJSON_Delete(in);
-    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    char *text = !nomem ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;
 }
@@ -451,11 +473,20 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, jo
         cJSON_free(a.metadata);
         return JOBS_EINVAL;
     }
+    if (!a.metadata) return util_msg(msg, msgsz, JOBS_ERR, "%.200s: out of memory for its metadata", path);
+    jobs_adapter_info copy = {0};
+    if (out && (!(copy.path = strdup(real)) || !(copy.metadata = strdup(a.metadata)))) {
+        jobs_adapter_info_clear(&copy);
+        cJSON_free(a.metadata);
+        return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
+    }
     int rc = jobs_store_adapter_add(st, &a, msg, msgsz);
     if (rc == JOBS_OK && out) {
         *out = a;
-        out->path = strdup(real);
-        out->metadata = a.metadata ? strdup(a.metadata) : NULL;
+        out->path = copy.path;
+        out->metadata = copy.metadata;
+    } else {
+        jobs_adapter_info_clear(&copy);
     }
     cJSON_free(a.metadata);
     return rc;

@@ -243,7 +243,7 @@ static int parse_field(const field *f, const cJSON *v, jobs_spec *s, char *msg, 
         case F_CONFIG:
             if (!cJSON_IsObject(v))
                 return util_msg(msg, msgsz, JOBS_EINVAL, "field 'config' must be a UNet2DModel config object");
-            if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return util_msg(msg, msgsz, JOBS_EINVAL, "out of memory");
+            if (!(*(char **)dst = cJSON_PrintUnformatted(v))) return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
             break;
     }
     return rc;
@@ -254,7 +254,9 @@ static const eng_train_kind train_kinds[] = {ENG_TRAIN_PRETRAIN, ENG_TRAIN_DISTI
 
 int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
     memset(out, 0, sizeof *out);
-    cJSON *root = json ? cJSON_Parse(json) : NULL;
+    cJSON *root = NULL;
+    if (json && util_json_parse(json, strlen(json), &root, NULL) == UTIL_JSON_ENOMEM)
+        return util_msg(msg, msgsz, JOBS_ERR, "out of memory parsing the job");
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return util_msg(msg, msgsz, JOBS_EINVAL, "the job must be a JSON object");
@@ -327,6 +329,20 @@ static cJSON *field_default(const field *f, const jobs_spec *s) {
     }
 }
 
+/* Adds v to o (under name, or to an array when name is NULL); when v is
+ * NULL (its creation failed) or cannot be added, *ok drops to 0 and v is
+ * freed: jobs_spec_describe returns all or nothing. */
+static void put(cJSON *o, const char *name, cJSON *v, int *ok) {
+    if (v && (name ? cJSON_AddItemToObject(o, name, v) : cJSON_AddItemToArray(o, v))) return;
+    cJSON_Delete(v);
+    *ok = 0;
+}
+
+/* Whether a field has no default to show (field_default returns NULL). */
+static int field_default_none(const field *f) {
+    return f->type != F_INT && f->type != F_SEED && f->type != F_FLOAT && f->type != F_BOOL && f->type != F_ENUM;
+}
+
 cJSON *jobs_spec_describe(void) {
     cJSON *doc = cJSON_CreateObject();
     cJSON *kinds = cJSON_AddArrayToObject(doc, "kinds");
@@ -336,40 +352,45 @@ cJSON *jobs_spec_describe(void) {
         cJSON_Delete(doc);
         return NULL;
     }
+    int ok = 1;
     int n_kinds = (int)(sizeof kind_names / sizeof kind_names[0]);
     for (int k = 0; k < n_kinds; k++) {
-        cJSON_AddItemToArray(kinds, cJSON_CreateString(kind_names[k]));
+        put(kinds, NULL, cJSON_CreateString(kind_names[k]), &ok);
         jobs_spec s = {
             .kind = (jobs_kind)k, .checkpoint_every = JOBS_CHECKPOINT_EVERY_DEFAULT, .eval_n = JOBS_EVAL_N_DEFAULT};
         eng_train_params_init(&s.train, train_kinds[k]);
         cJSON *d = cJSON_AddObjectToObject(defaults, kind_names[k]);
+        ok &= d != NULL;
         for (size_t i = 0; d && i < sizeof fields / sizeof fields[0]; i++) {
-            cJSON *v = fields[i].kinds & (1u << k) ? field_default(&fields[i], &s) : NULL;
-            if (v) cJSON_AddItemToObject(d, fields[i].name, v);
+            if ((fields[i].kinds & (1u << k)) && !field_default_none(&fields[i]))
+                put(d, fields[i].name, field_default(&fields[i], &s), &ok);
         }
     }
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const field *f = &fields[i];
         cJSON *o = cJSON_CreateObject();
-        if (!o) break;
-        cJSON_AddItemToArray(fs, o);
-        cJSON_AddStringToObject(o, "name", f->name);
+        put(fs, NULL, o, &ok);
+        if (!ok) break;
+        ok &= cJSON_AddStringToObject(o, "name", f->name) != NULL;
         cJSON *ks = cJSON_AddArrayToObject(o, "kinds");
+        ok &= ks != NULL;
         for (int k = 0; ks && k < n_kinds; k++)
-            if (f->kinds & (1u << k)) cJSON_AddItemToArray(ks, cJSON_CreateString(kind_names[k]));
-        cJSON_AddStringToObject(o, "type", type_names[f->type]);
+            if (f->kinds & (1u << k)) put(ks, NULL, cJSON_CreateString(kind_names[k]), &ok);
+        ok &= cJSON_AddStringToObject(o, "type", type_names[f->type]) != NULL;
         if (f->type == F_INT || f->type == F_SEED || f->type == F_FLOAT) {
-            cJSON_AddNumberToObject(o, "minimum", f->lo);
-            cJSON_AddNumberToObject(o, "maximum", f->hi);
+            ok &= cJSON_AddNumberToObject(o, "minimum", f->lo) != NULL;
+            ok &= cJSON_AddNumberToObject(o, "maximum", f->hi) != NULL;
             if (f->lo_open) cJSON_AddBoolToObject(o, "exclusive_minimum", 1);
             if (f->hi_open) cJSON_AddBoolToObject(o, "exclusive_maximum", 1);
         }
         if (f->type == F_ENUM) {
             cJSON *opts = cJSON_AddArrayToObject(o, "options");
-            for (const char *const *p = f->options; opts && *p; p++) cJSON_AddItemToArray(opts, cJSON_CreateString(*p));
+            ok &= opts != NULL;
+            for (const char *const *p = f->options; opts && *p; p++) put(opts, NULL, cJSON_CreateString(*p), &ok);
         }
     }
     cJSON *tp = cJSON_AddArrayToObject(doc, "task_params");
+    ok &= tp != NULL;
     static const struct {
         eng_task_kind task;
         const char *name, *type;
@@ -380,26 +401,29 @@ cJSON *jobs_spec_describe(void) {
                        {ENG_TASK_DENOISE, "max_noise", "number", MAX_NOISE_MIN, MAX_NOISE_MAX}};
     for (size_t i = 0; tp && i < sizeof task_fields / sizeof task_fields[0]; i++) {
         cJSON *o = cJSON_CreateObject();
-        if (!o) break;
-        cJSON_AddItemToArray(tp, o);
+        put(tp, NULL, o, &ok);
+        if (!ok) break;
         eng_task_params d;
         eng_task_params_init(&d, task_fields[i].task);
-        cJSON_AddStringToObject(o, "task", eng_task_name(task_fields[i].task));
-        cJSON_AddStringToObject(o, "name", task_fields[i].name);
-        cJSON_AddStringToObject(o, "type", task_fields[i].type);
+        ok &= cJSON_AddStringToObject(o, "task", eng_task_name(task_fields[i].task)) != NULL;
+        ok &= cJSON_AddStringToObject(o, "name", task_fields[i].name) != NULL;
+        ok &= cJSON_AddStringToObject(o, "type", task_fields[i].type) != NULL;
         if (task_fields[i].task == ENG_TASK_SR) {
             cJSON *opts = cJSON_AddArrayToObject(o, "options");
-            for (int f = SR_FACTOR_MIN; opts && f <= SR_FACTOR_MAX; f *= 2)
-                cJSON_AddItemToArray(opts, cJSON_CreateNumber(f));
-            cJSON_AddNumberToObject(o, "default", d.factor);
+            ok &= opts != NULL;
+            for (int f = SR_FACTOR_MIN; opts && f <= SR_FACTOR_MAX; f *= 2) put(opts, NULL, cJSON_CreateNumber(f), &ok);
+            ok &= cJSON_AddNumberToObject(o, "default", d.factor) != NULL;
         } else if (task_fields[i].task == ENG_TASK_EDGES) {
-            cJSON_AddBoolToObject(o, "default", d.canny);
+            ok &= cJSON_AddBoolToObject(o, "default", d.canny) != NULL;
         } else {
-            cJSON_AddNumberToObject(o, "minimum", task_fields[i].lo);
-            cJSON_AddNumberToObject(o, "maximum", task_fields[i].hi);
-            cJSON_AddItemToObject(o, "default",
-                                  float_json(task_fields[i].task == ENG_TASK_DEBLUR ? d.max_sigma : d.max_noise));
+            ok &= cJSON_AddNumberToObject(o, "minimum", task_fields[i].lo) != NULL;
+            ok &= cJSON_AddNumberToObject(o, "maximum", task_fields[i].hi) != NULL;
+            put(o, "default", float_json(task_fields[i].task == ENG_TASK_DEBLUR ? d.max_sigma : d.max_noise), &ok);
         }
+    }
+    if (!ok) {
+        cJSON_Delete(doc);
+        return NULL;
     }
     return doc;
 }

@@ -171,9 +171,14 @@ sqlite3_stmt *jobs_db_stmt(jobs_store *st, int which) {
     return s;
 }
 
+/* SQLITE_STATIC: SQLite keeps the pointer rather than a copy, so the bind
+ * cannot fail for want of memory (a failed bind would leave the value NULL
+ * and the statement would run without a word). Every caller runs the
+ * statement while v lives, and jobs_db_stmt clears the bindings before
+ * the statement's next use. */
 void jobs_db_bind_text(sqlite3_stmt *s, int i, const char *v) {
     if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(s, i);
 }
@@ -185,9 +190,11 @@ void jobs_db_bind_real(sqlite3_stmt *s, int i, double v) {
         sqlite3_bind_null(s, i);
 }
 
-char *jobs_db_col_dup(sqlite3_stmt *s, int i) {
+int jobs_db_col_dup(sqlite3_stmt *s, int i, char **out) {
+    /* NULL from sqlite3_column_text is SQL NULL, or no memory to convert */
     const unsigned char *t = sqlite3_column_text(s, i);
-    return t ? strdup((const char *)t) : NULL;
+    *out = t ? strdup((const char *)t) : NULL;
+    return *out || (!t && sqlite3_column_type(s, i) == SQLITE_NULL) ? 0 : -1;
 }
 
 void jobs_db_col_copy(sqlite3_stmt *s, int i, char *dst, size_t dstsz) {
@@ -247,12 +254,11 @@ int jobs_db_row_event(jobs_store *st, int which, int64_t id, char *msg, size_t m
 
 /* One row of a single-row query into *out via read(); JOBS_ENOTFOUND when
  * there is none. */
-int jobs_db_fetch_one(jobs_store *st, sqlite3_stmt *s, void (*read)(sqlite3_stmt *, void *), void *out,
-                      const char *what, char *msg, size_t msgsz) {
+int jobs_db_fetch_one(jobs_store *st, sqlite3_stmt *s, jobs_db_reader read, void *out, const char *what, char *msg,
+                      size_t msgsz) {
     int rc = sqlite3_step(s), code;
     if (rc == SQLITE_ROW) {
-        read(s, out);
-        code = JOBS_OK;
+        code = read(s, out) == 0 ? JOBS_OK : util_msg(msg, msgsz, JOBS_ERR, "%s: out of memory", what);
     } else if (rc == SQLITE_DONE) {
         code = util_msg(msg, msgsz, JOBS_ENOTFOUND, "%s not found", what);
     } else {
@@ -264,8 +270,8 @@ int jobs_db_fetch_one(jobs_store *st, sqlite3_stmt *s, void (*read)(sqlite3_stmt
 
 /* Every row of s into a growing array of `size`-byte elements; on failure
  * nothing is returned (clear() releases what each element holds). */
-int jobs_db_fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size, void (*read)(sqlite3_stmt *, void *),
-                      void (*clear)(void *), void **out, int *n, const char *what, char *msg, size_t msgsz) {
+int jobs_db_fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size, jobs_db_reader read, void (*clear)(void *),
+                      void **out, int *n, const char *what, char *msg, size_t msgsz) {
     char *items = NULL;
     int count = 0, cap = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -278,7 +284,11 @@ int jobs_db_fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size, void (*read)
             }
             items = grown;
         }
-        read(s, items + (size_t)count++ * size);
+        if (read(s, items + (size_t)count * size) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        count++;
     }
     sqlite3_reset(s);
     *out = NULL;
@@ -293,12 +303,14 @@ int jobs_db_fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size, void (*read)
     return JOBS_OK;
 }
 
-void jobs_db_read_int_v(sqlite3_stmt *s, void *out) {
+int jobs_db_read_int_v(sqlite3_stmt *s, void *out) {
     *(int *)out = sqlite3_column_int(s, 0);
+    return 0;
 }
 
-void jobs_db_read_id_v(sqlite3_stmt *s, void *out) {
+int jobs_db_read_id_v(sqlite3_stmt *s, void *out) {
     *(int64_t *)out = sqlite3_column_int64(s, 0);
+    return 0;
 }
 
 /* ---- open, migrate, close ------------------------------------------------------- */

@@ -118,9 +118,9 @@ sqlite3_stmt *jobs_db_stmt(jobs_store *st, int which);
 /* NULL, and a non-finite double, bind as SQL NULL. */
 void jobs_db_bind_text(sqlite3_stmt *s, int i, const char *v);
 void jobs_db_bind_real(sqlite3_stmt *s, int i, double v);
-/* Column i as a malloc'ed copy (NULL for NULL), copied into dst ("" for
- * NULL), or a double (NaN for NULL). */
-char *jobs_db_col_dup(sqlite3_stmt *s, int i);
+/* Column i as a malloc'ed copy into *out (NULL for NULL; -1 when out of
+ * memory), copied into dst ("" for NULL), or a double (NaN for NULL). */
+int jobs_db_col_dup(sqlite3_stmt *s, int i, char **out);
 void jobs_db_col_copy(sqlite3_stmt *s, int i, char *dst, size_t dstsz);
 double jobs_db_col_real(sqlite3_stmt *s, int i);
 /* Runs a statement that returns no rows (or whose rows are ignored). */
@@ -134,17 +134,20 @@ int jobs_db_state_event(jobs_store *st, int64_t id, jobs_state to, const char *e
 /* An event whose payload SQLite copies from the job's row (its progress
  * columns, or its result): STMT_EVENT_PROGRESS or STMT_EVENT_RESULT. */
 int jobs_db_row_event(jobs_store *st, int which, int64_t id, char *msg, size_t msgsz);
+/* A row reader: the current row of s into *out, 0, or -1 when out of memory
+ * (having released what it took). */
+typedef int (*jobs_db_reader)(sqlite3_stmt *s, void *out);
 /* One row of a single-row query into *out via read(); JOBS_ENOTFOUND when
  * there is none. */
-int jobs_db_fetch_one(jobs_store *st, sqlite3_stmt *s, void (*read)(sqlite3_stmt *, void *), void *out,
-                      const char *what, char *msg, size_t msgsz);
+int jobs_db_fetch_one(jobs_store *st, sqlite3_stmt *s, jobs_db_reader read, void *out, const char *what, char *msg,
+                      size_t msgsz);
 /* Every row of s into a growing array of `size`-byte elements; on failure
  * nothing is returned (clear() releases what each element holds). */
-int jobs_db_fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size, void (*read)(sqlite3_stmt *, void *),
-                      void (*clear)(void *), void **out, int *n, const char *what, char *msg, size_t msgsz);
+int jobs_db_fetch_all(jobs_store *st, sqlite3_stmt *s, size_t size, jobs_db_reader read, void (*clear)(void *),
+                      void **out, int *n, const char *what, char *msg, size_t msgsz);
 /* Column 0 as an int, or an int64_t, into *out (for fetch_one/fetch_all). */
-void jobs_db_read_int_v(sqlite3_stmt *s, void *out);
-void jobs_db_read_id_v(sqlite3_stmt *s, void *out);
+int jobs_db_read_int_v(sqlite3_stmt *s, void *out);
+int jobs_db_read_id_v(sqlite3_stmt *s, void *out);
 
 /* The adapter row alone, without the lock (store_registry.c): a job's
  * success registers its adapter in the transaction that ends the job. */

@@ -26,18 +26,18 @@ void jobs_job_clear(jobs_job *j) {
     memset(j, 0, sizeof *j);
 }
 
-static void read_job(sqlite3_stmt *s, jobs_job *j) {
+static int read_job(sqlite3_stmt *s, jobs_job *j) {
     memset(j, 0, sizeof *j);
     j->id = sqlite3_column_int64(s, 0);
     jobs_db_col_copy(s, 1, j->kind, sizeof j->kind);
     jobs_state_from_name((const char *)sqlite3_column_text(s, 2), &j->state);
-    j->params = jobs_db_col_dup(s, 3);
+    int nomem = jobs_db_col_dup(s, 3, &j->params);
     j->created_ms = sqlite3_column_int64(s, 4);
     j->started_ms = sqlite3_column_int64(s, 5);
     j->finished_ms = sqlite3_column_int64(s, 6);
-    j->error = jobs_db_col_dup(s, 7);
-    j->result = jobs_db_col_dup(s, 8);
-    j->checkpoint = jobs_db_col_dup(s, 9);
+    nomem |= jobs_db_col_dup(s, 7, &j->error);
+    nomem |= jobs_db_col_dup(s, 8, &j->result);
+    nomem |= jobs_db_col_dup(s, 9, &j->checkpoint);
     j->progress.step = sqlite3_column_int(s, 10);
     j->progress.total = sqlite3_column_int(s, 11);
     j->progress.loss = jobs_db_col_real(s, 12);
@@ -47,6 +47,8 @@ static void read_job(sqlite3_stmt *s, jobs_job *j) {
     j->progress.eta_s = jobs_db_col_real(s, 16);
     j->cancel_requested = sqlite3_column_int(s, 17);
     j->attempts = sqlite3_column_int(s, 18);
+    if (nomem) jobs_job_clear(j);
+    return nomem ? -1 : 0;
 }
 
 int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_json, int total, int64_t *id, char *msg,
@@ -70,8 +72,8 @@ int jobs_store_job_insert(jobs_store *st, const char *kind, const char *params_j
     return rc;
 }
 
-static void read_job_v(sqlite3_stmt *s, void *out) {
-    read_job(s, out);
+static int read_job_v(sqlite3_stmt *s, void *out) {
+    return read_job(s, out);
 }
 
 int jobs_store_job_get(jobs_store *st, int64_t id, jobs_job *out, char *msg, size_t msgsz) {
@@ -240,11 +242,12 @@ typedef struct recovery {
     int recoveries, stalled, checkpoint_step;
 } recovery;
 
-static void read_recovery_v(sqlite3_stmt *s, void *out) {
+static int read_recovery_v(sqlite3_stmt *s, void *out) {
     recovery *r = out;
     r->recoveries = sqlite3_column_int(s, 0);
     r->stalled = sqlite3_column_int(s, 1);
     r->checkpoint_step = sqlite3_column_int(s, 2);
+    return JOBS_OK;
 }
 
 int jobs_store_requeue_running(jobs_store *st, int *n, char *msg, size_t msgsz) {
@@ -303,13 +306,13 @@ int jobs_store_job_referencing(jobs_store *st, const char *field, const char *na
     return rc == JOBS_ENOTFOUND ? JOBS_OK : rc;
 }
 
-static void read_event_v(sqlite3_stmt *s, void *out) {
+static int read_event_v(sqlite3_stmt *s, void *out) {
     jobs_event *e = out;
     e->id = sqlite3_column_int64(s, 0);
     e->job_id = sqlite3_column_int64(s, 1);
     e->ts_ms = sqlite3_column_int64(s, 2);
     jobs_db_col_copy(s, 3, e->kind, sizeof e->kind);
-    e->payload = jobs_db_col_dup(s, 4);
+    return jobs_db_col_dup(s, 4, &e->payload);
 }
 
 static void clear_event_v(void *p) {

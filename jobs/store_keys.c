@@ -14,7 +14,7 @@
 
 /* ---- API keys and counts (api/auth.c, api/metrics.c) ------------------------------ */
 
-static void read_key_v(sqlite3_stmt *s, void *out) {
+static int read_key_v(sqlite3_stmt *s, void *out) {
     jobs_api_key *k = out;
     memset(k, 0, sizeof *k);
     k->id = sqlite3_column_int64(s, 0);
@@ -23,6 +23,7 @@ static void read_key_v(sqlite3_stmt *s, void *out) {
     jobs_db_col_copy(s, 3, k->scope, sizeof k->scope);
     k->created_ms = sqlite3_column_int64(s, 4);
     k->revoked_ms = sqlite3_column_int64(s, 5);
+    return 0;
 }
 
 int jobs_store_key_add(jobs_store *st, const char *prefix, const char *hash_hex, const char *scope, int64_t *id,

@@ -21,13 +21,13 @@ void jobs_dataset_info_clear(jobs_dataset_info *d) {
     memset(d, 0, sizeof *d);
 }
 
-static void read_dataset_v(sqlite3_stmt *s, void *out) {
+static int read_dataset_v(sqlite3_stmt *s, void *out) {
     jobs_dataset_info *d = out;
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(s, 0);
     jobs_db_col_copy(s, 1, d->name, sizeof d->name);
     jobs_db_col_copy(s, 2, d->source, sizeof d->source);
-    d->path = jobs_db_col_dup(s, 3);
+    if (jobs_db_col_dup(s, 3, &d->path) != 0) return -1;
     d->count = sqlite3_column_int(s, 4);
     d->size = sqlite3_column_int(s, 5);
     d->channels = sqlite3_column_int(s, 6);
@@ -35,6 +35,7 @@ static void read_dataset_v(sqlite3_stmt *s, void *out) {
     d->labelled = sqlite3_column_int(s, 8);
     d->skipped = sqlite3_column_int(s, 9);
     d->created_ms = sqlite3_column_int64(s, 10);
+    return 0;
 }
 
 int jobs_store_dataset_add(jobs_store *st, jobs_dataset_info *d, char *msg, size_t msgsz) {
@@ -60,8 +61,8 @@ int jobs_store_dataset_add(jobs_store *st, jobs_dataset_info *d, char *msg, size
     return rc;
 }
 
-static int get_by(jobs_store *st, int which, const char *noun, int64_t id, const char *name,
-                  void (*read)(sqlite3_stmt *, void *), void *out, char *msg, size_t msgsz) {
+static int get_by(jobs_store *st, int which, const char *noun, int64_t id, const char *name, jobs_db_reader read,
+                  void *out, char *msg, size_t msgsz) {
     char what[JOBS_NAME_MAX + 48];
     if (id > 0)
         snprintf(what, sizeof what, "%s %lld", noun, (long long)id);
@@ -119,18 +120,20 @@ void jobs_adapter_info_clear(jobs_adapter_info *a) {
     memset(a, 0, sizeof *a);
 }
 
-static void read_adapter_v(sqlite3_stmt *s, void *out) {
+static int read_adapter_v(sqlite3_stmt *s, void *out) {
     jobs_adapter_info *a = out;
     memset(a, 0, sizeof *a);
     a->id = sqlite3_column_int64(s, 0);
     jobs_db_col_copy(s, 1, a->name, sizeof a->name);
     a->job_id = sqlite3_column_int64(s, 2);
-    a->path = jobs_db_col_dup(s, 3);
+    int nomem = jobs_db_col_dup(s, 3, &a->path);
     jobs_db_col_copy(s, 4, a->task, sizeof a->task);
     jobs_db_col_copy(s, 5, a->kind, sizeof a->kind);
     jobs_db_col_copy(s, 6, a->base_hash, sizeof a->base_hash);
-    a->metadata = jobs_db_col_dup(s, 7);
+    nomem |= jobs_db_col_dup(s, 7, &a->metadata);
     a->created_ms = sqlite3_column_int64(s, 8);
+    if (nomem) jobs_adapter_info_clear(a);
+    return nomem ? -1 : 0;
 }
 
 int jobs_db_adapter_insert(jobs_store *st, jobs_adapter_info *a, char *msg, size_t msgsz) {

@@ -47,6 +47,10 @@
  * start resumes it. After a crash the job is still `running` in the store;
  * start-up requeues it (jobs.c), and the steps since its last checkpoint are
  * done again with the same numbers, the RNG state being in the checkpoint.
+ * A checkpoint that cannot be written (disk full, an I/O error) is logged
+ * and tried again at the next one, the last good checkpoint kept; after
+ * CHECKPOINT_TRIES failures in a row the job fails with the reason (the
+ * errno's words), rather than train on with nothing to resume from.
  *
  * The end
  * -------
@@ -126,8 +130,9 @@ typedef struct run {
     jobs_dataset ds;
     int mapped;
     char checkpoint[PATH_BUF];
-    int step;            /* steps done, for messages */
-    outcome interrupted; /* evaluate: why the progress callback stopped it */
+    int checkpoint_failures; /* in a row */
+    int step;                /* steps done, for messages */
+    outcome interrupted;     /* evaluate: why the progress callback stopped it */
     char msg[512];
 } run;
 
@@ -162,14 +167,21 @@ static void adapter_name(const run *r, char *out, size_t outsz) {
 
 /* ---- training ------------------------------------------------------------------ */
 
+#define CHECKPOINT_TRIES 3
+
+/* 0, or -1 with the reason in r->msg (then r->checkpoint_failures says how
+ * many failed in a row). */
 static int save_checkpoint(run *r, eng_trainer *t) {
     eng_error err = {0};
     char msg[256];
     if (eng_trainer_save_checkpoint(t, r->checkpoint, &err) != ENG_OK) {
-        util_log(UTIL_LOG_WARN, "job %lld: checkpoint at step %d failed: %s", (long long)r->job->id,
-                 eng_trainer_steps_done(t), err.msg);
+        r->checkpoint_failures++;
+        snprintf(r->msg, sizeof r->msg, "checkpoint at step %d failed (%d in a row): %s", eng_trainer_steps_done(t),
+                 r->checkpoint_failures, err.msg);
+        util_log(UTIL_LOG_WARN, "job %lld: %s", (long long)r->job->id, r->msg);
         return -1;
     }
+    r->checkpoint_failures = 0;
     if (jobs_store_set_checkpoint(r->w->st, r->job->id, r->checkpoint, eng_trainer_steps_done(t), msg, sizeof msg) !=
         JOBS_OK)
         util_log(UTIL_LOG_WARN, "job %lld: %s", (long long)r->job->id, msg);
@@ -308,7 +320,12 @@ static outcome run_training(run *r) {
             jobs_progress pr = {st.step, total, st.loss, smooth, st.lr, rate, (total - st.step) / rate};
             record_progress(r, &pr);
         }
-        if (st.step % s->checkpoint_every == 0 && st.step < total && save_checkpoint(r, t) == 0) saved = st.step;
+        if (st.step % s->checkpoint_every == 0 && st.step < total) {
+            if (save_checkpoint(r, t) == 0)
+                saved = st.step;
+            else if (r->checkpoint_failures >= CHECKPOINT_TRIES)
+                goto done;
+        }
     }
     /* before the export: a crash from here on redoes no step */
     if (r->step > saved) save_checkpoint(r, t);

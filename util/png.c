@@ -36,6 +36,7 @@ typedef struct codec_ctx {
     /* encode output, capped */
     util_buf out;
     int over_limit; /* the header named more than max_pixels */
+    int nomem;      /* an allocation of ours failed */
 } codec_ctx;
 
 void util_image_free(util_image *img) {
@@ -97,13 +98,13 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
     if (!png) {
         snprintf(c->err, sizeof c->err, "out of memory");
-        return -1;
+        return UTIL_PNG_ENOMEM;
     }
     png_infop info = png_create_info_struct(png);
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
         snprintf(c->err, sizeof c->err, "out of memory");
-        return -1;
+        return UTIL_PNG_ENOMEM;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
@@ -111,7 +112,7 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
         free(c->data);
         c->rows = NULL;
         c->data = NULL;
-        return c->over_limit ? UTIL_PNG_ELIMIT : -1;
+        return c->over_limit ? UTIL_PNG_ELIMIT : c->nomem ? UTIL_PNG_ENOMEM : -1;
     }
     png_set_read_fn(png, c, reader);
     png_set_sig_bytes(png, 8);
@@ -135,7 +136,10 @@ static int decode_run(codec_ctx *c, png_rw_ptr reader, int want, size_t max_pixe
 
     c->data = malloc(rowbytes * h);
     c->rows = malloc(sizeof *c->rows * h);
-    if (!c->data || !c->rows) png_error(png, "out of memory for pixels");
+    if (!c->data || !c->rows) {
+        c->nomem = 1;
+        png_error(png, "out of memory for pixels");
+    }
     for (png_uint_32 y = 0; y < h; y++) c->rows[y] = c->data + rowbytes * y;
     png_read_image(png, c->rows);
     png_read_end(png, NULL);
@@ -157,8 +161,8 @@ static int check_want(int want, char *msg, size_t msgsz) {
     return -1;
 }
 
-static void decode_failed(const codec_ctx *c, char *msg, size_t msgsz) {
-    if (msg && msgsz) snprintf(msg, msgsz, "invalid PNG: %s", c->err);
+static void decode_failed(const codec_ctx *c, int rc, char *msg, size_t msgsz) {
+    if (msg && msgsz) snprintf(msg, msgsz, rc == UTIL_PNG_ENOMEM ? "decoding a PNG: %s" : "invalid PNG: %s", c->err);
 }
 
 int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels, util_image *out, char *msg,
@@ -171,7 +175,7 @@ int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t ma
     }
     codec_ctx c = {.buf = buf, .len = len, .pos = 8};
     int rc = decode_run(&c, read_memory, want_channels, max_pixels, out);
-    if (rc != 0) decode_failed(&c, msg, msgsz);
+    if (rc != 0) decode_failed(&c, rc, msg, msgsz);
     return rc;
 }
 
@@ -191,7 +195,7 @@ int util_png_decode_file(const char *path, int want_channels, size_t max_pixels,
     } else {
         codec_ctx c = {.fp = fp};
         rc = decode_run(&c, read_stream, want_channels, max_pixels, out);
-        if (rc != 0) decode_failed(&c, msg, msgsz);
+        if (rc != 0) decode_failed(&c, rc, msg, msgsz);
     }
     fclose(fp);
     return rc;

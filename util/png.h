@@ -10,7 +10,8 @@
  * Functions return 0 on success and -1 on failure with a message in `msg`
  * (when msg is not NULL); a failing call leaves *out empty and leaks nothing.
  * The decoders return UTIL_PNG_ELIMIT instead of -1 for an image larger
- * than their max_pixels, so that a caller tells a limit from a bad file.
+ * than their max_pixels, and UTIL_PNG_ENOMEM when memory runs out, so that
+ * a caller tells a limit, or its own trouble, from a bad file.
  */
 #ifndef CODID_UTIL_PNG_H
 #define CODID_UTIL_PNG_H
@@ -19,6 +20,7 @@
 #include <stdint.h>
 
 #define UTIL_PNG_ELIMIT (-2) /* more pixels than max_pixels */
+#define UTIL_PNG_ENOMEM (-3) /* out of memory: the file may be fine */
 
 typedef struct util_image {
     int width, height, channels; /* channels 1, 3 or 4 */
