@@ -148,9 +148,14 @@ void boundary_scalings(const torch::Tensor &t, int T, torch::Tensor &c_skip, tor
 }
 
 std::vector<int> codi_times(int T, int N, int K) {
+    if (N < 1 || N > T || K < 1 || K > N) raise(ENG_EINVAL, "steps must be in 1..%d for this adapter", N);
     int stride = (N + K - 1) / K;
+    bool strided = (int64_t)(K - 1) * stride <= N - 1;
     std::vector<int> ts;
-    for (int j = 0; j < K; j++) ts.push_back((N - 1 - j * stride) * T / N);
+    for (int j = 0; j < K; j++) {
+        int64_t k = strided ? N - 1 - (int64_t)j * stride : N - 1 - (int64_t)j * (N - 1) / (K - 1);
+        ts.push_back((int)(k * T / N));
+    }
     return ts;
 }
 
@@ -182,7 +187,6 @@ torch::Tensor adapter_condition(eng_adapter *a, const eng_image *cond, int n, in
 torch::Tensor sample_codi(eng_model *m, eng_adapter *a, const eng_gen_params *p, torch::Tensor z,
                           const torch::Tensor &cond, std::vector<at::Generator> &gens) {
     const Schedule &s = m->sched;
-    if (p->steps > a->n_grid) raise(ENG_EINVAL, "steps must be in 1..%d for this adapter", a->n_grid);
     auto ts = codi_times(s.T, a->n_grid, p->steps);
     auto dev = z.device();
     torch::Tensor x0;

@@ -145,7 +145,11 @@ torch::Tensor gather_coef(const std::vector<double> &table, const torch::Tensor 
     auto out = torch::empty({idx.numel(), 1, 1, 1}, torch::kFloat32);
     const int64_t *ip = idx.data_ptr<int64_t>();
     float *op = out.data_ptr<float>();
-    for (int64_t i = 0; i < idx.numel(); i++) op[i] = (float)table[ip[i]];
+    for (int64_t i = 0; i < idx.numel(); i++) {
+        if (ip[i] < 0 || ip[i] >= (int64_t)table.size())
+            raise(ENG_EINTERNAL, "timestep %lld is outside the schedule's 0..%zu", (long long)ip[i], table.size() - 1);
+        op[i] = (float)table[ip[i]];
+    }
     return out.to(dev);
 }
 
@@ -477,7 +481,7 @@ static torch::Tensor sample_ddim(eng_model *m, eng_adapter *a, const eng_gen_par
     torch::Tensor x0, eps;
     for (size_t i = 0; i < ts.size(); i++) {
         int t = ts[i], prev = i + 1 < ts.size() ? ts[i + 1] : -1;
-        double at = s.abar[t], ap = s.abar_prev(prev);
+        double at = s.abar_at(t), ap = s.abar_prev(prev);
         auto tv = torch::full({z.size(0)}, (float)t, torch::TensorOptions().device(dev));
         auto out = model_output(m, a, z, tv, cond);
         split_prediction(s.prediction, z, out, torch::scalar_tensor(std::sqrt(at), dev),
@@ -530,6 +534,9 @@ extern "C" int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *
         } else {
             x = sample_ddim(m, a, p, z, ct, gens);
         }
+        /* a NaN would leave as a black image answered 200: refuse it */
+        if (!torch::isfinite(x).all().item<bool>())
+            return fail(err, ENG_EINTERNAL, "sampling produced non-finite values");
         tensor_to_images(x, out);
         ok(err);
         return ENG_OK;

@@ -305,6 +305,53 @@ TEST(codi_sampler_is_batch_invariant) {
     eng_adapter_free(a);
 }
 
+/* An image with at least two different bytes: the out-of-grid times of
+ * issue 12 item 7 made all-black images. */
+static int varied(const eng_image *img) {
+    size_t sz = (size_t)img->width * img->height * img->channels;
+    for (size_t i = 1; i < sz; i++)
+        if (img->data[i] != img->data[0]) return 1;
+    return 0;
+}
+
+/* Every accepted K (1..N), n, eta and stochastic flag samples a finite
+ * (eng_generate refuses non-finite samples), non-constant image. */
+TEST(codi_sampler_every_step_count) {
+    eng_train_params p;
+    params(&p, ENG_TRAIN_DISTILL, ENG_ADAPTER_CONTROLNET, ENG_TASK_SR);
+    p.total_steps = 2;
+    char path[128];
+    path_in(path, sizeof path, "codi_k.safetensors");
+    CHECK(train(&p, 0, path) == 0);
+    eng_adapter *a = NULL;
+    eng_error err;
+    CHECK(eng_adapter_load(base, path, &a, &err) == ENG_OK);
+    eng_image conds[3], out[3];
+    uint8_t buf[3 * 64 * 3];
+    conds_for(a, 3, conds, buf);
+    for (int K = 1; K <= p.n_grid; K++)
+        for (int n = 1; n <= 3; n++)
+            for (int stochastic = 0; stochastic <= 1; stochastic++)
+                for (int eta = 0; eta <= 1; eta++) {
+                    eng_gen_params g;
+                    eng_gen_params_init(&g);
+                    g.n = n;
+                    g.steps = K;
+                    g.seed = 7;
+                    g.eta = (float)eta;
+                    g.stochastic = stochastic;
+                    int rc = eng_generate(base, a, &g, conds, out, &err);
+                    CHECK_MSG(rc == ENG_OK, "K=%d n=%d stochastic=%d eta=%d: %s", K, n, stochastic, eta, err.msg);
+                    int bad = -1;
+                    for (int i = 0; i < n; i++) {
+                        if (bad < 0 && !varied(&out[i])) bad = i;
+                        eng_image_free(&out[i]);
+                    }
+                    CHECK_MSG(bad < 0, "K=%d n=%d stochastic=%d: image %d is constant", K, n, stochastic, bad);
+                }
+    eng_adapter_free(a);
+}
+
 TEST(adapter_metadata_and_wrong_base_refused) {
     eng_train_params p;
     params(&p, ENG_TRAIN_DISTILL, ENG_ADAPTER_LITE, ENG_TASK_EDGES);
@@ -504,6 +551,7 @@ int main(void) {
     RUN(every_codi_option_trains);
     RUN(training_lowers_the_loss);
     RUN(codi_sampler_is_batch_invariant);
+    RUN(codi_sampler_every_step_count);
     RUN(adapter_metadata_and_wrong_base_refused);
     RUN(pretraining_resumes_exactly);
     RUN(sr_condition_is_the_area_average_upsampled);
