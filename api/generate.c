@@ -44,7 +44,7 @@ typedef struct gen_input {
     char adapter[ADAPTER_REF_MAX]; /* "" when none */
     uint8_t *image, *mask;         /* PNG bytes (malloc'd), or NULL */
     size_t image_len, mask_len;
-    api_preprocess preprocess;
+    eng_preprocess preprocess;
 } gen_input;
 
 typedef struct gen_job {
@@ -142,7 +142,7 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
             uint8_t **dst = f == FIELD_IMAGE ? &in->image : &in->mask;
             size_t *len = f == FIELD_IMAGE ? &in->image_len : &in->mask_len;
             st = image_field(r, v, (size_t)cfg->max_body_bytes, dst, len);
-        } else if (!cJSON_IsString(v) || api_preprocess_from_name(v->valuestring, &in->preprocess) != 0) {
+        } else if (!cJSON_IsString(v) || eng_preprocess_from_name(v->valuestring, &in->preprocess) != ENG_OK) {
             st = api_problem(r, API_BAD_REQUEST, "preprocess: must be one of none, canny, sobel, gray, task");
         }
     }

@@ -197,9 +197,47 @@ int eng_task_cond_channels(const eng_task_params *p, int image_channels);
 
 /* Build the condition of each image of `in` (seeded: the same seed gives the
  * same masks, blur radii and noise). cond_out receives
- * in->n * h * w * eng_task_cond_channels() bytes. Also the server-side
- * preprocessing (edges from a photo, luminance of a colour image). */
+ * in->n * h * w * eng_task_cond_channels() bytes. */
 int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed, uint8_t *cond_out, eng_error *err);
+
+/* Conditions from a client's image (generate's `preprocess`): built here
+ * and only here, by the code that builds the training conditions, so that
+ * what is served is what the adapter was trained on. */
+typedef enum eng_preprocess {
+    ENG_PRE_NONE = 0,  /* the image is the condition; inpaint: image + mask */
+    ENG_PRE_CANNY = 1, /* the edges task's Canny map of the image */
+    ENG_PRE_SOBEL = 2, /* the edges task's Sobel map */
+    ENG_PRE_GRAY = 3,  /* luminance as the colorize task computes it */
+    ENG_PRE_TASK = 4,  /* the adapter's own seeded degradation */
+    ENG_PRE_COUNT
+} eng_preprocess;
+
+/* "none", "canny", "sobel", "gray", "task" */
+const char *eng_preprocess_name(eng_preprocess p);
+/* ENG_OK and *out set, or ENG_EINVAL for an unknown name */
+int eng_preprocess_from_name(const char *name, eng_preprocess *out);
+/* Channels of the condition `pre` makes for an adapter of task p from
+ * c-channel images (compare with eng_task_cond_channels to validate). */
+int eng_preprocess_channels(const eng_task_params *p, eng_preprocess pre, int image_channels);
+
+/* The condition of each image of `in` for an adapter of task p, as `pre`
+ * builds it: cond_out receives in->n * h * w * eng_preprocess_channels()
+ * bytes. ENG_PRE_NONE copies the images, except for inpaint, where mask
+ * (in->n * h * w bytes; >= 128 marks a pixel to fill) makes the layout of
+ * the training condition: the image with the hole zeroed, then the mask.
+ * mask is read for that case only (NULL otherwise). ENG_PRE_TASK is
+ * eng_task_apply with seed. */
+int eng_preprocess_apply(const eng_task_params *p, eng_preprocess pre, const eng_images *in, const uint8_t *mask,
+                         uint64_t seed, uint8_t *cond_out, eng_error *err);
+
+/* The task's plain non-diffusion reference (CODI.md 'The baselines') made
+ * from its conditions (c-channel images, c = eng_task_cond_channels of
+ * out_channels): the sr condition itself (bicubic), the hole filled with
+ * the mean of the known pixels, luminance as grey, the degraded image for
+ * deblur and denoise. out receives cond->n images of out_channels.
+ * ENG_EINVAL for edges, which have none. */
+int eng_task_reference(const eng_task_params *p, const eng_images *cond, int out_channels, uint8_t *out,
+                       eng_error *err);
 
 /* ---- adapters --------------------------------------------------------- */
 

@@ -145,15 +145,18 @@ torch::Tensor upsample_bicubic(const torch::Tensor &x, int64_t H, int64_t W) {
         .clamp(-1, 1);
 }
 
+/* The inpaint condition: the image with the hole (m = 1) zeroed, then the
+ * mask in [-1, 1] as one more channel. */
+static torch::Tensor inpaint_condition(const torch::Tensor &x, const torch::Tensor &m) {
+    return torch::cat({x * (1 - m), m * 2 - 1}, 1);
+}
+
 torch::Tensor build_condition(const eng_task_params &p, const torch::Tensor &x, at::Generator &g) {
     int64_t n = x.size(0), H = x.size(2), W = x.size(3);
     auto dev = x.device();
     switch (p.kind) {
         case ENG_TASK_SR: return sr_condition(x, p.factor);
-        case ENG_TASK_INPAINT: {
-            auto m = inpaint_mask(g, n, H, W).to(dev);
-            return torch::cat({x * (1 - m), m * 2 - 1}, 1);
-        }
+        case ENG_TASK_INPAINT: return inpaint_condition(x, inpaint_mask(g, n, H, W).to(dev));
         case ENG_TASK_COLORIZE: return luminance(x);
         case ENG_TASK_EDGES: return edges_map(x, p.canny != 0);
         case ENG_TASK_DEBLUR: return gaussian_blur(x, uniform(g, n, 0.5, std::max(0.5f, p.max_sigma)));
@@ -209,6 +212,10 @@ extern "C" int eng_task_cond_channels(const eng_task_params *p, int image_channe
     }
 }
 
+static torch::Tensor to_bytes(const torch::Tensor &c) {
+    return c.clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+}
+
 extern "C" int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed, uint8_t *cond_out,
                               eng_error *err) {
     ENG_GUARD(err, {
@@ -218,9 +225,104 @@ extern "C" int eng_task_apply(const eng_task_params *p, const eng_images *in, ui
         torch::NoGradGuard ng;
         auto x = images_to_tensor(in->data, in->n, in->height, in->width, in->channels, torch::kCPU);
         auto g = at::detail::createCPUGenerator(seed);
-        auto c = build_condition(*p, x, g);
-        auto u8 = c.clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+        auto u8 = to_bytes(build_condition(*p, x, g));
         std::memcpy(cond_out, u8.data_ptr<uint8_t>(), (size_t)u8.numel());
+        ok(err);
+        return ENG_OK;
+    })
+}
+
+static const char *const preprocess_names[ENG_PRE_COUNT] = {"none", "canny", "sobel", "gray", "task"};
+
+extern "C" const char *eng_preprocess_name(eng_preprocess p) {
+    return (unsigned)p < ENG_PRE_COUNT ? preprocess_names[p] : "unknown";
+}
+
+extern "C" int eng_preprocess_from_name(const char *name, eng_preprocess *out) {
+    for (int i = 0; i < ENG_PRE_COUNT; i++)
+        if (name && std::strcmp(name, preprocess_names[i]) == 0) {
+            *out = (eng_preprocess)i;
+            return ENG_OK;
+        }
+    return ENG_EINVAL;
+}
+
+extern "C" int eng_preprocess_channels(const eng_task_params *p, eng_preprocess pre, int image_channels) {
+    switch (pre) {
+        case ENG_PRE_CANNY:
+        case ENG_PRE_SOBEL:
+        case ENG_PRE_GRAY: return 1;
+        default: return eng_task_cond_channels(p, image_channels);
+    }
+}
+
+extern "C" int eng_preprocess_apply(const eng_task_params *p, eng_preprocess pre, const eng_images *in,
+                                    const uint8_t *mask, uint64_t seed, uint8_t *cond_out, eng_error *err) {
+    ENG_GUARD(err, {
+        if (!in || in->n < 1 || in->height < 1 || in->width < 1 || !in->data)
+            return fail(err, ENG_EINVAL, "empty image batch");
+        if ((unsigned)pre >= ENG_PRE_COUNT) return fail(err, ENG_EINVAL, "unknown preprocessing %d", (int)pre);
+        if (pre == ENG_PRE_TASK) return eng_task_apply(p, in, seed, cond_out, err);
+        bool inpaint = pre == ENG_PRE_NONE && p->kind == ENG_TASK_INPAINT;
+        if (pre == ENG_PRE_NONE && !inpaint) {
+            std::memcpy(cond_out, in->data, (size_t)in->n * in->height * in->width * in->channels);
+            ok(err);
+            return ENG_OK;
+        }
+        if (inpaint && !mask) return fail(err, ENG_EINVAL, "inpaint needs a mask");
+        torch::NoGradGuard ng;
+        auto x = images_to_tensor(in->data, in->n, in->height, in->width, in->channels, torch::kCPU);
+        torch::Tensor c;
+        if (inpaint) {
+            auto m = torch::from_blob(const_cast<uint8_t *>(mask), {in->n, 1, in->height, in->width}, torch::kUInt8);
+            c = inpaint_condition(x, m.ge(128).to(torch::kFloat32));
+        } else if (pre == ENG_PRE_GRAY) {
+            c = luminance(x);
+        } else {
+            c = edges_map(x, pre == ENG_PRE_CANNY);
+        }
+        auto u8 = to_bytes(c);
+        std::memcpy(cond_out, u8.data_ptr<uint8_t>(), (size_t)u8.numel());
+        ok(err);
+        return ENG_OK;
+    })
+}
+
+extern "C" int eng_task_reference(const eng_task_params *p, const eng_images *cond, int out_channels, uint8_t *out,
+                                  eng_error *err) {
+    ENG_GUARD(err, {
+        int cc = eng_task_cond_channels(p, out_channels);
+        if (!cond || cond->n < 1 || cond->channels != cc || !cond->data)
+            return fail(err, ENG_EINVAL, "the %s task's conditions have %d channels", eng_task_name(p->kind), cc);
+        size_t hw = (size_t)cond->height * cond->width, oc = (size_t)out_channels;
+        for (int i = 0; i < cond->n; i++) {
+            const uint8_t *c = cond->data + (size_t)i * hw * cc;
+            uint8_t *o = out + (size_t)i * hw * oc;
+            switch (p->kind) {
+                case ENG_TASK_SR:
+                case ENG_TASK_DEBLUR:
+                case ENG_TASK_DENOISE: std::memcpy(o, c, hw * oc); break;
+                case ENG_TASK_COLORIZE:
+                    for (size_t q = 0; q < hw; q++) std::memset(o + q * oc, c[q], oc);
+                    break;
+                case ENG_TASK_INPAINT: {
+                    /* the layout of inpaint_condition: channel oc is the mask */
+                    std::vector<double> sum(oc, 0.0);
+                    int known = 0;
+                    for (size_t q = 0; q < hw; q++)
+                        if (c[q * cc + oc] < 128) {
+                            known++;
+                            for (size_t k = 0; k < oc; k++) sum[k] += c[q * cc + k];
+                        }
+                    for (size_t q = 0; q < hw; q++)
+                        for (size_t k = 0; k < oc; k++)
+                            o[q * oc + k] =
+                                c[q * cc + oc] < 128 ? c[q * cc + k] : (uint8_t)(known ? sum[k] / known + 0.5 : 128);
+                    break;
+                }
+                default: return fail(err, ENG_EINVAL, "task %s has no plain reference", eng_task_name(p->kind));
+            }
+        }
         ok(err);
         return ENG_OK;
     })
