@@ -31,10 +31,9 @@
 #include "util/base64.h"
 #include "util/png.h"
 
-#define SEED_HEADER_MAX         24
-#define ADAPTER_REF_MAX         80
-#define FORM_PARTS_MAX          16
-#define DISTILLED_DEFAULT_STEPS 4
+#define SEED_HEADER_MAX 24
+#define ADAPTER_REF_MAX 80
+#define FORM_PARTS_MAX  16
 
 typedef struct gen_input {
     int n, steps, steps_given;
@@ -203,7 +202,6 @@ static api_status parse_form(api_request *r, const api_limits *cfg, const char *
 static api_status parse_input(api_request *r, const api_limits *cfg, gen_input *in) {
     memset(in, 0, sizeof *in);
     in->n = 1;
-    in->steps = 10;
     int seen[N_FIELDS] = {0};
 
     const char *ct = api_request_header(r, "Content-Type");
@@ -348,7 +346,7 @@ static void prepare(void *arg) {
     job->req.adapter = a;
     eng_adapter_info info;
     eng_adapter_get_info(a, &info);
-    if (!job->in.steps_given && info.distilled) job->req.steps = DISTILLED_DEFAULT_STEPS;
+    if (!job->in.steps_given) job->req.steps = eng_default_steps(app->model, a, 0);
     if (info.distilled && job->req.steps > info.n_grid) {
         api_problem(r, API_BAD_REQUEST, "steps: adapter '%s' samples in 1..%d steps", job->in.adapter, info.n_grid);
         goto fail;
@@ -442,7 +440,7 @@ api_status api_generate(api_request *r) {
     job->app = app;
     job->want_png = want_png;
     job->req.n = in->n;
-    job->req.steps = in->steps;
+    job->req.steps = in->steps_given ? in->steps : eng_default_steps(app->model, NULL, 0);
     job->req.eta = (float)in->eta;
     job->req.seed_given = in->seed_given;
     job->req.seed = in->seed;

@@ -69,18 +69,14 @@ Schedule Schedule::parse(const std::string &json) {
         s.beta_start = num("beta_start", 1e-4);
         s.beta_end = num("beta_end", 0.02);
         s.beta_schedule = str("beta_schedule", "linear");
-        std::string pred = str("prediction_type", "epsilon");
+        std::string pred = str("prediction_type", eng_prediction_name(ENG_PRED_EPSILON));
         s.timestep_spacing = str("timestep_spacing", "leading");
         s.steps_offset = (int)num("steps_offset", 0);
         const cJSON *sa = cJSON_GetObjectItemCaseSensitive(o, "set_alpha_to_one");
         if (cJSON_IsBool(sa)) s.set_alpha_to_one = cJSON_IsTrue(sa);
         cJSON_Delete(o);
         if (has_trained_betas) raise(ENG_EFORMAT, "scheduler_config.json: trained_betas are not supported");
-        if (pred == "epsilon")
-            s.prediction = ENG_PRED_EPSILON;
-        else if (pred == "v_prediction")
-            s.prediction = ENG_PRED_V;
-        else
+        if (pred == "v" || eng_prediction_from_name(pred.c_str(), &s.prediction) != ENG_OK)
             raise(ENG_EFORMAT, "scheduler_config.json: prediction_type '%s' is not supported", pred.c_str());
         if (s.T < 2 || s.T > 100000) raise(ENG_EFORMAT, "scheduler_config.json: bad num_train_timesteps");
         if (s.timestep_spacing != "leading" && s.timestep_spacing != "trailing" && s.timestep_spacing != "linspace")
@@ -120,7 +116,7 @@ std::string Schedule::to_json() const {
                   "  \"beta_start\": %.8g,\n  \"beta_end\": %.8g,\n  \"beta_schedule\": \"%s\",\n"
                   "  \"prediction_type\": \"%s\",\n  \"timestep_spacing\": \"%s\",\n"
                   "  \"steps_offset\": %d,\n  \"set_alpha_to_one\": %s,\n  \"clip_sample\": true\n}\n",
-                  T, beta_start, beta_end, beta_schedule.c_str(), prediction == ENG_PRED_V ? "v_prediction" : "epsilon",
+                  T, beta_start, beta_end, beta_schedule.c_str(), eng_prediction_name(prediction),
                   timestep_spacing.c_str(), steps_offset, set_alpha_to_one ? "true" : "false");
     return buf;
 }
@@ -274,8 +270,36 @@ extern "C" const char *eng_strerror(int code) {
     }
 }
 
+static const char *const device_names[ENG_DEVICE_COUNT] = {"auto", "cpu", "cuda"};
+static const char *const prediction_names[ENG_PRED_COUNT] = {"epsilon", "v_prediction"};
+static const char *const sampler_names[ENG_SAMPLER_COUNT] = {"auto", "ddim", "codi"};
+
+extern "C" const char *eng_device_kind_name(eng_device_kind k) {
+    return enum_name(device_names, k);
+}
+
+extern "C" int eng_device_kind_from_name(const char *name, eng_device_kind *out) {
+    return enum_from_name(device_names, name, out);
+}
+
 extern "C" const char *eng_prediction_name(eng_prediction p) {
-    return p == ENG_PRED_V ? "v_prediction" : "epsilon";
+    return enum_name(prediction_names, p);
+}
+
+extern "C" int eng_prediction_from_name(const char *name, eng_prediction *out) {
+    if (name && std::strcmp(name, "v") == 0) {
+        *out = ENG_PRED_V;
+        return ENG_OK;
+    }
+    return enum_from_name(prediction_names, name, out);
+}
+
+extern "C" const char *eng_sampler_name(eng_sampler s) {
+    return enum_name(sampler_names, s);
+}
+
+extern "C" int eng_sampler_from_name(const char *name, eng_sampler *out) {
+    return enum_from_name(sampler_names, name, out);
 }
 
 /* ---- context ----------------------------------------------------------- */
@@ -451,6 +475,11 @@ extern "C" void eng_gen_params_init(eng_gen_params *p) {
     p->eta = 0;
     p->clamp = 1;
     p->sampler = ENG_SAMPLER_AUTO;
+}
+
+extern "C" int eng_default_steps(const eng_model *m, const eng_adapter *a, int evaluation) {
+    if (a && a->distilled) return std::min(ENG_CODI_DEFAULT_STEPS, a->n_grid);
+    return std::min(evaluation ? ENG_DDIM_EVALUATION_STEPS : ENG_DDIM_DEFAULT_STEPS, m->sched.T);
 }
 
 extern "C" void eng_image_free(eng_image *img) {

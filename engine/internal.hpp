@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdarg>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -46,6 +47,19 @@ struct SeededInit {
     std::lock_guard<std::mutex> lock;
     explicit SeededInit(uint64_t seed) : lock(init_mutex()) { torch::manual_seed(seed); }
 };
+
+/* The name / from-name pair of an enum over its table of count names. */
+template <int N> const char *enum_name(const char *const (&names)[N], int v) {
+    return v >= 0 && v < N ? names[v] : "unknown";
+}
+template <int N, typename E> int enum_from_name(const char *const (&names)[N], const char *name, E *out) {
+    for (int i = 0; i < N; i++)
+        if (name && std::strcmp(name, names[i]) == 0) {
+            *out = (E)i;
+            return ENG_OK;
+        }
+    return ENG_EINVAL;
+}
 
 } // namespace eng
 

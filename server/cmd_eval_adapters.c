@@ -49,13 +49,9 @@ static int parse_method(char *spec, method *m) {
     m->sampler = ENG_SAMPLER_AUTO;
     if (colon) {
         *colon = '\0';
-        if (strcmp(colon + 1, "ddim") == 0)
-            m->sampler = ENG_SAMPLER_DDIM;
-        else if (strcmp(colon + 1, "codi") == 0)
-            m->sampler = ENG_SAMPLER_CODI;
-        else if (strcmp(colon + 1, "stochastic") == 0)
+        if (strcmp(colon + 1, "stochastic") == 0)
             m->sampler = ENG_SAMPLER_CODI, m->stochastic = 1;
-        else
+        else if (eng_sampler_from_name(colon + 1, &m->sampler) != ENG_OK)
             return -1;
     }
     return srv_cli_int(at + 1, "--method STEPS", 1, MAX_STEPS, &m->steps);
@@ -161,9 +157,9 @@ static int record_figures(const method *ms, int nm, const char *data, int n, uin
             cJSON *r = cJSON_CreateObject();
             cJSON_AddNumberToObject(r, "steps", me->steps);
             cJSON_AddStringToObject(r, "sampler",
-                                    me->sampler == ENG_SAMPLER_DDIM ? "ddim"
+                                    me->sampler == ENG_SAMPLER_DDIM ? eng_sampler_name(ENG_SAMPLER_DDIM)
                                     : me->stochastic                ? "codi-stochastic"
-                                                                    : "codi");
+                                                                    : eng_sampler_name(ENG_SAMPLER_CODI));
             cJSON_AddNumberToObject(r, "psnr", round(me->psnr * 100) / 100);
             cJSON_AddNumberToObject(r, "ssim", round(me->ssim * 1e4) / 1e4);
             cJSON_AddNumberToObject(r, "consistency", round(me->consistency * 100) / 100);

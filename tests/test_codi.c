@@ -236,10 +236,10 @@ TEST(every_codi_option_trains) {
         eng_train_params p;
         params(&p, ENG_TRAIN_DISTILL, ENG_ADAPTER_LITE, ENG_TASK_DEBLUR);
         p.total_steps = 3;
-        p.ode_from_ema = opt == 0;
-        p.consistency_eps = opt == 1;
+        p.ode_model = opt == 0 ? ENG_ODE_EMA : ENG_ODE_BASE;
+        p.consistency = opt == 1 ? ENG_CONSISTENCY_EPS : ENG_CONSISTENCY_X;
         p.shared_t = opt == 2;
-        p.snr_weight = opt == 3;
+        p.loss_weight = opt == 3 ? ENG_LOSS_WEIGHT_SNR_TRUNC : ENG_LOSS_WEIGHT_NONE;
         eng_trainer *t = NULL;
         eng_error err;
         CHECK(eng_trainer_create_adapter(base, &p, &data, &t, &err) == ENG_OK);
