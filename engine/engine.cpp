@@ -1,6 +1,19 @@
 /*
- * engine.cpp - the C ABI of engine.h over libtorch: context, errors, the base
- * model (load, create, save, forward), the noise schedule, and sampling.
+ * engine.cpp - the C ABI of engine.h over libtorch for the base model and
+ * generation. One translation unit for five concepts (each a section below,
+ * with its design first; a unit of libtorch C++ costs 15-25 s to compile,
+ * so they are not split into files):
+ *
+ *   errors and context  how a torch failure becomes an eng_status, the
+ *                       enum names, the device and thread budget
+ *   schedule            the DDPM forward process of scheduler_config.json
+ *                       and DDIM's timesteps (model.hpp: Schedule)
+ *   noise and images    seeded noise per image, bytes <-> tensors
+ *   model I/O           the diffusers folder: load, create, save, forward
+ *   sampling            DDIM and eng_generate (CoDi's sampler: adapter.cpp)
+ *
+ * Elsewhere: the UNet (unet.cpp), adapters and the CoDi sampler
+ * (adapter.cpp), trainers (train.cpp), conditions (tasks.cpp), metrics.
  */
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -19,6 +32,12 @@
 #include "engine/safetensors.h"
 
 namespace eng {
+
+/* ---- errors and context -------------------------------------------------
+ * Inside the engine a failure is thrown (raise: an eng::Error with a code
+ * and a message; torch throws c10::Error); ENG_GUARD at every extern "C"
+ * entry turns any of them into a code and err->msg, so no exception crosses
+ * engine.h. fail() is the non-throwing form for checks at the entry. */
 
 int fail(eng_error *err, int code, const char *fmt, ...) {
     if (err) {
@@ -45,7 +64,12 @@ void raise(int code, const char *fmt, ...) {
     throw Error{code, buf};
 }
 
-/* ---- schedule ---------------------------------------------------------- */
+/* ---- schedule -------------------------------------------------------------
+ * Parsed once from scheduler_config.json (diffusers' names and defaults):
+ * abar_t is tabulated for t in [0, T) and every lookup is bounds-checked
+ * (Schedule::abar_at, gather_coef), so a bad timestep is an error, never a
+ * read past the table. DDIM's timesteps follow timestep_spacing as
+ * diffusers' DDIMScheduler does. */
 
 Schedule Schedule::parse(const std::string &json) {
     Schedule s;
@@ -161,6 +185,11 @@ void split_prediction(eng_prediction p, const torch::Tensor &z, const torch::Ten
     }
 }
 
+/* ---- noise and images -----------------------------------------------------
+ * Image i of a request is drawn from its own CPU generator seeded seed + i,
+ * on every device, so an image does not depend on its batch; bytes map to
+ * [-1, 1] as x / 127.5 - 1 and back with rounding. */
+
 static at::Generator make_gen(uint64_t seed) {
     return at::detail::createCPUGenerator(seed);
 }
@@ -203,6 +232,13 @@ void tensor_to_images(const torch::Tensor &x, eng_image *out) {
         std::memcpy(out[i].data, u8.data_ptr<uint8_t>() + per * i, per);
     }
 }
+
+/* ---- model I/O ------------------------------------------------------------
+ * A diffusers UNet2DModel folder: config.json, scheduler_config.json
+ * (optional) and diffusion_pytorch_model.safetensors, every key consumed
+ * (unet.cpp). A model is frozen once built (eval, no gradients, on the
+ * context's device) and identified by the hash of its weights, which
+ * adapters name. Files are written to a temporary name, fsynced, renamed. */
 
 static std::string read_file(const std::string &path, bool required) {
     std::ifstream f(path, std::ios::binary);
@@ -254,7 +290,7 @@ void freeze(eng_model *m) {
 
 using namespace eng;
 
-/* ---- names ------------------------------------------------------------- */
+/* ---- errors and context: names and the context ------------------------- */
 
 extern "C" const char *eng_strerror(int code) {
     switch (code) {
@@ -357,7 +393,7 @@ extern "C" int eng_get_threads(void) {
     return at::get_num_threads();
 }
 
-/* ---- model ------------------------------------------------------------- */
+/* ---- model I/O: the ABI ------------------------------------------------- */
 
 extern "C" int eng_model_load(eng_ctx *ctx, const char *dir, eng_model **out, eng_error *err) {
     ENG_GUARD(err, {
@@ -465,7 +501,11 @@ extern "C" int eng_timestep_embedding(const float *t, int n, int dim, int flip_s
     })
 }
 
-/* ---- sampling ---------------------------------------------------------- */
+/* ---- sampling -------------------------------------------------------------
+ * eng_generate draws the noise, builds the condition tensor and runs DDIM
+ * (any adapter or none) or CoDi's K-step sampler (distilled adapters);
+ * the defaults (eng_gen_params_init, eng_default_steps) live here only.
+ * A sample that is not finite is refused rather than sent as black. */
 
 extern "C" void eng_gen_params_init(eng_gen_params *p) {
     std::memset(p, 0, sizeof *p);

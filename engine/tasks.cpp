@@ -97,6 +97,31 @@ torch::Tensor edges_map(const torch::Tensor &x, bool use_canny) {
     return mag.clamp(0, 1) * 2 - 1;
 }
 
+using MaskAccessor = at::TensorAccessor<float, 4>;
+
+/* Mark the disc of radius r around (cy, cx) in mask i, clipped to the image. */
+static void stamp_disc(MaskAccessor &acc, int64_t i, double cy, double cx, double r, int64_t H, int64_t W) {
+    int y0 = std::max(0, (int)(cy - r)), y1 = std::min<int>((int)H - 1, (int)(cy + r));
+    int x0 = std::max(0, (int)(cx - r)), x1 = std::min<int>((int)W - 1, (int)(cx + r));
+    for (int yy = y0; yy <= y1; yy++)
+        for (int xx = x0; xx <= x1; xx++)
+            if ((yy - cy) * (yy - cy) + (xx - cx) * (xx - cx) <= r * r) acc[i][0][yy][xx] = 1;
+}
+
+/* One free-form stroke: segs segments of random angle and length from a
+ * random start, a disc of radius r stamped every half pixel. */
+template <typename Draw> static void draw_stroke(MaskAccessor &acc, int64_t i, int64_t H, int64_t W, Draw &draw) {
+    double y = draw(0, H), x = draw(0, W), r = std::max(1.0, draw(0.04, 0.1) * W);
+    int segs = 3 + (int)draw(0, 4);
+    for (int k = 0; k < segs; k++) {
+        double ang = draw(0, 2 * M_PI), len = draw(0.15, 0.4) * W;
+        for (double d = 0; d <= len; d += 0.5)
+            stamp_disc(acc, i, y + std::sin(ang) * d, x + std::cos(ang) * d, r, H, W);
+        y = std::min<double>(std::max(0.0, y + std::sin(ang) * len), H - 1);
+        x = std::min<double>(std::max(0.0, x + std::cos(ang) * len), W - 1);
+    }
+}
+
 /* Random boxes (half the images) or free-form strokes (the other half); 1 marks the hole. */
 static torch::Tensor inpaint_mask(at::Generator &g, int64_t n, int64_t H, int64_t W) {
     auto m = torch::zeros({n, 1, H, W});
@@ -108,26 +133,10 @@ static torch::Tensor inpaint_mask(at::Generator &g, int64_t n, int64_t H, int64_
             int y0 = (int)draw(0, H - bh), x0 = (int)draw(0, W - bw);
             for (int y = y0; y < y0 + bh; y++)
                 for (int x = x0; x < x0 + bw; x++) acc[i][0][y][x] = 1;
-        } else {
-            int strokes = 1 + (int)draw(0, 3);
-            for (int s = 0; s < strokes; s++) {
-                double y = draw(0, H), x = draw(0, W), r = std::max(1.0, draw(0.04, 0.1) * W);
-                int segs = 3 + (int)draw(0, 4);
-                for (int k = 0; k < segs; k++) {
-                    double ang = draw(0, 2 * M_PI), len = draw(0.15, 0.4) * W;
-                    for (double d = 0; d <= len; d += 0.5) {
-                        double cy = y + std::sin(ang) * d, cx = x + std::cos(ang) * d;
-                        for (int yy = (int)(cy - r); yy <= (int)(cy + r); yy++)
-                            for (int xx = (int)(cx - r); xx <= (int)(cx + r); xx++)
-                                if (yy >= 0 && yy < H && xx >= 0 && xx < W &&
-                                    (yy - cy) * (yy - cy) + (xx - cx) * (xx - cx) <= r * r)
-                                    acc[i][0][yy][xx] = 1;
-                    }
-                    y = std::min<double>(std::max(0.0, y + std::sin(ang) * len), H - 1);
-                    x = std::min<double>(std::max(0.0, x + std::cos(ang) * len), W - 1);
-                }
-            }
+            continue;
         }
+        int strokes = 1 + (int)draw(0, 3);
+        for (int s = 0; s < strokes; s++) draw_stroke(acc, i, H, W, draw);
     }
     return m;
 }
