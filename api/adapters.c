@@ -233,7 +233,9 @@ static void add_sampling(api_app *app, cJSON *a) {
     cJSON_AddStringToObject(s, "sampler", is_distilled ? "codi" : "ddim");
     cJSON_AddNumberToObject(s, "min_steps", 1);
     cJSON_AddNumberToObject(s, "max_steps", max);
-    cJSON_AddNumberToObject(s, "default_steps", is_distilled ? API_GEN_DISTILLED_STEPS_DEFAULT : API_GEN_STEPS_DEFAULT);
+    cJSON_AddNumberToObject(s, "default_steps",
+                            is_distilled ? (max < ENG_CODI_DEFAULT_STEPS ? max : ENG_CODI_DEFAULT_STEPS)
+                                         : ENG_DDIM_DEFAULT_STEPS);
 }
 
 static cJSON *adapter_json(api_app *app, const jobs_adapter_info *a, const api_scrub *scrub) {

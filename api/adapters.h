@@ -3,7 +3,8 @@
  * the registry id, filled lazily by the first generate request that names
  * an adapter, least recently used first out.
  *
- * Threads: loading (eng_adapter_load) and freeing run torch, so they happen
+ * Threads (what the engine allows at once on one model: engine.h,
+ * 'Threads'): loading (eng_adapter_load) and freeing run torch, so they happen
  * on the prepare threads (api/tasks.h) and the batcher thread, never on the
  * event loop; the event loop only marks an entry dead (DELETE) and reads the
  * totals for /metrics. A request holds a reference from acquire until its

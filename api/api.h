@@ -57,10 +57,6 @@ typedef struct api_app {
     atomic_int ready;
 } api_app;
 
-/* Generate's default steps: unconditional and teacher (DDIM), distilled. */
-#define API_GEN_STEPS_DEFAULT           10
-#define API_GEN_DISTILLED_STEPS_DEFAULT 4
-
 extern const api_route api_routes[];
 extern const size_t api_routes_count;
 

@@ -89,14 +89,14 @@ api_status api_capabilities(api_request *r) {
         return api_problem(r, API_SERVICE_UNAVAILABLE, "out of memory");
     }
     cJSON_AddItemToObject(doc, "model", model_json(app));
-    cJSON_AddItemToArray(samplers, sampler_json("ddim", "the base model and teacher adapters", API_GEN_STEPS_DEFAULT,
+    cJSON_AddItemToArray(samplers, sampler_json("ddim", "the base model and teacher adapters", ENG_DDIM_DEFAULT_STEPS,
                                                 app->cfg.max_steps));
     cJSON_AddItemToArray(samplers,
                          sampler_json("codi", "distilled adapters, in 1 to N steps (GET /v1/adapters: sampling)",
-                                      API_GEN_DISTILLED_STEPS_DEFAULT, 0));
+                                      ENG_CODI_DEFAULT_STEPS, 0));
     cJSON_AddItemToObject(doc, "tasks", tasks_json(app));
-    for (int p = 0; p < API_PRE_COUNT; p++)
-        cJSON_AddItemToArray(pre, cJSON_CreateString(api_preprocess_name((api_preprocess)p)));
+    for (int p = 0; p < ENG_PRE_COUNT; p++)
+        cJSON_AddItemToArray(pre, cJSON_CreateString(eng_preprocess_name((eng_preprocess)p)));
     for (int k = ENG_ADAPTER_CONTROLNET; k <= ENG_ADAPTER_LITE; k++)
         cJSON_AddItemToArray(kinds, cJSON_CreateString(eng_adapter_kind_name((eng_adapter_kind)k)));
     cJSON_AddItemToObject(doc, "datasets", datasets_json());

@@ -8,21 +8,6 @@
 
 #include "jobs/dataset.h"
 
-static const char *const preprocess_names[API_PRE_COUNT] = {"none", "canny", "sobel", "gray", "task"};
-
-const char *api_preprocess_name(api_preprocess p) {
-    return (unsigned)p < API_PRE_COUNT ? preprocess_names[p] : "unknown";
-}
-
-int api_preprocess_from_name(const char *name, api_preprocess *out) {
-    for (int i = 0; i < API_PRE_COUNT; i++)
-        if (strcmp(name, preprocess_names[i]) == 0) {
-            *out = (api_preprocess)i;
-            return 0;
-        }
-    return -1;
-}
-
 /* Keys' cubic convolution kernel with a = -0.75 (as torch's bicubic). */
 static double cubic(double x) {
     const double a = -0.75;
@@ -89,33 +74,10 @@ static int fit(const api_cond_params *p, const util_image *img, int channels, ui
     return rc;
 }
 
-static api_status preprocess(const api_cond_params *p, const util_image *img, int want, uint8_t *out, char *msg,
-                             size_t msgsz) {
+/* The photo at the model's size and channels, then the engine's
+ * preprocessing; the request was validated before. */
+static api_status preprocess(const api_cond_params *p, const util_image *img, uint8_t *out, char *msg, size_t msgsz) {
     int ci = p->model_channels, size = p->size;
-    eng_task_params tp = p->task;
-    int made;
-    if (p->preprocess == API_PRE_CANNY || p->preprocess == API_PRE_SOBEL) {
-        eng_task_params_init(&tp, ENG_TASK_EDGES);
-        tp.canny = p->preprocess == API_PRE_CANNY;
-        made = 1;
-    } else if (p->preprocess == API_PRE_GRAY) {
-        made = 1;
-    } else {
-        made = eng_task_cond_channels(&tp, ci);
-    }
-    if (made != want) {
-        snprintf(msg, msgsz, "preprocess: '%s' makes a %d-channel condition; the %s adapter takes %d channels",
-                 api_preprocess_name(p->preprocess), made, eng_task_name(p->task.kind), want);
-        return API_BAD_REQUEST;
-    }
-    if (p->preprocess == API_PRE_GRAY) {
-        if (fit(p, img, 1, out, msg, msgsz) != 0) return API_INTERNAL_SERVER_ERROR;
-        return API_OK;
-    }
-    if (p->preprocess == API_PRE_TASK && p->task.kind == ENG_TASK_COLORIZE && ci != 3) {
-        snprintf(msg, msgsz, "preprocess: 'task' needs an RGB model for colorize");
-        return API_BAD_REQUEST;
-    }
     uint8_t *photo = malloc((size_t)size * size * ci);
     if (!photo) {
         snprintf(msg, msgsz, "out of memory");
@@ -125,9 +87,9 @@ static api_status preprocess(const api_cond_params *p, const util_image *img, in
     if (jobs_image_fit(img->data, img->width, img->height, img->channels, size, ci, photo, msg, msgsz) != 0) {
         st = API_INTERNAL_SERVER_ERROR;
     } else {
-        eng_images in = {1, size, size, ci, photo};
+        eng_images in = {.n = 1, .height = size, .width = size, .channels = ci, .data = photo};
         eng_error err = {0};
-        if (eng_task_apply(&tp, &in, p->seed, out, &err) != ENG_OK) {
+        if (eng_preprocess_apply(&p->task, p->preprocess, &in, NULL, p->seed, out, &err) != ENG_OK) {
             snprintf(msg, msgsz, "preprocess: %s", err.msg);
             st = API_INTERNAL_SERVER_ERROR;
         }
@@ -136,17 +98,42 @@ static api_status preprocess(const api_cond_params *p, const util_image *img, in
     return st;
 }
 
+/* The client's image and mask at the model's size, then the engine's
+ * inpaint layout. */
+static api_status inpaint(const api_cond_params *p, const util_image *img, const util_image *mask, int rgb,
+                          uint8_t *out, char *msg, size_t msgsz) {
+    int size = p->size;
+    uint8_t *pic = malloc((size_t)size * size * rgb), *m = malloc((size_t)size * size);
+    api_status st = API_OK;
+    if (!pic || !m) {
+        snprintf(msg, msgsz, "out of memory");
+        st = API_SERVICE_UNAVAILABLE;
+    } else if (fit(p, img, rgb, pic, msg, msgsz) != 0 || fit(p, mask, 1, m, msg, msgsz) != 0) {
+        st = API_INTERNAL_SERVER_ERROR;
+    } else {
+        eng_images in = {.n = 1, .height = size, .width = size, .channels = rgb, .data = pic};
+        eng_error err = {0};
+        if (eng_preprocess_apply(&p->task, ENG_PRE_NONE, &in, m, 0, out, &err) != ENG_OK) {
+            snprintf(msg, msgsz, "mask: %s", err.msg);
+            st = API_INTERNAL_SERVER_ERROR;
+        }
+    }
+    free(pic);
+    free(m);
+    return st;
+}
+
 api_status api_condition_build(const api_cond_params *p, const util_image *img, const util_image *mask, eng_image *out,
                                char *msg, size_t msgsz) {
     const char *task = eng_task_name(p->task.kind);
     int ci = p->model_channels, size = p->size;
     int want = eng_task_cond_channels(&p->task, ci);
-    int inpaint = p->task.kind == ENG_TASK_INPAINT;
-    if (mask && !inpaint) {
+    int inpainting = p->task.kind == ENG_TASK_INPAINT;
+    if (mask && !inpainting) {
         snprintf(msg, msgsz, "mask: only an inpaint adapter takes a mask (this one is %s)", task);
         return API_BAD_REQUEST;
     }
-    if (inpaint && p->preprocess == API_PRE_NONE && !mask) {
+    if (inpainting && p->preprocess == ENG_PRE_NONE && !mask) {
         snprintf(msg, msgsz, "mask: the inpaint adapter needs a mask (grayscale PNG, white = fill)");
         return API_BAD_REQUEST;
     }
@@ -155,53 +142,43 @@ api_status api_condition_build(const api_cond_params *p, const util_image *img, 
                  channels_word(mask->channels));
         return API_BAD_REQUEST;
     }
+    int rgb = inpainting ? want - 1 : want;
+    if (p->preprocess != ENG_PRE_NONE) {
+        int made = eng_preprocess_channels(&p->task, p->preprocess, ci);
+        if (made != want) {
+            snprintf(msg, msgsz, "preprocess: '%s' makes a %d-channel condition; the %s adapter takes %d channels",
+                     eng_preprocess_name(p->preprocess), made, task, want);
+            return API_BAD_REQUEST;
+        }
+        if (p->preprocess == ENG_PRE_TASK && p->task.kind == ENG_TASK_COLORIZE && ci != 3) {
+            snprintf(msg, msgsz, "preprocess: 'task' needs an RGB model for colorize");
+            return API_BAD_REQUEST;
+        }
+    } else if (want == 1 && img->channels != 1) {
+        snprintf(msg, msgsz,
+                 "image: the %s adapter takes a 1-channel (grayscale) condition; got %d channels (%s); "
+                 "send a grayscale PNG, or set preprocess (%s)",
+                 task, img->channels, channels_word(img->channels),
+                 p->task.kind == ENG_TASK_EDGES ? "canny or sobel" : "gray");
+        return API_BAD_REQUEST;
+    } else if (img->channels < rgb) {
+        snprintf(msg, msgsz, "image: the %s adapter takes a %d-channel (%s) image; got %d channels (%s)", task, rgb,
+                 channels_word(rgb), img->channels, channels_word(img->channels));
+        return API_BAD_REQUEST;
+    }
     uint8_t *data = malloc((size_t)size * size * want);
     if (!data) {
         snprintf(msg, msgsz, "out of memory");
         return API_SERVICE_UNAVAILABLE;
     }
-    *out = (eng_image){size, size, want, data};
+    *out = (eng_image){.width = size, .height = size, .channels = want, .data = data};
     api_status st = API_OK;
-    if (p->preprocess != API_PRE_NONE) {
-        st = preprocess(p, img, want, data, msg, msgsz);
-    } else if (want == 1) {
-        if (img->channels != 1) {
-            snprintf(msg, msgsz,
-                     "image: the %s adapter takes a 1-channel (grayscale) condition; got %d channels (%s); "
-                     "send a grayscale PNG, or set preprocess (%s)",
-                     task, img->channels, channels_word(img->channels),
-                     p->task.kind == ENG_TASK_EDGES ? "canny or sobel" : "gray");
-            st = API_BAD_REQUEST;
-        } else if (fit(p, img, 1, data, msg, msgsz) != 0) {
-            st = API_INTERNAL_SERVER_ERROR;
-        }
-    } else {
-        int rgb = inpaint ? want - 1 : want;
-        if (img->channels < rgb) {
-            snprintf(msg, msgsz, "image: the %s adapter takes a %d-channel (%s) image; got %d channels (%s)", task, rgb,
-                     channels_word(rgb), img->channels, channels_word(img->channels));
-            st = API_BAD_REQUEST;
-        } else if (!inpaint) {
-            if (fit(p, img, rgb, data, msg, msgsz) != 0) st = API_INTERNAL_SERVER_ERROR;
-        } else {
-            uint8_t *pic = malloc((size_t)size * size * rgb), *m = malloc((size_t)size * size);
-            if (!pic || !m) {
-                snprintf(msg, msgsz, "out of memory");
-                st = API_SERVICE_UNAVAILABLE;
-            } else if (fit(p, img, rgb, pic, msg, msgsz) != 0 || fit(p, mask, 1, m, msg, msgsz) != 0) {
-                st = API_INTERNAL_SERVER_ERROR;
-            } else {
-                /* the training condition: x * (1 - m) and the mask, in [-1, 1] stored as bytes */
-                for (size_t i = 0; i < (size_t)size * size; i++) {
-                    int hole = m[i] >= 128;
-                    for (int ch = 0; ch < rgb; ch++) data[i * want + ch] = hole ? 128 : pic[i * rgb + ch];
-                    data[i * want + rgb] = hole ? 255 : 0;
-                }
-            }
-            free(pic);
-            free(m);
-        }
-    }
+    if (p->preprocess != ENG_PRE_NONE)
+        st = preprocess(p, img, data, msg, msgsz);
+    else if (inpainting)
+        st = inpaint(p, img, mask, rgb, data, msg, msgsz);
+    else if (fit(p, img, want, data, msg, msgsz) != 0)
+        st = API_INTERNAL_SERVER_ERROR;
     if (st != API_OK) {
         free(data);
         out->data = NULL;

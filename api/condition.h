@@ -15,7 +15,9 @@
  * "sobel" (edge maps, the edges task), "gray" (luminance, for colorize) or
  * "task" (the adapter's own degradation, seeded: a demo of what it undoes).
  * inpaint takes an RGB image and a grayscale mask, white (>= 128) marking
- * the pixels to fill.
+ * the pixels to fill. This file only validates and resizes: the engine
+ * builds every condition (eng_preprocess_apply), with the code that built
+ * the adapter's training conditions.
  */
 #ifndef CODID_API_CONDITION_H
 #define CODID_API_CONDITION_H
@@ -27,25 +29,11 @@
 #include "engine/engine.h"
 #include "util/png.h"
 
-typedef enum api_preprocess {
-    API_PRE_NONE = 0,
-    API_PRE_CANNY,
-    API_PRE_SOBEL,
-    API_PRE_GRAY,
-    API_PRE_TASK,
-    API_PRE_COUNT
-} api_preprocess;
-
-/* API_PRE_CANNY -> "canny"... */
-const char *api_preprocess_name(api_preprocess p);
-/* "canny" -> API_PRE_CANNY...: 0, or -1 for an unknown name. */
-int api_preprocess_from_name(const char *name, api_preprocess *out);
-
 typedef struct api_cond_params {
     eng_task_params task; /* the adapter's */
     int model_channels;   /* the base model's image channels */
     int size;             /* the model's sample size */
-    api_preprocess preprocess;
+    eng_preprocess preprocess;
     uint64_t seed; /* for preprocess "task" */
 } api_cond_params;
 

@@ -45,7 +45,7 @@ typedef struct gen_input {
     char adapter[ADAPTER_REF_MAX]; /* "" when none */
     uint8_t *image, *mask;         /* PNG bytes (malloc'd), or NULL */
     size_t image_len, mask_len;
-    api_preprocess preprocess;
+    eng_preprocess preprocess;
 } gen_input;
 
 typedef struct gen_job {
@@ -159,7 +159,7 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
                 st = api_problem(r, API_BAD_REQUEST, "return_condition: must be true or false");
             else
                 in->return_condition = cJSON_IsTrue(v);
-        } else if (!cJSON_IsString(v) || api_preprocess_from_name(v->valuestring, &in->preprocess) != 0) {
+        } else if (!cJSON_IsString(v) || eng_preprocess_from_name(v->valuestring, &in->preprocess) != ENG_OK) {
             st = api_problem(r, API_BAD_REQUEST, "preprocess: must be one of none, canny, sobel, gray, task");
         }
     }
@@ -220,7 +220,6 @@ static api_status parse_form(api_request *r, const api_limits *cfg, const char *
 static api_status parse_input(api_request *r, const api_limits *cfg, gen_input *in) {
     memset(in, 0, sizeof *in);
     in->n = 1;
-    in->steps = API_GEN_STEPS_DEFAULT;
     int seen[N_FIELDS] = {0};
 
     const char *ct = api_request_header(r, "Content-Type");
@@ -390,7 +389,7 @@ static void prepare(void *arg) {
     job->req.adapter = a;
     eng_adapter_info info;
     eng_adapter_get_info(a, &info);
-    if (!job->in.steps_given && info.distilled) job->req.steps = API_GEN_DISTILLED_STEPS_DEFAULT;
+    if (!job->in.steps_given) job->req.steps = eng_default_steps(app->model, a, 0);
     if (info.distilled && job->req.steps > info.n_grid) {
         api_problem(r, API_BAD_REQUEST, "steps: adapter '%s' samples in 1..%d steps", job->in.adapter, info.n_grid);
         goto fail;
@@ -485,7 +484,7 @@ api_status api_generate(api_request *r) {
     job->app = app;
     job->want_png = want_png;
     job->req.n = in->n;
-    job->req.steps = in->steps;
+    job->req.steps = in->steps_given ? in->steps : eng_default_steps(app->model, NULL, 0);
     job->req.eta = (float)in->eta;
     job->req.seed_given = in->seed_given;
     job->req.seed = in->seed;

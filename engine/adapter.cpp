@@ -148,9 +148,14 @@ void boundary_scalings(const torch::Tensor &t, int T, torch::Tensor &c_skip, tor
 }
 
 std::vector<int> codi_times(int T, int N, int K) {
+    if (N < 1 || N > T || K < 1 || K > N) raise(ENG_EINVAL, "steps must be in 1..%d for this adapter", N);
     int stride = (N + K - 1) / K;
+    bool strided = (int64_t)(K - 1) * stride <= N - 1;
     std::vector<int> ts;
-    for (int j = 0; j < K; j++) ts.push_back((N - 1 - j * stride) * T / N);
+    for (int j = 0; j < K; j++) {
+        int64_t k = strided ? N - 1 - (int64_t)j * stride : N - 1 - (int64_t)j * (N - 1) / (K - 1);
+        ts.push_back((int)(k * T / N));
+    }
     return ts;
 }
 
@@ -182,7 +187,6 @@ torch::Tensor adapter_condition(eng_adapter *a, const eng_image *cond, int n, in
 torch::Tensor sample_codi(eng_model *m, eng_adapter *a, const eng_gen_params *p, torch::Tensor z,
                           const torch::Tensor &cond, std::vector<at::Generator> &gens) {
     const Schedule &s = m->sched;
-    if (p->steps > a->n_grid) raise(ENG_EINVAL, "steps must be in 1..%d for this adapter", a->n_grid);
     auto ts = codi_times(s.T, a->n_grid, p->steps);
     auto dev = z.device();
     torch::Tensor x0;
@@ -223,14 +227,72 @@ std::unique_ptr<eng_adapter> new_adapter(eng_model *base, eng_adapter_kind kind,
 
 using namespace eng;
 
-extern "C" const char *eng_adapter_kind_name(eng_adapter_kind k) {
-    return k == ENG_ADAPTER_LITE ? "lite" : "controlnet";
-}
+/* ---- the adapter file's metadata ---------------------------------------
+ * codid.base_hash, codid.task (+ codid.factor, codid.canny), codid.kind,
+ * codid.distilled, codid.n_grid, written by eng_trainer_export; the
+ * recipe, the evaluation figures and extra metadata beside them. */
 
 static std::string meta(const st_file &f, const char *key) {
     char buf[4096];
     const char *v = st_metadata_get(&f, key, buf, sizeof buf);
     return v ? v : "";
+}
+
+/* The metadata of an open adapter file; T the base's train steps (0: not
+ * known, the grid unchecked). */
+static eng_adapter_info read_info(const st_file &f, const char *path, int T) {
+    eng_adapter_info info;
+    std::memset(&info, 0, sizeof info);
+    eng_task_kind tk;
+    if (eng_task_from_name(meta(f, "codid.task").c_str(), &tk) != ENG_OK)
+        raise(ENG_EFORMAT, "%s: unknown task '%s'", path, meta(f, "codid.task").c_str());
+    eng_task_params_init(&info.task, tk);
+    if (!meta(f, "codid.factor").empty()) info.task.factor = std::atoi(meta(f, "codid.factor").c_str());
+    if (!meta(f, "codid.canny").empty()) info.task.canny = std::atoi(meta(f, "codid.canny").c_str());
+    std::string kind = meta(f, "codid.kind");
+    if (eng_adapter_kind_from_name(kind.c_str(), &info.kind) != ENG_OK)
+        raise(ENG_EFORMAT, "%s: unknown adapter kind '%s'", path, kind.c_str());
+    info.distilled = meta(f, "codid.distilled") == "1";
+    info.n_grid = std::atoi(meta(f, "codid.n_grid").c_str());
+    if (info.n_grid < 1 || (T > 0 && info.n_grid > T)) info.n_grid = 50;
+    std::snprintf(info.base_hash, sizeof info.base_hash, "%s", meta(f, "codid.base_hash").c_str());
+    return info;
+}
+
+/* codid.* keys without the prefix; values holding JSON objects parsed. */
+static char *metadata_without_prefix(const st_file &f) {
+    cJSON *in = f.metadata_json ? cJSON_Parse(f.metadata_json) : nullptr;
+    cJSON *o = cJSON_CreateObject(), *item;
+    cJSON_ArrayForEach(item, in) {
+        if (!cJSON_IsString(item) || std::strncmp(item->string, "codid.", 6) != 0) continue;
+        const char *v = item->valuestring;
+        cJSON *parsed = v[0] == '{' ? cJSON_Parse(v) : nullptr;
+        cJSON_AddItemToObject(o, item->string + 6, parsed ? parsed : cJSON_CreateString(v));
+    }
+    cJSON_Delete(in);
+    char *text = o ? cJSON_PrintUnformatted(o) : nullptr;
+    cJSON_Delete(o);
+    if (!text) raise(ENG_ENOMEM, "out of memory");
+    /* cJSON allocates with malloc unless told otherwise: the caller frees */
+    return text;
+}
+
+extern "C" int eng_adapter_probe(const char *path, eng_adapter_info *out, char **metadata_json, eng_error *err) {
+    ENG_GUARD(err, {
+        st_file f;
+        char msg[256];
+        int rc = st_open(path, &f, msg, sizeof msg);
+        if (rc != ST_OK) return fail(err, rc == ST_EIO ? ENG_EIO : ENG_EFORMAT, "%s: %s", path, msg);
+        std::unique_ptr<st_file, void (*)(st_file *)> guard(&f, st_close);
+        if (meta(f, "codid.task").empty() || meta(f, "codid.kind").empty() || meta(f, "codid.base_hash").empty())
+            return fail(err, ENG_EFORMAT, "%s is not a codid adapter (no codid.task, codid.kind or codid.base_hash)",
+                        path);
+        eng_adapter_info info = read_info(f, path, 0);
+        if (metadata_json) *metadata_json = metadata_without_prefix(f);
+        *out = info;
+        ok(err);
+        return ENG_OK;
+    })
 }
 
 extern "C" int eng_adapter_load(eng_model *m, const char *path, eng_adapter **out, eng_error *err) {
@@ -244,21 +306,10 @@ extern "C" int eng_adapter_load(eng_model *m, const char *path, eng_adapter **ou
         if (base_hash != m->hash)
             return fail(err, ENG_EMISMATCH, "%s was trained on base model %s, not on the loaded base %s (%s)", path,
                         base_hash.empty() ? "(unknown)" : base_hash.c_str(), m->hash.c_str(), m->name.c_str());
-        eng_task_kind tk;
-        if (eng_task_from_name(meta(f, "codid.task").c_str(), &tk) != ENG_OK)
-            return fail(err, ENG_EFORMAT, "%s: unknown task '%s'", path, meta(f, "codid.task").c_str());
-        eng_task_params task;
-        eng_task_params_init(&task, tk);
-        if (!meta(f, "codid.factor").empty()) task.factor = std::atoi(meta(f, "codid.factor").c_str());
-        if (!meta(f, "codid.canny").empty()) task.canny = std::atoi(meta(f, "codid.canny").c_str());
-        std::string kind = meta(f, "codid.kind");
-        if (kind != "controlnet" && kind != "lite")
-            return fail(err, ENG_EFORMAT, "%s: unknown adapter kind '%s'", path, kind.c_str());
-        auto a =
-            new_adapter(m, kind == "lite" ? ENG_ADAPTER_LITE : ENG_ADAPTER_CONTROLNET, task, m->unet->cfg.in_channels);
-        a->distilled = meta(f, "codid.distilled") == "1";
-        a->n_grid = std::atoi(meta(f, "codid.n_grid").c_str());
-        if (a->n_grid < 1 || a->n_grid > m->sched.T) a->n_grid = 50;
+        eng_adapter_info info = read_info(f, path, m->sched.T);
+        auto a = new_adapter(m, info.kind, info.task, m->unet->cfg.in_channels);
+        a->distilled = info.distilled;
+        a->n_grid = info.n_grid;
         a->metadata_json = f.metadata_json ? f.metadata_json : "{}";
         guard.reset();
         load_state(*a->net, path, "adapter");

@@ -32,8 +32,10 @@ std::shared_ptr<AdapterNet> make_lite(eng_model *base, int cond_channels);
  * c_skip = sigma_d^2 / (u^2 + sigma_d^2), c_out = u / sqrt(u^2 + sigma_d^2). */
 void boundary_scalings(const torch::Tensor &t, int T, torch::Tensor &c_skip, torch::Tensor &c_out);
 
-/* The K sampling times of CoDi: the top of the grid g_k = k T / N strided
- * by ceil(N / K). */
+/* The K sampling times of CoDi (1 <= K <= N), descending, all on the grid
+ * g_k = k T / N: the top of the grid strided by ceil(N / K) where K such
+ * strides fit (K = 1, 2, 4, 8, N of N = 50); else (K = 20 of 50 would run
+ * below g_0) spread evenly from g_{N-1} down to g_0. ENG_EINVAL otherwise. */
 std::vector<int> codi_times(int T, int N, int K);
 
 } // namespace eng

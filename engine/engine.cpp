@@ -1,6 +1,19 @@
 /*
- * engine.cpp - the C ABI of engine.h over libtorch: context, errors, the base
- * model (load, create, save, forward), the noise schedule, and sampling.
+ * engine.cpp - the C ABI of engine.h over libtorch for the base model and
+ * generation. One translation unit for five concepts (each a section below,
+ * with its design first; a unit of libtorch C++ costs 15-25 s to compile,
+ * so they are not split into files):
+ *
+ *   errors and context  how a torch failure becomes an eng_status, the
+ *                       enum names, the device and thread budget
+ *   schedule            the DDPM forward process of scheduler_config.json
+ *                       and DDIM's timesteps (model.hpp: Schedule)
+ *   noise and images    seeded noise per image, bytes <-> tensors
+ *   model I/O           the diffusers folder: load, create, save, forward
+ *   sampling            DDIM and eng_generate (CoDi's sampler: adapter.cpp)
+ *
+ * Elsewhere: the UNet (unet.cpp), adapters and the CoDi sampler
+ * (adapter.cpp), trainers (train.cpp), conditions (tasks.cpp), metrics.
  */
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -19,6 +32,12 @@
 #include "engine/safetensors.h"
 
 namespace eng {
+
+/* ---- errors and context -------------------------------------------------
+ * Inside the engine a failure is thrown (raise: an eng::Error with a code
+ * and a message; torch throws c10::Error); ENG_GUARD at every extern "C"
+ * entry turns any of them into a code and err->msg, so no exception crosses
+ * engine.h. fail() is the non-throwing form for checks at the entry. */
 
 int fail(eng_error *err, int code, const char *fmt, ...) {
     if (err) {
@@ -45,7 +64,12 @@ void raise(int code, const char *fmt, ...) {
     throw Error{code, buf};
 }
 
-/* ---- schedule ---------------------------------------------------------- */
+/* ---- schedule -------------------------------------------------------------
+ * Parsed once from scheduler_config.json (diffusers' names and defaults):
+ * abar_t is tabulated for t in [0, T) and every lookup is bounds-checked
+ * (Schedule::abar_at, gather_coef), so a bad timestep is an error, never a
+ * read past the table. DDIM's timesteps follow timestep_spacing as
+ * diffusers' DDIMScheduler does. */
 
 Schedule Schedule::parse(const std::string &json) {
     Schedule s;
@@ -69,18 +93,14 @@ Schedule Schedule::parse(const std::string &json) {
         s.beta_start = num("beta_start", 1e-4);
         s.beta_end = num("beta_end", 0.02);
         s.beta_schedule = str("beta_schedule", "linear");
-        std::string pred = str("prediction_type", "epsilon");
+        std::string pred = str("prediction_type", eng_prediction_name(ENG_PRED_EPSILON));
         s.timestep_spacing = str("timestep_spacing", "leading");
         s.steps_offset = (int)num("steps_offset", 0);
         const cJSON *sa = cJSON_GetObjectItemCaseSensitive(o, "set_alpha_to_one");
         if (cJSON_IsBool(sa)) s.set_alpha_to_one = cJSON_IsTrue(sa);
         cJSON_Delete(o);
         if (has_trained_betas) raise(ENG_EFORMAT, "scheduler_config.json: trained_betas are not supported");
-        if (pred == "epsilon")
-            s.prediction = ENG_PRED_EPSILON;
-        else if (pred == "v_prediction")
-            s.prediction = ENG_PRED_V;
-        else
+        if (pred == "v" || eng_prediction_from_name(pred.c_str(), &s.prediction) != ENG_OK)
             raise(ENG_EFORMAT, "scheduler_config.json: prediction_type '%s' is not supported", pred.c_str());
         if (s.T < 2 || s.T > 100000) raise(ENG_EFORMAT, "scheduler_config.json: bad num_train_timesteps");
         if (s.timestep_spacing != "leading" && s.timestep_spacing != "trailing" && s.timestep_spacing != "linspace")
@@ -120,7 +140,7 @@ std::string Schedule::to_json() const {
                   "  \"beta_start\": %.8g,\n  \"beta_end\": %.8g,\n  \"beta_schedule\": \"%s\",\n"
                   "  \"prediction_type\": \"%s\",\n  \"timestep_spacing\": \"%s\",\n"
                   "  \"steps_offset\": %d,\n  \"set_alpha_to_one\": %s,\n  \"clip_sample\": true\n}\n",
-                  T, beta_start, beta_end, beta_schedule.c_str(), prediction == ENG_PRED_V ? "v_prediction" : "epsilon",
+                  T, beta_start, beta_end, beta_schedule.c_str(), eng_prediction_name(prediction),
                   timestep_spacing.c_str(), steps_offset, set_alpha_to_one ? "true" : "false");
     return buf;
 }
@@ -145,7 +165,11 @@ torch::Tensor gather_coef(const std::vector<double> &table, const torch::Tensor 
     auto out = torch::empty({idx.numel(), 1, 1, 1}, torch::kFloat32);
     const int64_t *ip = idx.data_ptr<int64_t>();
     float *op = out.data_ptr<float>();
-    for (int64_t i = 0; i < idx.numel(); i++) op[i] = (float)table[ip[i]];
+    for (int64_t i = 0; i < idx.numel(); i++) {
+        if (ip[i] < 0 || ip[i] >= (int64_t)table.size())
+            raise(ENG_EINTERNAL, "timestep %lld is outside the schedule's 0..%zu", (long long)ip[i], table.size() - 1);
+        op[i] = (float)table[ip[i]];
+    }
     return out.to(dev);
 }
 
@@ -160,6 +184,11 @@ void split_prediction(eng_prediction p, const torch::Tensor &z, const torch::Ten
         x0 = (z - sigma * out) / alpha;
     }
 }
+
+/* ---- noise and images -----------------------------------------------------
+ * Image i of a request is drawn from its own CPU generator seeded seed + i,
+ * on every device, so an image does not depend on its batch; bytes map to
+ * [-1, 1] as x / 127.5 - 1 and back with rounding. */
 
 static at::Generator make_gen(uint64_t seed) {
     return at::detail::createCPUGenerator(seed);
@@ -203,6 +232,13 @@ void tensor_to_images(const torch::Tensor &x, eng_image *out) {
         std::memcpy(out[i].data, u8.data_ptr<uint8_t>() + per * i, per);
     }
 }
+
+/* ---- model I/O ------------------------------------------------------------
+ * A diffusers UNet2DModel folder: config.json, scheduler_config.json
+ * (optional) and diffusion_pytorch_model.safetensors, every key consumed
+ * (unet.cpp). A model is frozen once built (eval, no gradients, on the
+ * context's device) and identified by the hash of its weights, which
+ * adapters name. Files are written to a temporary name, fsynced, renamed. */
 
 static std::string read_file(const std::string &path, bool required) {
     std::ifstream f(path, std::ios::binary);
@@ -254,25 +290,7 @@ void freeze(eng_model *m) {
 
 using namespace eng;
 
-/* ---- names ------------------------------------------------------------- */
-
-extern "C" const char *eng_strerror(int code) {
-    switch (code) {
-        case ENG_OK: return "ok";
-        case ENG_EINVAL: return "invalid argument";
-        case ENG_EIO: return "i/o error";
-        case ENG_EFORMAT: return "malformed file or config";
-        case ENG_ENOMEM: return "out of memory";
-        case ENG_EMISMATCH: return "weights do not fit the model";
-        case ENG_ECANCELLED: return "cancelled";
-        case ENG_EINTERNAL: return "internal engine error";
-        default: return "unknown error";
-    }
-}
-
-extern "C" const char *eng_prediction_name(eng_prediction p) {
-    return p == ENG_PRED_V ? "v_prediction" : "epsilon";
-}
+/* ---- errors and context: names and the context ------------------------- */
 
 /* ---- context ----------------------------------------------------------- */
 
@@ -329,7 +347,7 @@ extern "C" int eng_get_threads(void) {
     return at::get_num_threads();
 }
 
-/* ---- model ------------------------------------------------------------- */
+/* ---- model I/O: the ABI ------------------------------------------------- */
 
 extern "C" int eng_model_load(eng_ctx *ctx, const char *dir, eng_model **out, eng_error *err) {
     ENG_GUARD(err, {
@@ -437,7 +455,11 @@ extern "C" int eng_timestep_embedding(const float *t, int n, int dim, int flip_s
     })
 }
 
-/* ---- sampling ---------------------------------------------------------- */
+/* ---- sampling -------------------------------------------------------------
+ * eng_generate draws the noise, builds the condition tensor and runs DDIM
+ * (any adapter or none) or CoDi's K-step sampler (distilled adapters);
+ * the defaults (eng_gen_params_init, eng_default_steps) live here only.
+ * A sample that is not finite is refused rather than sent as black. */
 
 extern "C" void eng_gen_params_init(eng_gen_params *p) {
     std::memset(p, 0, sizeof *p);
@@ -447,6 +469,11 @@ extern "C" void eng_gen_params_init(eng_gen_params *p) {
     p->eta = 0;
     p->clamp = 1;
     p->sampler = ENG_SAMPLER_AUTO;
+}
+
+extern "C" int eng_default_steps(const eng_model *m, const eng_adapter *a, int evaluation) {
+    if (a && a->distilled) return std::min(ENG_CODI_DEFAULT_STEPS, a->n_grid);
+    return std::min(evaluation ? ENG_DDIM_EVALUATION_STEPS : ENG_DDIM_DEFAULT_STEPS, m->sched.T);
 }
 
 extern "C" void eng_image_free(eng_image *img) {
@@ -477,7 +504,7 @@ static torch::Tensor sample_ddim(eng_model *m, eng_adapter *a, const eng_gen_par
     torch::Tensor x0, eps;
     for (size_t i = 0; i < ts.size(); i++) {
         int t = ts[i], prev = i + 1 < ts.size() ? ts[i + 1] : -1;
-        double at = s.abar[t], ap = s.abar_prev(prev);
+        double at = s.abar_at(t), ap = s.abar_prev(prev);
         auto tv = torch::full({z.size(0)}, (float)t, torch::TensorOptions().device(dev));
         auto out = model_output(m, a, z, tv, cond);
         split_prediction(s.prediction, z, out, torch::scalar_tensor(std::sqrt(at), dev),
@@ -530,6 +557,9 @@ extern "C" int eng_generate(eng_model *m, eng_adapter *a, const eng_gen_params *
         } else {
             x = sample_ddim(m, a, p, z, ct, gens);
         }
+        /* a NaN would leave as a black image answered 200: refuse it */
+        if (!torch::isfinite(x).all().item<bool>())
+            return fail(err, ENG_EINTERNAL, "sampling produced non-finite values");
         tensor_to_images(x, out);
         ok(err);
         return ENG_OK;

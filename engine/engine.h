@@ -16,6 +16,34 @@
  *     set only what they change.
  *   - Images cross as 8-bit, interleaved (height, width, channels) buffers,
  *     tensors as float32 in (n, c, h, w) order.
+ *   - Every enum has a *_name() / *_from_name() pair and a *_COUNT; callers
+ *     spell an option with those, never with a table of their own.
+ *   - Defaults (parameters, sampling steps) are decided here: *_params_init
+ *     and eng_default_steps; callers ask instead of restating them.
+ *
+ * Threads
+ *   What may run at once on one eng_model m (the daemon runs all of these:
+ *   the batcher generates, workers train adapters, prepare threads load
+ *   them; see api/batcher.c, jobs/worker.c, api/adapters.h):
+ *   - m is read-only once loaded or created. Any number of threads may at
+ *     once call eng_generate and eng_model_forward on m, load and free
+ *     adapters on m (eng_adapter_load), and create, step, checkpoint and
+ *     export adapter trainers on m (eng_trainer_create_adapter): every
+ *     trainer holds its own adapter, EMA and optimizer; the base's weights
+ *     are shared, never written.
+ *   - One object, one thread at a time: an eng_adapter, an eng_trainer or
+ *     an eng_classifier is used by a single thread at a time (the batcher
+ *     is the one generating thread of an adapter; a worker owns its
+ *     trainer). eng_model_get_info and the *_info / *_json getters only
+ *     read and may run beside anything.
+ *   - Never at once: freeing an object while another call uses it;
+ *     eng_model_free while an adapter or trainer made on m still lives.
+ *   - Seeded constructions (eng_model_create, trainer creation) take an
+ *     internal lock, so concurrent ones still get the weights their seed
+ *     promises.
+ *   - Intra-op threads are per calling OS thread (eng_set_threads): set
+ *     them on each thread that calls the engine. Callbacks (progress) run
+ *     on the calling thread.
  */
 #ifndef CODID_ENGINE_H
 #define CODID_ENGINE_H
@@ -43,6 +71,7 @@ typedef struct eng_error {
     char msg[256];
 } eng_error;
 
+/* libuv style: a text for each code (no *_COUNT: codes are negative) */
 const char *eng_strerror(int code);
 
 /* ---- context: device and threads ------------------------------------- */
@@ -52,8 +81,13 @@ typedef struct eng_ctx eng_ctx;
 typedef enum eng_device_kind {
     ENG_DEVICE_AUTO = 0, /* CUDA when the libtorch build and machine have it */
     ENG_DEVICE_CPU = 1,
-    ENG_DEVICE_CUDA = 2
+    ENG_DEVICE_CUDA = 2,
+    ENG_DEVICE_COUNT
 } eng_device_kind;
+
+/* "auto", "cpu", "cuda" */
+const char *eng_device_kind_name(eng_device_kind k);
+int eng_device_kind_from_name(const char *name, eng_device_kind *out);
 
 typedef struct eng_ctx_params {
     eng_device_kind device;
@@ -74,10 +108,15 @@ int eng_get_threads(void);
 /* ---- the frozen base model -------------------------------------------- */
 
 typedef struct eng_model eng_model;
+typedef struct eng_adapter eng_adapter; /* below, 'adapters' */
 
-typedef enum eng_prediction { ENG_PRED_EPSILON = 0, ENG_PRED_V = 1 } eng_prediction;
+typedef enum eng_prediction { ENG_PRED_EPSILON = 0, ENG_PRED_V = 1, ENG_PRED_COUNT } eng_prediction;
 
+/* diffusers' prediction_type: "epsilon", "v_prediction" */
 const char *eng_prediction_name(eng_prediction p);
+/* Also takes "v", the spelling job specs stored before v_prediction was the
+ * only one may hold (their rows are parsed again when a job resumes). */
+int eng_prediction_from_name(const char *name, eng_prediction *out);
 
 typedef struct eng_model_info {
     int in_channels;
@@ -138,8 +177,13 @@ typedef struct eng_images {
 typedef enum eng_sampler {
     ENG_SAMPLER_AUTO = 0, /* CoDi for distilled adapters, DDIM otherwise */
     ENG_SAMPLER_DDIM = 1,
-    ENG_SAMPLER_CODI = 2
+    ENG_SAMPLER_CODI = 2,
+    ENG_SAMPLER_COUNT
 } eng_sampler;
+
+/* "auto", "ddim", "codi" */
+const char *eng_sampler_name(eng_sampler s);
+int eng_sampler_from_name(const char *name, eng_sampler *out);
 
 typedef struct eng_gen_params {
     int n;          /* images to produce */
@@ -156,7 +200,15 @@ typedef struct eng_gen_params {
 
 void eng_gen_params_init(eng_gen_params *p);
 
-typedef struct eng_adapter eng_adapter;
+#define ENG_CODI_DEFAULT_STEPS    4  /* CODI.md: 4-step CoDi is the paper's figure */
+#define ENG_DDIM_DEFAULT_STEPS    10 /* generation without a distilled adapter */
+#define ENG_DDIM_EVALUATION_STEPS 50 /* evaluation of DDIM: the paper's 50-step reference */
+
+/* The sampling steps to use when a caller was given none: a distilled
+ * adapter (a NULL a: the base) samples with CoDi in ENG_CODI_DEFAULT_STEPS
+ * (at most its N); otherwise DDIM, in ENG_DDIM_DEFAULT_STEPS to generate
+ * and ENG_DDIM_EVALUATION_STEPS when evaluating (evaluation non-zero). */
+int eng_default_steps(const eng_model *m, const eng_adapter *a, int evaluation);
 
 /* Sample p->n images. cond: NULL for unconditional sampling (adapter NULL),
  * else one condition image per output (p->n of them) already at the model's
@@ -176,11 +228,13 @@ typedef enum eng_task_kind {
     ENG_TASK_COLORIZE = 3,
     ENG_TASK_EDGES = 4,
     ENG_TASK_DEBLUR = 5,
-    ENG_TASK_DENOISE = 6
+    ENG_TASK_DENOISE = 6,
+    ENG_TASK_COUNT
 } eng_task_kind;
 
 const char *eng_task_name(eng_task_kind k);
-/* ENG_OK and *out set, or ENG_EINVAL for an unknown name */
+/* ENG_OK and *out set, or ENG_EINVAL for an unknown name ("none" included:
+ * no adapter has that task) */
 int eng_task_from_name(const char *name, eng_task_kind *out);
 
 typedef struct eng_task_params {
@@ -197,15 +251,55 @@ int eng_task_cond_channels(const eng_task_params *p, int image_channels);
 
 /* Build the condition of each image of `in` (seeded: the same seed gives the
  * same masks, blur radii and noise). cond_out receives
- * in->n * h * w * eng_task_cond_channels() bytes. Also the server-side
- * preprocessing (edges from a photo, luminance of a colour image). */
+ * in->n * h * w * eng_task_cond_channels() bytes. */
 int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed, uint8_t *cond_out, eng_error *err);
+
+/* Conditions from a client's image (generate's `preprocess`): built here
+ * and only here, by the code that builds the training conditions, so that
+ * what is served is what the adapter was trained on. */
+typedef enum eng_preprocess {
+    ENG_PRE_NONE = 0,  /* the image is the condition; inpaint: image + mask */
+    ENG_PRE_CANNY = 1, /* the edges task's Canny map of the image */
+    ENG_PRE_SOBEL = 2, /* the edges task's Sobel map */
+    ENG_PRE_GRAY = 3,  /* luminance as the colorize task computes it */
+    ENG_PRE_TASK = 4,  /* the adapter's own seeded degradation */
+    ENG_PRE_COUNT
+} eng_preprocess;
+
+/* "none", "canny", "sobel", "gray", "task" */
+const char *eng_preprocess_name(eng_preprocess p);
+/* ENG_OK and *out set, or ENG_EINVAL for an unknown name */
+int eng_preprocess_from_name(const char *name, eng_preprocess *out);
+/* Channels of the condition `pre` makes for an adapter of task p from
+ * c-channel images (compare with eng_task_cond_channels to validate). */
+int eng_preprocess_channels(const eng_task_params *p, eng_preprocess pre, int image_channels);
+
+/* The condition of each image of `in` for an adapter of task p, as `pre`
+ * builds it: cond_out receives in->n * h * w * eng_preprocess_channels()
+ * bytes. ENG_PRE_NONE copies the images, except for inpaint, where mask
+ * (in->n * h * w bytes; >= 128 marks a pixel to fill) makes the layout of
+ * the training condition: the image with the hole zeroed, then the mask.
+ * mask is read for that case only (NULL otherwise). ENG_PRE_TASK is
+ * eng_task_apply with seed. */
+int eng_preprocess_apply(const eng_task_params *p, eng_preprocess pre, const eng_images *in, const uint8_t *mask,
+                         uint64_t seed, uint8_t *cond_out, eng_error *err);
+
+/* The task's plain non-diffusion reference (CODI.md 'The baselines') made
+ * from its conditions (c-channel images, c = eng_task_cond_channels of
+ * out_channels): the sr condition itself (bicubic), the hole filled with
+ * the mean of the known pixels, luminance as grey, the degraded image for
+ * deblur and denoise. out receives cond->n images of out_channels.
+ * ENG_EINVAL for edges, which have none. */
+int eng_task_reference(const eng_task_params *p, const eng_images *cond, int out_channels, uint8_t *out,
+                       eng_error *err);
 
 /* ---- adapters --------------------------------------------------------- */
 
-typedef enum eng_adapter_kind { ENG_ADAPTER_CONTROLNET = 0, ENG_ADAPTER_LITE = 1 } eng_adapter_kind;
+typedef enum eng_adapter_kind { ENG_ADAPTER_CONTROLNET = 0, ENG_ADAPTER_LITE = 1, ENG_ADAPTER_COUNT } eng_adapter_kind;
 
+/* "controlnet", "lite" */
 const char *eng_adapter_kind_name(eng_adapter_kind k);
+int eng_adapter_kind_from_name(const char *name, eng_adapter_kind *out);
 
 typedef struct eng_adapter_info {
     eng_adapter_kind kind;
@@ -220,6 +314,13 @@ typedef struct eng_adapter_info {
 /* Load an adapter file onto base m; refused (ENG_EMISMATCH) when the file
  * names another base. */
 int eng_adapter_load(eng_model *m, const char *path, eng_adapter **out, eng_error *err);
+/* What an adapter file says of itself, read without a base (registering a
+ * file, say): *out as eng_adapter_get_info would fill it, parameters and
+ * memory_bytes 0 (known once loaded). ENG_EFORMAT for a file that is no
+ * codid adapter. metadata_json (may be NULL) receives the file's codid.*
+ * keys as a JSON object text without the prefix, values that hold JSON
+ * objects parsed (the recipe, the evaluation figures...); free() it. */
+int eng_adapter_probe(const char *path, eng_adapter_info *out, char **metadata_json, eng_error *err);
 void eng_adapter_get_info(const eng_adapter *a, eng_adapter_info *out);
 /* the file's __metadata__ as a JSON object text (owned by the adapter) */
 const char *eng_adapter_metadata_json(const eng_adapter *a);
@@ -233,10 +334,38 @@ typedef enum eng_train_kind {
     ENG_TRAIN_PRETRAIN = 0, /* unconditional DDPM loss on the whole UNet */
     ENG_TRAIN_DISTILL = 1,  /* CoDi, single stage, adapter only */
     ENG_TRAIN_TEACHER = 2,  /* plain diffusion loss, adapter only */
-    ENG_TRAIN_CM2 = 3       /* consistency distillation from a teacher adapter */
+    ENG_TRAIN_CM2 = 3,      /* consistency distillation from a teacher adapter */
+    ENG_TRAIN_COUNT
 } eng_train_kind;
 
+/* "pretrain", "distill", "teacher", "cm2" */
 const char *eng_train_kind_name(eng_train_kind k);
+int eng_train_kind_from_name(const char *name, eng_train_kind *out);
+
+/* CoDi's options (CODI.md 'One training step of CoDi'). */
+typedef enum eng_ode_model {
+    ENG_ODE_BASE = 0, /* step 4: the frozen unconditional base ("base") */
+    ENG_ODE_EMA = 1,  /* the EMA conditional model ("ema") */
+    ENG_ODE_COUNT
+} eng_ode_model;
+const char *eng_ode_model_name(eng_ode_model v);
+int eng_ode_model_from_name(const char *name, eng_ode_model *out);
+
+typedef enum eng_consistency_space {
+    ENG_CONSISTENCY_X = 0,   /* step 7: compare clean images ("x") */
+    ENG_CONSISTENCY_EPS = 1, /* compare the implied noises ("eps") */
+    ENG_CONSISTENCY_COUNT
+} eng_consistency_space;
+const char *eng_consistency_space_name(eng_consistency_space v);
+int eng_consistency_space_from_name(const char *name, eng_consistency_space *out);
+
+typedef enum eng_loss_weight {
+    ENG_LOSS_WEIGHT_NONE = 0,      /* "none" */
+    ENG_LOSS_WEIGHT_SNR_TRUNC = 1, /* step 7: min(1, SNR(t)) on both terms ("snr_trunc") */
+    ENG_LOSS_WEIGHT_COUNT
+} eng_loss_weight;
+const char *eng_loss_weight_name(eng_loss_weight v);
+int eng_loss_weight_from_name(const char *name, eng_loss_weight *out);
 
 typedef struct eng_train_params {
     eng_train_kind kind;
@@ -255,13 +384,13 @@ typedef struct eng_train_params {
     eng_adapter_kind adapter_kind;
     eng_task_params task;
     /* CoDi (CODI.md) */
-    int n_grid;               /* N, default 50 */
-    float lambda;             /* weight of the data term, default 1 */
-    int ode_from_ema;         /* step 4: 0 frozen base, 1 EMA conditional model */
-    int consistency_eps;      /* step 7: compare implied noises instead of x */
-    int shared_t;             /* step 2: one t per batch */
-    int snr_weight;           /* step 7: min(1, SNR(t)) weighting */
-    const char *teacher_path; /* cm2: the teacher adapter file */
+    int n_grid;                        /* N, default 50 */
+    float lambda;                      /* weight of the data term, default 1 */
+    eng_ode_model ode_model;           /* step 4 */
+    eng_consistency_space consistency; /* step 7 */
+    int shared_t;                      /* step 2: one t per batch */
+    eng_loss_weight loss_weight;       /* step 7 */
+    const char *teacher_path;          /* cm2: the teacher adapter file */
 } eng_train_params;
 
 void eng_train_params_init(eng_train_params *p, eng_train_kind kind);

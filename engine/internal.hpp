@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdarg>
+#include <cstring>
 #include <mutex>
 #include <string>
 

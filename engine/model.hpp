@@ -25,12 +25,18 @@ struct Schedule {
     std::string json;
 
     static Schedule parse(const std::string &json); /* "" gives the defaults */
-    double alpha(int t) const { return t < 0 ? 1.0 : std::sqrt(abar[t]); }
-    double sigma(int t) const { return t < 0 ? 0.0 : std::sqrt(1.0 - abar[t]); }
+    /* abar_t for t in [0, T); ENG_EINTERNAL for any other t */
+    double abar_at(int t) const {
+        if (t < 0 || t >= T) raise(ENG_EINTERNAL, "timestep %d is outside the schedule's 0..%d", t, T - 1);
+        return abar[t];
+    }
+    /* t < 0 is the end of sampling: alpha 1, sigma 0 */
+    double alpha(int t) const { return t < 0 ? 1.0 : std::sqrt(abar_at(t)); }
+    double sigma(int t) const { return t < 0 ? 0.0 : std::sqrt(1.0 - abar_at(t)); }
     /* DDIM's K timesteps, descending, per timestep_spacing */
     std::vector<int> ddim_timesteps(int K) const;
     /* abar at DDIM's previous time (final_alpha_cumprod below zero) */
-    double abar_prev(int t) const { return t >= 0 ? abar[t] : (set_alpha_to_one ? 1.0 : abar[0]); }
+    double abar_prev(int t) const { return t >= 0 ? abar_at(t) : (set_alpha_to_one ? 1.0 : abar[0]); }
     std::string to_json() const;
 };
 

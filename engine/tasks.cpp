@@ -97,6 +97,31 @@ torch::Tensor edges_map(const torch::Tensor &x, bool use_canny) {
     return mag.clamp(0, 1) * 2 - 1;
 }
 
+using MaskAccessor = at::TensorAccessor<float, 4>;
+
+/* Mark the disc of radius r around (cy, cx) in mask i, clipped to the image. */
+static void stamp_disc(MaskAccessor &acc, int64_t i, double cy, double cx, double r, int64_t H, int64_t W) {
+    int y0 = std::max(0, (int)(cy - r)), y1 = std::min<int>((int)H - 1, (int)(cy + r));
+    int x0 = std::max(0, (int)(cx - r)), x1 = std::min<int>((int)W - 1, (int)(cx + r));
+    for (int yy = y0; yy <= y1; yy++)
+        for (int xx = x0; xx <= x1; xx++)
+            if ((yy - cy) * (yy - cy) + (xx - cx) * (xx - cx) <= r * r) acc[i][0][yy][xx] = 1;
+}
+
+/* One free-form stroke: segs segments of random angle and length from a
+ * random start, a disc of radius r stamped every half pixel. */
+template <typename Draw> static void draw_stroke(MaskAccessor &acc, int64_t i, int64_t H, int64_t W, Draw &draw) {
+    double y = draw(0, H), x = draw(0, W), r = std::max(1.0, draw(0.04, 0.1) * W);
+    int segs = 3 + (int)draw(0, 4);
+    for (int k = 0; k < segs; k++) {
+        double ang = draw(0, 2 * M_PI), len = draw(0.15, 0.4) * W;
+        for (double d = 0; d <= len; d += 0.5)
+            stamp_disc(acc, i, y + std::sin(ang) * d, x + std::cos(ang) * d, r, H, W);
+        y = std::min<double>(std::max(0.0, y + std::sin(ang) * len), H - 1);
+        x = std::min<double>(std::max(0.0, x + std::cos(ang) * len), W - 1);
+    }
+}
+
 /* Random boxes (half the images) or free-form strokes (the other half); 1 marks the hole. */
 static torch::Tensor inpaint_mask(at::Generator &g, int64_t n, int64_t H, int64_t W) {
     auto m = torch::zeros({n, 1, H, W});
@@ -108,26 +133,10 @@ static torch::Tensor inpaint_mask(at::Generator &g, int64_t n, int64_t H, int64_
             int y0 = (int)draw(0, H - bh), x0 = (int)draw(0, W - bw);
             for (int y = y0; y < y0 + bh; y++)
                 for (int x = x0; x < x0 + bw; x++) acc[i][0][y][x] = 1;
-        } else {
-            int strokes = 1 + (int)draw(0, 3);
-            for (int s = 0; s < strokes; s++) {
-                double y = draw(0, H), x = draw(0, W), r = std::max(1.0, draw(0.04, 0.1) * W);
-                int segs = 3 + (int)draw(0, 4);
-                for (int k = 0; k < segs; k++) {
-                    double ang = draw(0, 2 * M_PI), len = draw(0.15, 0.4) * W;
-                    for (double d = 0; d <= len; d += 0.5) {
-                        double cy = y + std::sin(ang) * d, cx = x + std::cos(ang) * d;
-                        for (int yy = (int)(cy - r); yy <= (int)(cy + r); yy++)
-                            for (int xx = (int)(cx - r); xx <= (int)(cx + r); xx++)
-                                if (yy >= 0 && yy < H && xx >= 0 && xx < W &&
-                                    (yy - cy) * (yy - cy) + (xx - cx) * (xx - cx) <= r * r)
-                                    acc[i][0][yy][xx] = 1;
-                    }
-                    y = std::min<double>(std::max(0.0, y + std::sin(ang) * len), H - 1);
-                    x = std::min<double>(std::max(0.0, x + std::cos(ang) * len), W - 1);
-                }
-            }
+            continue;
         }
+        int strokes = 1 + (int)draw(0, 3);
+        for (int s = 0; s < strokes; s++) draw_stroke(acc, i, H, W, draw);
     }
     return m;
 }
@@ -145,15 +154,18 @@ torch::Tensor upsample_bicubic(const torch::Tensor &x, int64_t H, int64_t W) {
         .clamp(-1, 1);
 }
 
+/* The inpaint condition: the image with the hole (m = 1) zeroed, then the
+ * mask in [-1, 1] as one more channel. */
+static torch::Tensor inpaint_condition(const torch::Tensor &x, const torch::Tensor &m) {
+    return torch::cat({x * (1 - m), m * 2 - 1}, 1);
+}
+
 torch::Tensor build_condition(const eng_task_params &p, const torch::Tensor &x, at::Generator &g) {
     int64_t n = x.size(0), H = x.size(2), W = x.size(3);
     auto dev = x.device();
     switch (p.kind) {
         case ENG_TASK_SR: return sr_condition(x, p.factor);
-        case ENG_TASK_INPAINT: {
-            auto m = inpaint_mask(g, n, H, W).to(dev);
-            return torch::cat({x * (1 - m), m * 2 - 1}, 1);
-        }
+        case ENG_TASK_INPAINT: return inpaint_condition(x, inpaint_mask(g, n, H, W).to(dev));
         case ENG_TASK_COLORIZE: return luminance(x);
         case ENG_TASK_EDGES: return edges_map(x, p.canny != 0);
         case ENG_TASK_DEBLUR: return gaussian_blur(x, uniform(g, n, 0.5, std::max(0.5f, p.max_sigma)));
@@ -176,37 +188,8 @@ void validate_task(const eng_task_params &p, int image_channels) {
 
 using namespace eng;
 
-static const char *const task_names[] = {"none", "sr", "inpaint", "colorize", "edges", "deblur", "denoise"};
-
-extern "C" const char *eng_task_name(eng_task_kind k) {
-    return (unsigned)k < sizeof task_names / sizeof *task_names ? task_names[k] : "unknown";
-}
-
-extern "C" int eng_task_from_name(const char *name, eng_task_kind *out) {
-    for (unsigned i = 1; i < sizeof task_names / sizeof *task_names; i++)
-        if (name && std::strcmp(name, task_names[i]) == 0) {
-            *out = (eng_task_kind)i;
-            return ENG_OK;
-        }
-    return ENG_EINVAL;
-}
-
-extern "C" void eng_task_params_init(eng_task_params *p, eng_task_kind kind) {
-    std::memset(p, 0, sizeof *p);
-    p->kind = kind;
-    p->factor = 4;
-    p->canny = 1;
-    p->max_sigma = 2.0f;
-    p->max_noise = 0.3f;
-}
-
-extern "C" int eng_task_cond_channels(const eng_task_params *p, int image_channels) {
-    switch (p->kind) {
-        case ENG_TASK_INPAINT: return image_channels + 1;
-        case ENG_TASK_COLORIZE:
-        case ENG_TASK_EDGES: return 1;
-        default: return image_channels;
-    }
+static torch::Tensor to_bytes(const torch::Tensor &c) {
+    return c.clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
 }
 
 extern "C" int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed, uint8_t *cond_out,
@@ -218,9 +201,89 @@ extern "C" int eng_task_apply(const eng_task_params *p, const eng_images *in, ui
         torch::NoGradGuard ng;
         auto x = images_to_tensor(in->data, in->n, in->height, in->width, in->channels, torch::kCPU);
         auto g = at::detail::createCPUGenerator(seed);
-        auto c = build_condition(*p, x, g);
-        auto u8 = c.clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+        auto u8 = to_bytes(build_condition(*p, x, g));
         std::memcpy(cond_out, u8.data_ptr<uint8_t>(), (size_t)u8.numel());
+        ok(err);
+        return ENG_OK;
+    })
+}
+
+extern "C" int eng_preprocess_channels(const eng_task_params *p, eng_preprocess pre, int image_channels) {
+    switch (pre) {
+        case ENG_PRE_CANNY:
+        case ENG_PRE_SOBEL:
+        case ENG_PRE_GRAY: return 1;
+        default: return eng_task_cond_channels(p, image_channels);
+    }
+}
+
+extern "C" int eng_preprocess_apply(const eng_task_params *p, eng_preprocess pre, const eng_images *in,
+                                    const uint8_t *mask, uint64_t seed, uint8_t *cond_out, eng_error *err) {
+    ENG_GUARD(err, {
+        if (!in || in->n < 1 || in->height < 1 || in->width < 1 || !in->data)
+            return fail(err, ENG_EINVAL, "empty image batch");
+        if ((unsigned)pre >= ENG_PRE_COUNT) return fail(err, ENG_EINVAL, "unknown preprocessing %d", (int)pre);
+        if (pre == ENG_PRE_TASK) return eng_task_apply(p, in, seed, cond_out, err);
+        bool inpaint = pre == ENG_PRE_NONE && p->kind == ENG_TASK_INPAINT;
+        if (pre == ENG_PRE_NONE && !inpaint) {
+            std::memcpy(cond_out, in->data, (size_t)in->n * in->height * in->width * in->channels);
+            ok(err);
+            return ENG_OK;
+        }
+        if (inpaint && !mask) return fail(err, ENG_EINVAL, "inpaint needs a mask");
+        torch::NoGradGuard ng;
+        auto x = images_to_tensor(in->data, in->n, in->height, in->width, in->channels, torch::kCPU);
+        torch::Tensor c;
+        if (inpaint) {
+            auto m = torch::from_blob(const_cast<uint8_t *>(mask), {in->n, 1, in->height, in->width}, torch::kUInt8);
+            c = inpaint_condition(x, m.ge(128).to(torch::kFloat32));
+        } else if (pre == ENG_PRE_GRAY) {
+            c = luminance(x);
+        } else {
+            c = edges_map(x, pre == ENG_PRE_CANNY);
+        }
+        auto u8 = to_bytes(c);
+        std::memcpy(cond_out, u8.data_ptr<uint8_t>(), (size_t)u8.numel());
+        ok(err);
+        return ENG_OK;
+    })
+}
+
+extern "C" int eng_task_reference(const eng_task_params *p, const eng_images *cond, int out_channels, uint8_t *out,
+                                  eng_error *err) {
+    ENG_GUARD(err, {
+        int cc = eng_task_cond_channels(p, out_channels);
+        if (!cond || cond->n < 1 || cond->channels != cc || !cond->data)
+            return fail(err, ENG_EINVAL, "the %s task's conditions have %d channels", eng_task_name(p->kind), cc);
+        size_t hw = (size_t)cond->height * cond->width, oc = (size_t)out_channels;
+        for (int i = 0; i < cond->n; i++) {
+            const uint8_t *c = cond->data + (size_t)i * hw * cc;
+            uint8_t *o = out + (size_t)i * hw * oc;
+            switch (p->kind) {
+                case ENG_TASK_SR:
+                case ENG_TASK_DEBLUR:
+                case ENG_TASK_DENOISE: std::memcpy(o, c, hw * oc); break;
+                case ENG_TASK_COLORIZE:
+                    for (size_t q = 0; q < hw; q++) std::memset(o + q * oc, c[q], oc);
+                    break;
+                case ENG_TASK_INPAINT: {
+                    /* the layout of inpaint_condition: channel oc is the mask */
+                    std::vector<double> sum(oc, 0.0);
+                    int known = 0;
+                    for (size_t q = 0; q < hw; q++)
+                        if (c[q * cc + oc] < 128) {
+                            known++;
+                            for (size_t k = 0; k < oc; k++) sum[k] += c[q * cc + k];
+                        }
+                    for (size_t q = 0; q < hw; q++)
+                        for (size_t k = 0; k < oc; k++)
+                            o[q * oc + k] =
+                                c[q * cc + oc] < 128 ? c[q * cc + k] : (uint8_t)(known ? sum[k] / known + 0.5 : 128);
+                    break;
+                }
+                default: return fail(err, ENG_EINVAL, "task %s has no plain reference", eng_task_name(p->kind));
+            }
+        }
         ok(err);
         return ENG_OK;
     })

@@ -49,16 +49,6 @@ struct eng_trainer {
     eng_model *model() { return base ? base : online_model.get(); }
 };
 
-extern "C" const char *eng_train_kind_name(eng_train_kind k) {
-    switch (k) {
-        case ENG_TRAIN_PRETRAIN: return "pretrain";
-        case ENG_TRAIN_DISTILL: return "distill";
-        case ENG_TRAIN_TEACHER: return "teacher";
-        case ENG_TRAIN_CM2: return "cm2";
-    }
-    return "unknown";
-}
-
 extern "C" void eng_train_params_init(eng_train_params *p, eng_train_kind kind) {
     std::memset(p, 0, sizeof *p);
     p->kind = kind;
@@ -76,10 +66,10 @@ extern "C" void eng_train_params_init(eng_train_params *p, eng_train_kind kind) 
     eng_task_params_init(&p->task, ENG_TASK_SR);
     p->n_grid = 50;
     p->lambda = kind == ENG_TRAIN_CM2 ? 0.0f : 1.0f;
-    p->ode_from_ema = 0;
-    p->consistency_eps = 0;
+    p->ode_model = ENG_ODE_BASE;
+    p->consistency = ENG_CONSISTENCY_X;
     p->shared_t = 0;
-    p->snr_weight = 0;
+    p->loss_weight = ENG_LOSS_WEIGHT_NONE;
     p->teacher_path = nullptr;
 }
 
@@ -192,7 +182,9 @@ torch::Tensor codi_loss(eng_trainer *t) {
     {
         torch::NoGradGuard ng;
         /* step 4: one deterministic ODE step from t to s */
-        eng_adapter *ode = t->p.kind == ENG_TRAIN_CM2 ? t->teacher.get() : t->p.ode_from_ema ? t->ema.get() : nullptr;
+        eng_adapter *ode = t->p.kind == ENG_TRAIN_CM2      ? t->teacher.get()
+                           : t->p.ode_model == ENG_ODE_EMA ? t->ema.get()
+                                                           : nullptr;
         torch::Tensor xhat, epshat;
         split_prediction(s.prediction, z_t, model_output(m, ode, z_t, tf, c), alpha_t, sigma_t, xhat, epshat);
         auto zhat_s = alpha_s * xhat + sigma_s * epshat;
@@ -203,8 +195,8 @@ torch::Tensor codi_loss(eng_trainer *t) {
     auto pred = consistency_fn(m, t->online.get(), z_t, tf, c);
     /* step 7: self-consistency + lambda * conditional guidance */
     auto w = torch::ones({B, 1, 1, 1}, x.options());
-    if (t->p.snr_weight) w = (abar_t / (1 - abar_t)).clamp_max(1.0);
-    if (t->p.consistency_eps) {
+    if (t->p.loss_weight == ENG_LOSS_WEIGHT_SNR_TRUNC) w = (abar_t / (1 - abar_t)).clamp_max(1.0);
+    if (t->p.consistency == ENG_CONSISTENCY_EPS) {
         /* implied noises relative to z_t: e(a) - e(b) = alpha_t / sigma_t (b - a) */
         auto r = alpha_t / sigma_t;
         w = w * r * r;
@@ -497,10 +489,10 @@ static std::string recipe_json(const eng_trainer *t) {
     cJSON_AddNumberToObject(o, "seed", (double)p.seed);
     cJSON_AddNumberToObject(o, "n_grid", p.n_grid);
     cJSON_AddNumberToObject(o, "lambda", p.lambda);
-    cJSON_AddStringToObject(o, "ode_model", p.ode_from_ema ? "ema" : "base");
-    cJSON_AddStringToObject(o, "consistency_space", p.consistency_eps ? "eps" : "x");
+    cJSON_AddStringToObject(o, "ode_model", eng_ode_model_name(p.ode_model));
+    cJSON_AddStringToObject(o, "consistency_space", eng_consistency_space_name(p.consistency));
     cJSON_AddBoolToObject(o, "shared_t", p.shared_t);
-    cJSON_AddStringToObject(o, "loss_weight", p.snr_weight ? "snr_trunc" : "none");
+    cJSON_AddStringToObject(o, "loss_weight", eng_loss_weight_name(p.loss_weight));
     if (!t->teacher_path.empty()) cJSON_AddStringToObject(o, "teacher", t->teacher_path.c_str());
     char *text = cJSON_PrintUnformatted(o);
     std::string out = text ? text : "{}";

@@ -27,7 +27,7 @@ int jobs_evaluate(eng_model *m, eng_adapter *a, const jobs_dataset *ds, int n, i
         return ENG_EINVAL;
     }
     if (n < 1 || n > ds->count) n = ds->count;
-    if (steps < 1) steps = ai.distilled ? 4 : 50;
+    if (steps < 1) steps = eng_default_steps(m, a, 1);
 
     size_t img_bytes = jobs_dataset_image_bytes(ds);
     int cond_ch = eng_task_cond_channels(&ai.task, ds->channels);

@@ -25,7 +25,8 @@ typedef struct jobs_eval_result {
 
 /*
  * Scores adapter a (loaded on m) on the first n images of ds. steps: 0 for
- * 4 with a distilled adapter, 50 with a teacher. Conditions and sampling
+ * the engine's evaluation default (eng_default_steps: 4 with a distilled
+ * adapter, 50 with a teacher). Conditions and sampling
  * noise come from seed, so a run is repeatable. progress (may be NULL) is
  * called after each batch of JOBS_EVAL_BATCH images; a non-zero return stops
  * the evaluation with ENG_ECANCELLED. Returns an eng_status with a message.

@@ -19,7 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/safetensors.h"
 #include "jobs/dataset.h"
 #include "jobs/jobspec.h"
 #include "jobs/worker.h"
@@ -416,33 +415,6 @@ int jobs_dataset_delete(jobs_store *st, const char *ref, char *msg, size_t msgsz
 
 /* ---- adapters ------------------------------------------------------------------------------ */
 
-/* The registry's metadata for a file registered by hand: its codid.* keys
- * without the prefix (the recipe, the evaluation figures, the task's
- * parameters...), values that hold JSON objects parsed. NULL reads as {}. */
-static char *file_metadata(const st_file *f) {
-    cJSON *in = f->metadata_json ? cJSON_Parse(f->metadata_json) : NULL;
-    cJSON *o = cJSON_CreateObject(), *item;
-    cJSON_ArrayForEach(item, in) {
-        if (!cJSON_IsString(item) || strncmp(item->string, "codid.", 6) != 0) continue;
-        const char *v = item->valuestring;
-        cJSON *parsed = v[0] == '{' ? cJSON_Parse(v) : NULL;
-        cJSON *value = parsed ? parsed : cJSON_CreateString(v);
-        if (!value || !cJSON_AddItemToObject(o, item->string + 6, value)) {
-            cJSON_Delete(value);
-            cJSON_Delete(o);
-            o = NULL;
-            break;
-        }
-    }
-    /* st_open checked the header's JSON: failing to parse it now, or to
-     * copy it, is memory running out, an error rather than a silent {} */
-    int nomem = !o || (f->metadata_json && !in);
-    cJSON_Delete(in);
-    char *text = !nomem ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    return text;
-}
-
 int jobs_adapter_register(jobs_store *st, const char *name, const char *path, jobs_adapter_info *out, char *msg,
                           size_t msgsz) {
     if (!name || !jobs_name_valid(name)) {
@@ -450,34 +422,30 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, jo
                  JOBS_NAME_MAX);
         return JOBS_EINVAL;
     }
-    char real[PATH_MAX], why[256];
+    char real[PATH_MAX];
     if (!path || !realpath(path, real)) {
         snprintf(msg, msgsz, "%.200s: %s", path ? path : "(null)", strerror(errno));
         return JOBS_EINVAL;
     }
-    st_file f;
-    if (st_open(real, &f, why, sizeof why) != ST_OK) {
-        snprintf(msg, msgsz, "%.200s: %s", path, why);
+    /* the registry's metadata: the file's own (the recipe, the evaluation
+     * figures, the task's parameters...) */
+    eng_adapter_info info;
+    eng_error err;
+    jobs_adapter_info a = {0};
+    if (eng_adapter_probe(real, &info, &a.metadata, &err) != ENG_OK) {
+        snprintf(msg, msgsz, "%s", err.msg);
         return JOBS_EINVAL;
     }
-    jobs_adapter_info a = {0};
     snprintf(a.name, sizeof a.name, "%s", name);
     a.path = real;
-    const char *task = st_metadata_get(&f, "codid.task", a.task, sizeof a.task);
-    const char *kind = st_metadata_get(&f, "codid.kind", a.kind, sizeof a.kind);
-    const char *hash = st_metadata_get(&f, "codid.base_hash", a.base_hash, sizeof a.base_hash);
-    a.metadata = file_metadata(&f);
-    st_close(&f);
-    if (!task || !kind || !hash) {
-        snprintf(msg, msgsz, "%.200s is not a codid adapter (no codid.task, codid.kind or codid.base_hash)", path);
-        cJSON_free(a.metadata);
-        return JOBS_EINVAL;
-    }
+    snprintf(a.task, sizeof a.task, "%s", eng_task_name(info.task.kind));
+    snprintf(a.kind, sizeof a.kind, "%s", eng_adapter_kind_name(info.kind));
+    snprintf(a.base_hash, sizeof a.base_hash, "%s", info.base_hash);
     if (!a.metadata) return util_msg(msg, msgsz, JOBS_ERR, "%.200s: out of memory for its metadata", path);
     jobs_adapter_info copy = {0};
     if (out && (!(copy.path = strdup(real)) || !(copy.metadata = strdup(a.metadata)))) {
         jobs_adapter_info_clear(&copy);
-        cJSON_free(a.metadata);
+        free(a.metadata);
         return util_msg(msg, msgsz, JOBS_ERR, "out of memory");
     }
     int rc = jobs_store_adapter_add(st, &a, msg, msgsz);
@@ -488,24 +456,21 @@ int jobs_adapter_register(jobs_store *st, const char *name, const char *path, jo
     } else {
         jobs_adapter_info_clear(&copy);
     }
-    cJSON_free(a.metadata);
+    free(a.metadata);
     return rc;
 }
 
 /* One shipped file: registered unless skipped (see jobs.h). */
 static int register_shipped(jobs_store *st, const char *path, const char *name, const char *base_hash, int *registered,
                             char *msg, size_t msgsz) {
-    char real[PATH_MAX], hash[sizeof((jobs_adapter_info *)0)->base_hash], why[256];
-    st_file f;
-    if (!realpath(path, real) || st_open(real, &f, why, sizeof why) != ST_OK) {
+    char real[PATH_MAX];
+    eng_adapter_info info;
+    if (!realpath(path, real) || eng_adapter_probe(real, &info, NULL, NULL) != ENG_OK) {
         util_log(UTIL_LOG_WARN, "shipped adapter %s: unreadable, skipped", path);
         return JOBS_OK;
     }
-    const char *h = st_metadata_get(&f, "codid.base_hash", hash, sizeof hash);
-    st_close(&f);
-    if (!h || strcmp(h, base_hash) != 0) {
-        util_log(UTIL_LOG_INFO, "shipped adapter %s: trained for base %s, not this one: skipped", path,
-                 h ? h : "(none)");
+    if (strcmp(info.base_hash, base_hash) != 0) {
+        util_log(UTIL_LOG_INFO, "shipped adapter %s: trained for base %s, not this one: skipped", path, info.base_hash);
         return JOBS_OK;
     }
     jobs_adapter_info a;

@@ -28,7 +28,7 @@ enum {
     K_ALL = K_TRAIN | K_EVALUATE
 };
 
-static const char *const kind_names[] = {"pretrain", "distill", "teacher", "cm2", "evaluate"};
+static const char *const kind_names[JOBS_KIND_COUNT] = {"pretrain", "distill", "teacher", "cm2", "evaluate"};
 
 const char *jobs_kind_name(jobs_kind k) {
     return (unsigned)k < sizeof kind_names / sizeof kind_names[0] ? kind_names[k] : "unknown";
@@ -73,16 +73,32 @@ static int get_bool(const cJSON *v, const char *name, int *out, char *msg, size_
     return JOBS_OK;
 }
 
-/* One of n options (a NULL-terminated list); *out is its index. */
-static int get_enum(const cJSON *v, const char *name, const char *const *options, int *out, char *msg, size_t msgsz) {
-    for (int i = 0; cJSON_IsString(v) && options[i]; i++)
-        if (strcmp(v->valuestring, options[i]) == 0) {
-            *out = i;
-            return JOBS_OK;
-        }
+/* An enum's name / from-name pair (the engine's, for the engine's enums),
+ * over int values 0..count-1. */
+typedef struct enum_pair {
+    int count;
+    const char *(*name)(int value);
+    int (*from_name)(const char *name, int *out); /* 0, or -1 for an unknown name */
+} enum_pair;
+
+#define ENG_ENUM_PAIR(prefix, type, count)                      \
+    static const char *prefix##_opt_name(int v) {               \
+        return prefix##_name((type)v);                          \
+    }                                                           \
+    static int prefix##_opt_parse(const char *name, int *out) { \
+        type v;                                                 \
+        if (prefix##_from_name(name, &v) != ENG_OK) return -1;  \
+        *out = (int)v;                                          \
+        return 0;                                               \
+    }                                                           \
+    static const enum_pair prefix##_pair = {count, prefix##_opt_name, prefix##_opt_parse};
+
+/* One of an enum's values by its name; *out is the value. */
+static int get_enum(const cJSON *v, const char *name, const enum_pair *e, int *out, char *msg, size_t msgsz) {
+    if (cJSON_IsString(v) && e->from_name(v->valuestring, out) == 0) return JOBS_OK;
     char list[256] = "";
-    for (int i = 0; options[i]; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", options[i]);
+    for (int i = 0; i < e->count; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", e->name(i));
     return util_msg(msg, msgsz, JOBS_EINVAL, "field '%s' must be one of %s", name, list);
 }
 
@@ -160,16 +176,27 @@ static int parse_task(const cJSON *v, eng_task_params *task, char *msg, size_t m
 
 /* ---- the job ------------------------------------------------------------------------ */
 
-static const char *const kind_options[] = {"pretrain", "distill", "teacher", "cm2", "evaluate", NULL};
-/* Enum fields store the option's index: the options are listed in the
- * order of the engine's enum values. */
-static const char *const adapter_kinds[] = {"controlnet", "lite", NULL};
-static const char *const ode_models[] = {"base", "ema", NULL};
-static const char *const consistency_spaces[] = {"x", "eps", NULL};
-static const char *const loss_weights[] = {"none", "snr_trunc", NULL};
-static const char *const predictions[] = {"epsilon", "v", NULL};
-_Static_assert(ENG_ADAPTER_LITE == 1 && ENG_PRED_V == 1, "enum options follow the engine's values");
-_Static_assert(sizeof(eng_adapter_kind) == sizeof(int) && sizeof(eng_prediction) == sizeof(int),
+static const char *kind_opt_name(int v) {
+    return jobs_kind_name((jobs_kind)v);
+}
+static int kind_opt_parse(const char *name, int *out) {
+    for (int i = 0; i < JOBS_KIND_COUNT; i++)
+        if (strcmp(name, kind_names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    return -1;
+}
+static const enum_pair kind_pair = {JOBS_KIND_COUNT, kind_opt_name, kind_opt_parse};
+/* Stored specs may say "prediction": "v": eng_prediction_from_name takes it. */
+ENG_ENUM_PAIR(eng_adapter_kind, eng_adapter_kind, ENG_ADAPTER_COUNT)
+ENG_ENUM_PAIR(eng_ode_model, eng_ode_model, ENG_ODE_COUNT)
+ENG_ENUM_PAIR(eng_consistency_space, eng_consistency_space, ENG_CONSISTENCY_COUNT)
+ENG_ENUM_PAIR(eng_loss_weight, eng_loss_weight, ENG_LOSS_WEIGHT_COUNT)
+ENG_ENUM_PAIR(eng_prediction, eng_prediction, ENG_PRED_COUNT)
+_Static_assert(sizeof(eng_adapter_kind) == sizeof(int) && sizeof(eng_prediction) == sizeof(int) &&
+                   sizeof(eng_ode_model) == sizeof(int) && sizeof(eng_consistency_space) == sizeof(int) &&
+                   sizeof(eng_loss_weight) == sizeof(int),
                "enum fields are stored as int");
 
 typedef enum field_type { F_KIND, F_REF, F_TASK, F_INT, F_SEED, F_FLOAT, F_BOOL, F_ENUM, F_NAME, F_CONFIG } field_type;
@@ -178,10 +205,10 @@ typedef struct field {
     const char *name;
     unsigned kinds; /* K_* bits of the kinds it applies to */
     field_type type;
-    size_t offset;              /* of its value in jobs_spec */
-    double lo, hi;              /* F_INT, F_FLOAT bounds */
-    int lo_open, hi_open;       /* F_FLOAT: bound excluded */
-    const char *const *options; /* F_ENUM */
+    size_t offset;            /* of its value in jobs_spec */
+    double lo, hi;            /* F_INT, F_FLOAT bounds */
+    int lo_open, hi_open;     /* F_FLOAT: bound excluded */
+    const enum_pair *options; /* F_ENUM */
 } field;
 
 #define AT(member) offsetof(jobs_spec, member)
@@ -192,7 +219,7 @@ static const field fields[] = {
     {"dataset", K_ALL, F_REF, AT(dataset), 0, 0, 0, 0, NULL},
     {"seed", K_ALL, F_SEED, AT(train.seed), 0, MAX_SEED, 0, 0, NULL},
     {"task", K_ADAPTER, F_TASK, AT(train.task), 0, 0, 0, 0, NULL},
-    {"adapter_kind", K_ADAPTER, F_ENUM, AT(train.adapter_kind), 0, 0, 0, 0, adapter_kinds},
+    {"adapter_kind", K_ADAPTER, F_ENUM, AT(train.adapter_kind), 0, 0, 0, 0, &eng_adapter_kind_pair},
     {"steps", K_TRAIN, F_INT, AT(train.total_steps), 1, 1e8, 0, 0, NULL},
     {"batch_size", K_TRAIN, F_INT, AT(train.batch_size), 1, 4096, 0, 0, NULL},
     {"lr", K_TRAIN, F_FLOAT, AT(train.lr), 0, 1, 1, 1, NULL},
@@ -202,13 +229,13 @@ static const field fields[] = {
     {"checkpoint_every", K_TRAIN, F_INT, AT(checkpoint_every), 1, 1e8, 0, 0, NULL},
     {"n_grid", K_CODI, F_INT, AT(train.n_grid), 2, 1000, 0, 0, NULL},
     {"lambda", K_CODI, F_FLOAT, AT(train.lambda), 0, 1e6, 0, 0, NULL},
-    {"ode_model", K_CODI, F_ENUM, AT(train.ode_from_ema), 0, 0, 0, 0, ode_models},
-    {"consistency_space", K_CODI, F_ENUM, AT(train.consistency_eps), 0, 0, 0, 0, consistency_spaces},
+    {"ode_model", K_CODI, F_ENUM, AT(train.ode_model), 0, 0, 0, 0, &eng_ode_model_pair},
+    {"consistency_space", K_CODI, F_ENUM, AT(train.consistency), 0, 0, 0, 0, &eng_consistency_space_pair},
     {"shared_t", K_CODI, F_BOOL, AT(train.shared_t), 0, 0, 0, 0, NULL},
-    {"loss_weight", K_CODI, F_ENUM, AT(train.snr_weight), 0, 0, 0, 0, loss_weights},
+    {"loss_weight", K_CODI, F_ENUM, AT(train.loss_weight), 0, 0, 0, 0, &eng_loss_weight_pair},
     {"teacher", K_CM2, F_REF, AT(teacher), 0, 0, 0, 0, NULL},
     {"config", K_PRETRAIN, F_CONFIG, AT(model_config), 0, 0, 0, 0, NULL},
-    {"prediction", K_PRETRAIN, F_ENUM, AT(train.prediction), 0, 0, 0, 0, predictions},
+    {"prediction", K_PRETRAIN, F_ENUM, AT(train.prediction), 0, 0, 0, 0, &eng_prediction_pair},
     {"adapter", K_EVALUATE, F_REF, AT(adapter), 0, 0, 0, 0, NULL},
     {"n", K_EVALUATE, F_INT, AT(eval_n), 1, 100000, 0, 0, NULL},
     {"sample_steps", K_EVALUATE, F_INT, AT(sample_steps), 1, 1000, 0, 0, NULL},
@@ -262,7 +289,7 @@ int jobs_spec_parse(const char *json, jobs_spec *out, char *msg, size_t msgsz) {
         return util_msg(msg, msgsz, JOBS_EINVAL, "the job must be a JSON object");
     }
     int kind = 0;
-    int rc = get_enum(cJSON_GetObjectItemCaseSensitive(root, "kind"), "kind", kind_options, &kind, msg, msgsz);
+    int rc = get_enum(cJSON_GetObjectItemCaseSensitive(root, "kind"), "kind", &kind_pair, &kind, msg, msgsz);
     if (rc == JOBS_OK) {
         out->kind = (jobs_kind)kind;
         eng_train_params_init(&out->train, train_kinds[kind]);
@@ -324,7 +351,7 @@ static cJSON *field_default(const field *f, const jobs_spec *s) {
         case F_SEED: return cJSON_CreateNumber((double)*(const uint64_t *)at);
         case F_FLOAT: return float_json(*(const float *)at);
         case F_BOOL: return cJSON_CreateBool(*(const int *)at);
-        case F_ENUM: return cJSON_CreateString(f->options[*(const int *)at]);
+        case F_ENUM: return cJSON_CreateString(f->options->name(*(const int *)at));
         default: return NULL;
     }
 }
@@ -386,7 +413,8 @@ cJSON *jobs_spec_describe(void) {
         if (f->type == F_ENUM) {
             cJSON *opts = cJSON_AddArrayToObject(o, "options");
             ok &= opts != NULL;
-            for (const char *const *p = f->options; opts && *p; p++) put(opts, NULL, cJSON_CreateString(*p), &ok);
+            for (int v = 0; opts && v < f->options->count; v++)
+                put(opts, NULL, cJSON_CreateString(f->options->name(v)), &ok);
         }
     }
     cJSON *tp = cJSON_AddArrayToObject(doc, "task_params");

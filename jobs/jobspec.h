@@ -24,7 +24,8 @@
  * checkpoint_every  steps between checkpoints (default 100)
  * adapter, n, sample_steps   evaluate: the adapter (name or id), how many
  *             of the dataset's first images (default 16), sampling steps
- *             (default 4 for a distilled adapter, 50 for a teacher)
+ *             (default: eng_default_steps, 4 for a distilled adapter,
+ *             50 for a teacher)
  *
  * Unknown fields, and fields that do not apply to the kind, are errors, and
  * every error names its field.
@@ -42,7 +43,8 @@ typedef enum jobs_kind {
     JOBS_KIND_DISTILL = 1,
     JOBS_KIND_TEACHER = 2,
     JOBS_KIND_CM2 = 3,
-    JOBS_KIND_EVALUATE = 4
+    JOBS_KIND_EVALUATE = 4,
+    JOBS_KIND_COUNT
 } jobs_kind;
 
 const char *jobs_kind_name(jobs_kind k);

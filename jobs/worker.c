@@ -25,7 +25,8 @@
  * -------
  * The worker maps the dataset file read-only, builds the trainer (pretrain:
  * a fresh model from the job's `config` or the served model's; adapters: on
- * the served base, which they share read-only with generation), resumes from
+ * the served base, which they share read-only with generation: engine.h,
+ * 'Threads', says what may run at once on one model), resumes from
  * the job's checkpoint when one exists, and steps. Every JOBS_PROGRESS_EVERY
  * steps (and at the first and last) it writes the progress columns and a
  * progress event in one transaction: loss, the loss smoothed with an EMA of

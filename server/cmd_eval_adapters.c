@@ -49,51 +49,12 @@ static int parse_method(char *spec, method *m) {
     m->sampler = ENG_SAMPLER_AUTO;
     if (colon) {
         *colon = '\0';
-        if (strcmp(colon + 1, "ddim") == 0)
-            m->sampler = ENG_SAMPLER_DDIM;
-        else if (strcmp(colon + 1, "codi") == 0)
-            m->sampler = ENG_SAMPLER_CODI;
-        else if (strcmp(colon + 1, "stochastic") == 0)
+        if (strcmp(colon + 1, "stochastic") == 0)
             m->sampler = ENG_SAMPLER_CODI, m->stochastic = 1;
-        else
+        else if (eng_sampler_from_name(colon + 1, &m->sampler) != ENG_OK)
             return -1;
     }
     return srv_cli_int(at + 1, "--method STEPS", 1, MAX_STEPS, &m->steps);
-}
-
-/* The task's plain reference: bicubic (the sr condition itself), mean fill
- * of the hole, grey (luminance to RGB), the degraded image for deblur and
- * denoise; edges have none. */
-static int plain_reference(const eng_task_params *task, const uint8_t *cond, int n, int hw, uint8_t *out) {
-    int cc = eng_task_cond_channels(task, 3);
-    for (int i = 0; i < n; i++) {
-        const uint8_t *c = cond + (size_t)i * hw * cc;
-        uint8_t *o = out + (size_t)i * hw * 3;
-        switch (task->kind) {
-            case ENG_TASK_SR:
-            case ENG_TASK_DEBLUR:
-            case ENG_TASK_DENOISE: memcpy(o, c, (size_t)hw * 3); break;
-            case ENG_TASK_COLORIZE:
-                for (int p = 0; p < hw; p++) memset(o + p * 3, c[p], 3);
-                break;
-            case ENG_TASK_INPAINT: {
-                double sum[3] = {0, 0, 0};
-                int known = 0;
-                for (int p = 0; p < hw; p++)
-                    if (c[p * 4 + 3] < 128) {
-                        known++;
-                        for (int k = 0; k < 3; k++) sum[k] += c[p * 4 + k];
-                    }
-                for (int p = 0; p < hw; p++)
-                    for (int k = 0; k < 3; k++)
-                        o[p * 3 + k] =
-                            c[p * 4 + 3] < 128 ? c[p * 4 + k] : (uint8_t)(known ? sum[k] / known + 0.5 : 128);
-                break;
-            }
-            default: return -1;
-        }
-    }
-    return 0;
 }
 
 static int generate_all(eng_model *m, eng_adapter *a, method *me, const uint8_t *cond, int n, int size, int cc,
@@ -196,9 +157,9 @@ static int record_figures(const method *ms, int nm, const char *data, int n, uin
             cJSON *r = cJSON_CreateObject();
             cJSON_AddNumberToObject(r, "steps", me->steps);
             cJSON_AddStringToObject(r, "sampler",
-                                    me->sampler == ENG_SAMPLER_DDIM ? "ddim"
+                                    me->sampler == ENG_SAMPLER_DDIM ? eng_sampler_name(ENG_SAMPLER_DDIM)
                                     : me->stochastic                ? "codi-stochastic"
-                                                                    : "codi");
+                                                                    : eng_sampler_name(ENG_SAMPLER_CODI));
             cJSON_AddNumberToObject(r, "psnr", round(me->psnr * 100) / 100);
             cJSON_AddNumberToObject(r, "ssim", round(me->ssim * 1e4) / 1e4);
             cJSON_AddNumberToObject(r, "consistency", round(me->consistency * 100) / 100);
@@ -326,8 +287,9 @@ int srv_cmd_adapter_eval(int argc, char **argv) {
         if (!me->out) goto done;
         double t0 = util_mono_s();
         if (!me->path) {
-            if (plain_reference(&task, cond, n, (int)hw, me->out)) {
-                fprintf(stderr, "codid: task %s has no plain reference\n", eng_task_name(task.kind));
+            eng_images c = {.n = n, .height = size, .width = size, .channels = cc, .data = cond};
+            if (eng_task_reference(&task, &c, 3, me->out, &err)) {
+                fprintf(stderr, "codid: %s\n", err.msg);
                 goto done;
             }
         } else {

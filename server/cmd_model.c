@@ -119,7 +119,7 @@ int srv_cmd_forward(int argc, char **argv) {
 
 static const char pretrain_usage[] = "usage: codid pretrain --data SET --config CONFIG.json --out DIR [--steps N]\n"
                                      "         [--batch B] [--lr LR] [--warmup N] [--ema DECAY] [--seed S]\n"
-                                     "         [--prediction v|epsilon] [--threads N] [--checkpoint FILE]\n"
+                                     "         [--prediction v_prediction|epsilon] [--threads N] [--checkpoint FILE]\n"
                                      "         [--checkpoint-every M] [--log LOSS.csv] [--log-every N]\n";
 
 int srv_cmd_pretrain(int argc, char **argv) {
@@ -181,12 +181,9 @@ int srv_cmd_pretrain(int argc, char **argv) {
                 if (srv_cli_float(optarg, "--ema", &p.ema_decay)) return 2;
                 break;
             case 'p':
-                if (strcmp(optarg, "v") == 0 || strcmp(optarg, "v_prediction") == 0)
-                    p.prediction = ENG_PRED_V;
-                else if (strcmp(optarg, "epsilon") == 0)
-                    p.prediction = ENG_PRED_EPSILON;
-                else {
-                    fprintf(stderr, "codid: --prediction is v or epsilon\n");
+                if (eng_prediction_from_name(optarg, &p.prediction) != ENG_OK) {
+                    fprintf(stderr, "codid: --prediction is %s or %s\n", eng_prediction_name(ENG_PRED_V),
+                            eng_prediction_name(ENG_PRED_EPSILON));
                     return 2;
                 }
                 break;

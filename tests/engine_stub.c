@@ -58,11 +58,8 @@ static int fail(eng_error *err, int code, const char *what) {
     return code;
 }
 
-/* ---- names and defaults, as the engine has them ---------------------------------------- */
+/* ---- (names and task defaults: engine/names.c, linked as it is) ------------------------ */
 
-const char *eng_strerror(int code) {
-    return code == ENG_OK ? "ok" : "stub engine error";
-}
 void eng_set_threads(int n) {
     thread_budget = n > 0 ? n : 1;
 }
@@ -70,53 +67,12 @@ int eng_get_threads(void) {
     return thread_budget;
 }
 
-static const char *const task_names[] = {"none", "sr", "inpaint", "colorize", "edges", "deblur", "denoise"};
-
-const char *eng_task_name(eng_task_kind k) {
-    return (unsigned)k < sizeof task_names / sizeof *task_names ? task_names[k] : "unknown";
-}
-int eng_task_from_name(const char *name, eng_task_kind *out) {
-    for (unsigned i = 1; i < sizeof task_names / sizeof *task_names; i++)
-        if (name && strcmp(name, task_names[i]) == 0) {
-            *out = (eng_task_kind)i;
-            return ENG_OK;
-        }
-    return ENG_EINVAL;
-}
-void eng_task_params_init(eng_task_params *p, eng_task_kind kind) {
-    memset(p, 0, sizeof *p);
-    p->kind = kind;
-    p->factor = 4;
-    p->canny = 1;
-    p->max_sigma = 2.0f;
-    p->max_noise = 0.3f;
-}
-int eng_task_cond_channels(const eng_task_params *p, int image_channels) {
-    switch (p->kind) {
-        case ENG_TASK_INPAINT: return image_channels + 1;
-        case ENG_TASK_COLORIZE:
-        case ENG_TASK_EDGES: return 1;
-        default: return image_channels;
-    }
-}
 int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed, uint8_t *cond_out, eng_error *err) {
     (void)seed;
     (void)err;
     size_t n = (size_t)in->n * in->height * in->width * eng_task_cond_channels(p, in->channels);
     memset(cond_out, 128, n);
     return ENG_OK;
-}
-const char *eng_adapter_kind_name(eng_adapter_kind k) {
-    return k == ENG_ADAPTER_LITE ? "lite" : "controlnet";
-}
-const char *eng_train_kind_name(eng_train_kind k) {
-    switch (k) {
-        case ENG_TRAIN_PRETRAIN: return "pretrain";
-        case ENG_TRAIN_DISTILL: return "distill";
-        case ENG_TRAIN_TEACHER: return "teacher";
-        case ENG_TRAIN_CM2: return "cm2";
-    }
-    return "unknown";
 }
 void eng_train_params_init(eng_train_params *p, eng_train_kind kind) {
     memset(p, 0, sizeof *p);
@@ -280,4 +236,14 @@ void eng_trainer_free(eng_trainer *t) {
     if (!t) return;
     atomic_fetch_sub(&trainers_alive, 1);
     free(t);
+}
+
+int eng_default_steps(const eng_model *m, const eng_adapter *a, int evaluation) {
+    (void)m;
+    return a ? ENG_CODI_DEFAULT_STEPS : evaluation ? ENG_DDIM_EVALUATION_STEPS : ENG_DDIM_DEFAULT_STEPS;
+}
+int eng_adapter_probe(const char *path, eng_adapter_info *out, char **metadata_json, eng_error *err) {
+    (void)path, (void)out;
+    if (metadata_json) *metadata_json = NULL;
+    return fail(err, ENG_EFORMAT, "the stub engine reads no adapter files");
 }

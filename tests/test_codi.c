@@ -65,6 +65,26 @@ static int same_file(const char *a, const char *b) {
     return same;
 }
 
+/* The tensors of two safetensors files (names, shapes and bytes), the
+ * metadata aside. */
+static int same_weights(const char *a, const char *b) {
+    st_file x, y;
+    char msg[256];
+    if (st_open(a, &x, msg, sizeof msg) != ST_OK) return -1;
+    if (st_open(b, &y, msg, sizeof msg) != ST_OK) {
+        st_close(&x);
+        return -1;
+    }
+    int same = x.count == y.count;
+    for (size_t i = 0; same && i < x.count; i++) {
+        const st_tensor *s = &x.tensors[i], *t = st_find(&y, s->name);
+        same = t && s->nbytes == t->nbytes && memcmp(s->data, t->data, s->nbytes) == 0;
+    }
+    st_close(&x);
+    st_close(&y);
+    return same;
+}
+
 static void params(eng_train_params *p, eng_train_kind kind, eng_adapter_kind ak, eng_task_kind task) {
     eng_train_params_init(p, kind);
     p->batch_size = 4;
@@ -231,26 +251,43 @@ TEST(cm2_trains_from_a_teacher_and_resumes_exactly) {
     CHECK(eng_trainer_create_adapter(base, &p, &data, &t, &err) == ENG_EINVAL);
 }
 
-TEST(every_codi_option_trains) {
-    for (int opt = 0; opt < 4; opt++) {
-        eng_train_params p;
+/* Each CoDi option (CODI.md steps 2, 4, 7) trains, and changes the trained
+ * adapter for the same seed: an option the trainer ignored would export the
+ * default's bytes. */
+TEST(every_codi_option_changes_the_adapter) {
+    char def[128], path[128];
+    path_in(def, sizeof def, "opt_default.safetensors");
+    path_in(path, sizeof path, "opt.safetensors");
+    eng_train_params p;
+    params(&p, ENG_TRAIN_DISTILL, ENG_ADAPTER_LITE, ENG_TASK_DEBLUR);
+    p.total_steps = 3;
+    CHECK(train(&p, 0, def) == 0);
+    static const char *const names[] = {"ode_model ema", "consistency_space eps", "shared_t", "loss_weight snr_trunc",
+                                        "lambda 0.25"};
+    for (int opt = 0; opt < 5; opt++) {
         params(&p, ENG_TRAIN_DISTILL, ENG_ADAPTER_LITE, ENG_TASK_DEBLUR);
         p.total_steps = 3;
-        p.ode_from_ema = opt == 0;
-        p.consistency_eps = opt == 1;
-        p.shared_t = opt == 2;
-        p.snr_weight = opt == 3;
+        if (opt == 0) p.ode_model = ENG_ODE_EMA;
+        if (opt == 1) p.consistency = ENG_CONSISTENCY_EPS;
+        if (opt == 2) p.shared_t = 1;
+        if (opt == 3) p.loss_weight = ENG_LOSS_WEIGHT_SNR_TRUNC;
+        if (opt == 4) p.lambda = 0.25f;
         eng_trainer *t = NULL;
         eng_error err;
         CHECK(eng_trainer_create_adapter(base, &p, &data, &t, &err) == ENG_OK);
         eng_step_stats st;
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < p.total_steps; i++) {
             int rc = eng_trainer_step(t, &st, &err);
             if (rc) eng_trainer_free(t);
-            CHECK_MSG(rc == ENG_OK, "option %d: %s", opt, err.msg);
+            CHECK_MSG(rc == ENG_OK, "%s: %s", names[opt], err.msg);
             CHECK(isfinite(st.loss) && st.loss > 0);
         }
+        /* the recipe in the metadata differs whatever the weights: compare
+         * the weights alone */
+        int rc = eng_trainer_export(t, path, 0, NULL, &err);
         eng_trainer_free(t);
+        CHECK(rc == ENG_OK);
+        CHECK_MSG(!same_weights(def, path), "%s: the same adapter as the default recipe", names[opt]);
     }
 }
 
@@ -302,6 +339,53 @@ TEST(codi_sampler_is_batch_invariant) {
     /* steps beyond N are refused */
     eng_image out[1];
     CHECK(gen(a, ENG_SAMPLER_AUTO, 1, 11, 1, conds, out) != 0);
+    eng_adapter_free(a);
+}
+
+/* An image with at least two different bytes: the out-of-grid times of
+ * issue 12 item 7 made all-black images. */
+static int varied(const eng_image *img) {
+    size_t sz = (size_t)img->width * img->height * img->channels;
+    for (size_t i = 1; i < sz; i++)
+        if (img->data[i] != img->data[0]) return 1;
+    return 0;
+}
+
+/* Every accepted K (1..N), n, eta and stochastic flag samples a finite
+ * (eng_generate refuses non-finite samples), non-constant image. */
+TEST(codi_sampler_every_step_count) {
+    eng_train_params p;
+    params(&p, ENG_TRAIN_DISTILL, ENG_ADAPTER_CONTROLNET, ENG_TASK_SR);
+    p.total_steps = 2;
+    char path[128];
+    path_in(path, sizeof path, "codi_k.safetensors");
+    CHECK(train(&p, 0, path) == 0);
+    eng_adapter *a = NULL;
+    eng_error err;
+    CHECK(eng_adapter_load(base, path, &a, &err) == ENG_OK);
+    eng_image conds[3], out[3];
+    uint8_t buf[3 * 64 * 3];
+    conds_for(a, 3, conds, buf);
+    for (int K = 1; K <= p.n_grid; K++)
+        for (int n = 1; n <= 3; n++)
+            for (int stochastic = 0; stochastic <= 1; stochastic++)
+                for (int eta = 0; eta <= 1; eta++) {
+                    eng_gen_params g;
+                    eng_gen_params_init(&g);
+                    g.n = n;
+                    g.steps = K;
+                    g.seed = 7;
+                    g.eta = (float)eta;
+                    g.stochastic = stochastic;
+                    int rc = eng_generate(base, a, &g, conds, out, &err);
+                    CHECK_MSG(rc == ENG_OK, "K=%d n=%d stochastic=%d eta=%d: %s", K, n, stochastic, eta, err.msg);
+                    int bad = -1;
+                    for (int i = 0; i < n; i++) {
+                        if (bad < 0 && !varied(&out[i])) bad = i;
+                        eng_image_free(&out[i]);
+                    }
+                    CHECK_MSG(bad < 0, "K=%d n=%d stochastic=%d: image %d is constant", K, n, stochastic, bad);
+                }
     eng_adapter_free(a);
 }
 
@@ -501,9 +585,10 @@ int main(void) {
     RUN(adapters_start_equal_to_the_base);
     RUN(resume_continues_exactly);
     RUN(cm2_trains_from_a_teacher_and_resumes_exactly);
-    RUN(every_codi_option_trains);
+    RUN(every_codi_option_changes_the_adapter);
     RUN(training_lowers_the_loss);
     RUN(codi_sampler_is_batch_invariant);
+    RUN(codi_sampler_every_step_count);
     RUN(adapter_metadata_and_wrong_base_refused);
     RUN(pretraining_resumes_exactly);
     RUN(sr_condition_is_the_area_average_upsampled);

@@ -74,7 +74,7 @@ TEST(condition_inpaint_and_channels) {
     eng_task_params_init(&p.task, ENG_TASK_EDGES);
     CHECK_EQ_INT(api_condition_build(&p, &img, NULL, &out, msg, sizeof msg), API_BAD_REQUEST);
     CHECK(strstr(msg, "grayscale"));
-    p.preprocess = API_PRE_CANNY;
+    p.preprocess = ENG_PRE_CANNY;
     CHECK_MSG(api_condition_build(&p, &img, NULL, &out, msg, sizeof msg) == API_OK, "%s", msg);
     CHECK(out.channels == 1);
     free(out.data);
@@ -97,10 +97,66 @@ TEST(condition_sr_upsamples_small_inputs) {
     free(out.data);
 }
 
+/* The README's colorize command sends preprocess=gray; the adapter was
+ * trained on the colorize task's luminance: both must be the same bytes. */
+TEST(condition_gray_is_the_colorize_task) {
+    uint8_t rgb[8 * 8 * 3];
+    srand(3);
+    for (size_t i = 0; i < sizeof rgb; i++) rgb[i] = (uint8_t)(rand() % 256);
+    util_image img = {8, 8, 3, rgb};
+    api_cond_params p;
+    memset(&p, 0, sizeof p);
+    eng_task_params_init(&p.task, ENG_TASK_COLORIZE);
+    p.model_channels = 3;
+    p.size = 8;
+    eng_image gray, task;
+    char msg[256];
+    p.preprocess = ENG_PRE_GRAY;
+    CHECK_MSG(api_condition_build(&p, &img, NULL, &gray, msg, sizeof msg) == API_OK, "%s", msg);
+    p.preprocess = ENG_PRE_TASK;
+    CHECK_MSG(api_condition_build(&p, &img, NULL, &task, msg, sizeof msg) == API_OK, "%s", msg);
+    CHECK(gray.channels == 1 && task.channels == 1);
+    int differ = 0;
+    for (int i = 0; i < 64; i++) differ += gray.data[i] != task.data[i];
+    free(gray.data);
+    free(task.data);
+    CHECK_MSG(differ == 0, "preprocess gray and task differ in %d of 64 pixels", differ);
+}
+
+/* The inpaint condition from a client's image and mask is the training
+ * layout: the image with the hole at mid-grey (0 in [-1, 1]), then the mask
+ * (255 in the hole), for every byte value. */
+TEST(condition_inpaint_layout_every_value) {
+    enum { S = 16 };
+    uint8_t rgb[S * S * 3], gray[S * S];
+    for (int i = 0; i < S * S * 3; i++) rgb[i] = (uint8_t)(i % 256);
+    for (int i = 0; i < S * S; i++) gray[i] = (uint8_t)(i * 37 % 256);
+    util_image img = {S, S, 3, rgb}, mask = {S, S, 1, gray};
+    api_cond_params p;
+    memset(&p, 0, sizeof p);
+    eng_task_params_init(&p.task, ENG_TASK_INPAINT);
+    p.model_channels = 3;
+    p.size = S;
+    eng_image out;
+    char msg[256];
+    CHECK_MSG(api_condition_build(&p, &img, &mask, &out, msg, sizeof msg) == API_OK, "%s", msg);
+    CHECK(out.channels == 4);
+    for (int i = 0; i < S * S; i++) {
+        int hole = gray[i] >= 128;
+        for (int c = 0; c < 3; c++)
+            CHECK_MSG(out.data[i * 4 + c] == (hole ? 128 : rgb[i * 3 + c]), "pixel %d channel %d: %d", i, c,
+                      out.data[i * 4 + c]);
+        CHECK_EQ_INT(out.data[i * 4 + 3], hole ? 255 : 0);
+    }
+    free(out.data);
+}
+
 int main(void) {
     RUN(bicubic_matches_engine_sr);
     RUN(bicubic_keeps_constant_images);
     RUN(condition_inpaint_and_channels);
+    RUN(condition_gray_is_the_colorize_task);
+    RUN(condition_inpaint_layout_every_value);
     RUN(condition_sr_upsamples_small_inputs);
     return TEST_SUMMARY();
 }

@@ -370,6 +370,46 @@ TEST(ddim_same_seed_same_bytes) {
     eng_model_free(m);
 }
 
+/* DDIM over every accepted step count of a short schedule (1..T), for each
+ * timestep spacing, n and eta: a finite (eng_generate refuses non-finite
+ * samples), non-constant image every time. */
+TEST(ddim_every_step_count) {
+    const char *spacings[] = {"leading", "trailing", "linspace"};
+    enum { T = 12 };
+    for (int sp = 0; sp < 3; sp++) {
+        char sched[160];
+        snprintf(sched, sizeof sched, "{\"num_train_timesteps\":%d,\"timestep_spacing\":\"%s\",\"steps_offset\":%d}", T,
+                 spacings[sp], sp == 0);
+        eng_model *m = NULL;
+        eng_error err;
+        CHECK_MSG(eng_model_create(ctx, TINY, sched, 3, &m, &err) == ENG_OK, "%s", err.msg);
+        for (int steps = 1; steps <= T; steps++)
+            for (int n = 1; n <= 2; n++)
+                for (int e = 0; e <= 2; e++) {
+                    eng_image out[2];
+                    int rc = generate(m, n, steps, 11, 0.5f * (float)e, out);
+                    if (rc) eng_model_free(m);
+                    CHECK_MSG(rc == ENG_OK, "%s steps=%d n=%d eta=%.1f", spacings[sp], steps, n, 0.5 * e);
+                    int constant = -1;
+                    for (int i = 0; i < n; i++) {
+                        size_t sz = (size_t)out[i].width * out[i].height * out[i].channels, j = 1;
+                        while (j < sz && out[i].data[j] == out[i].data[0]) j++;
+                        if (j == sz && constant < 0) constant = i;
+                        eng_image_free(&out[i]);
+                    }
+                    if (constant >= 0) eng_model_free(m);
+                    CHECK_MSG(constant < 0, "%s steps=%d n=%d eta=%.1f: image %d is constant", spacings[sp], steps, n,
+                              0.5 * e, constant);
+                }
+        {
+            eng_image out[1];
+            int rc = generate(m, 1, T + 1, 1, 0, out);
+            eng_model_free(m);
+            CHECK(rc == ENG_EINVAL);
+        }
+    }
+}
+
 TEST(generate_rejects_bad_parameters) {
     eng_model *m = make(TINY, 7);
     CHECK(m);
@@ -409,6 +449,7 @@ int main(void) {
     RUN(timestep_embedding_matches_formula);
     RUN(timestep_changes_output_deterministically);
     RUN(ddim_same_seed_same_bytes);
+    RUN(ddim_every_step_count);
     RUN(generate_rejects_bad_parameters);
     eng_ctx_free(ctx);
     char cmd[128];

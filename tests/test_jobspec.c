@@ -36,10 +36,10 @@ TEST(spec_maps_fields_to_engine_params) {
     CHECK_EQ_INT(s.train.seed, 42);
     CHECK_EQ_INT(s.train.n_grid, 20);
     CHECK_NEAR(s.train.lambda, 0.5, 1e-9);
-    CHECK_EQ_INT(s.train.ode_from_ema, 1);
-    CHECK_EQ_INT(s.train.consistency_eps, 1);
+    CHECK_EQ_INT(s.train.ode_model, ENG_ODE_EMA);
+    CHECK_EQ_INT(s.train.consistency, ENG_CONSISTENCY_EPS);
     CHECK_EQ_INT(s.train.shared_t, 1);
-    CHECK_EQ_INT(s.train.snr_weight, 1);
+    CHECK_EQ_INT(s.train.loss_weight, ENG_LOSS_WEIGHT_SNR_TRUNC);
     CHECK_EQ_STR(s.name, "edges-lite");
     CHECK_EQ_INT(s.checkpoint_every, 25);
     CHECK_EQ_INT(jobs_spec_total(&s), 300);
@@ -59,6 +59,17 @@ TEST(spec_maps_fields_to_engine_params) {
     CHECK_EQ_STR(s.model_config, "{\"sample_size\":8}");
     CHECK_EQ_INT(s.train.prediction, ENG_PRED_EPSILON);
     jobs_spec_free(&s);
+    /* diffusers' spelling, and "v", which rows stored by older versions hold */
+    const char *vs[] = {"{\"kind\":\"pretrain\",\"dataset\":\"d\",\"prediction\":\"v_prediction\"}",
+                        "{\"kind\":\"pretrain\",\"dataset\":\"d\",\"prediction\":\"v\"}"};
+    for (int i = 0; i < 2; i++) {
+        CHECK_MSG(jobs_spec_parse(vs[i], &s, msg, sizeof msg) == JOBS_OK, "%s", msg);
+        CHECK_EQ_INT(s.train.prediction, ENG_PRED_V);
+        jobs_spec_free(&s);
+    }
+    CHECK(jobs_spec_parse("{\"kind\":\"pretrain\",\"dataset\":\"d\",\"prediction\":\"x\"}", &s, msg, sizeof msg) ==
+          JOBS_EINVAL);
+    CHECK_MSG(strstr(msg, "epsilon, v_prediction"), "%s", msg);
 
     CHECK(jobs_spec_parse("{\"kind\":\"evaluate\",\"dataset\":\"d\",\"adapter\":\"a\",\"n\":5}", &s, msg, sizeof msg) ==
           JOBS_OK);
