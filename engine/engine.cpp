@@ -458,18 +458,8 @@ extern "C" int eng_timestep_embedding(const float *t, int n, int dim, int flip_s
 /* ---- sampling -------------------------------------------------------------
  * eng_generate draws the noise, builds the condition tensor and runs DDIM
  * (any adapter or none) or CoDi's K-step sampler (distilled adapters);
- * the defaults (eng_gen_params_init, eng_default_steps) live here only.
+ * the defaults (eng_default_steps here, eng_gen_params_init in names.c) live there only.
  * A sample that is not finite is refused rather than sent as black. */
-
-extern "C" void eng_gen_params_init(eng_gen_params *p) {
-    std::memset(p, 0, sizeof *p);
-    p->n = 1;
-    p->steps = 4;
-    p->seed = 0;
-    p->eta = 0;
-    p->clamp = 1;
-    p->sampler = ENG_SAMPLER_AUTO;
-}
 
 extern "C" int eng_default_steps(const eng_model *m, const eng_adapter *a, int evaluation) {
     if (a && a->distilled) return std::min(ENG_CODI_DEFAULT_STEPS, a->n_grid);

@@ -1,6 +1,6 @@
 /*
  * names.c - the engine's enums as names, and back (one table per enum), and
- * the task parameters' defaults: in C, so that programs built without
+ * the defaults of its parameter structs (*_params_init): in C, so that programs built without
  * libtorch (the ThreadSanitizer build's engine stub, tests/engine_stub.c)
  * use the very same names and defaults. Every name
  * pair follows one rule: *_name gives "unknown" for a value out of range,
@@ -113,4 +113,38 @@ int eng_task_cond_channels(const eng_task_params *p, int image_channels) {
         case ENG_TASK_EDGES: return 1;
         default: return image_channels;
     }
+}
+
+void eng_train_params_init(eng_train_params *p, eng_train_kind kind) {
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    p->total_steps = 1000;
+    p->batch_size = 64;
+    p->lr = kind == ENG_TRAIN_PRETRAIN ? 2e-3f : 1e-3f;
+    p->warmup_steps = 100;
+    p->weight_decay = 1e-2f;
+    p->grad_clip = 1.0f;
+    p->ema_decay = kind == ENG_TRAIN_PRETRAIN ? 0.999f : 0.995f;
+    p->seed = 0;
+    p->hflip = 1;
+    p->prediction = ENG_PRED_V;
+    p->adapter_kind = ENG_ADAPTER_CONTROLNET;
+    eng_task_params_init(&p->task, ENG_TASK_SR);
+    p->n_grid = 50;
+    p->lambda = kind == ENG_TRAIN_CM2 ? 0.0f : 1.0f;
+    p->ode_model = ENG_ODE_BASE;
+    p->consistency = ENG_CONSISTENCY_X;
+    p->shared_t = 0;
+    p->loss_weight = ENG_LOSS_WEIGHT_NONE;
+    p->teacher_path = NULL;
+}
+
+void eng_gen_params_init(eng_gen_params *p) {
+    memset(p, 0, sizeof *p);
+    p->n = 1;
+    p->steps = 4;
+    p->seed = 0;
+    p->eta = 0;
+    p->clamp = 1;
+    p->sampler = ENG_SAMPLER_AUTO;
 }

@@ -49,30 +49,6 @@ struct eng_trainer {
     eng_model *model() { return base ? base : online_model.get(); }
 };
 
-extern "C" void eng_train_params_init(eng_train_params *p, eng_train_kind kind) {
-    std::memset(p, 0, sizeof *p);
-    p->kind = kind;
-    p->total_steps = 1000;
-    p->batch_size = 64;
-    p->lr = kind == ENG_TRAIN_PRETRAIN ? 2e-3f : 1e-3f;
-    p->warmup_steps = 100;
-    p->weight_decay = 1e-2f;
-    p->grad_clip = 1.0f;
-    p->ema_decay = kind == ENG_TRAIN_PRETRAIN ? 0.999f : 0.995f;
-    p->seed = 0;
-    p->hflip = 1;
-    p->prediction = ENG_PRED_V;
-    p->adapter_kind = ENG_ADAPTER_CONTROLNET;
-    eng_task_params_init(&p->task, ENG_TASK_SR);
-    p->n_grid = 50;
-    p->lambda = kind == ENG_TRAIN_CM2 ? 0.0f : 1.0f;
-    p->ode_model = ENG_ODE_BASE;
-    p->consistency = ENG_CONSISTENCY_X;
-    p->shared_t = 0;
-    p->loss_weight = ENG_LOSS_WEIGHT_NONE;
-    p->teacher_path = nullptr;
-}
-
 namespace {
 
 void validate(const eng_train_params *p, const eng_images *d) {

@@ -74,31 +74,6 @@ int eng_task_apply(const eng_task_params *p, const eng_images *in, uint64_t seed
     memset(cond_out, 128, n);
     return ENG_OK;
 }
-void eng_train_params_init(eng_train_params *p, eng_train_kind kind) {
-    memset(p, 0, sizeof *p);
-    p->kind = kind;
-    p->total_steps = 1000;
-    p->batch_size = 64;
-    p->lr = kind == ENG_TRAIN_PRETRAIN ? 2e-3f : 1e-3f;
-    p->warmup_steps = 100;
-    p->weight_decay = 1e-2f;
-    p->grad_clip = 1.0f;
-    p->ema_decay = kind == ENG_TRAIN_PRETRAIN ? 0.999f : 0.995f;
-    p->hflip = 1;
-    p->prediction = ENG_PRED_V;
-    p->adapter_kind = ENG_ADAPTER_CONTROLNET;
-    eng_task_params_init(&p->task, ENG_TASK_SR);
-    p->n_grid = 50;
-    p->lambda = kind == ENG_TRAIN_CM2 ? 0.0f : 1.0f;
-}
-void eng_gen_params_init(eng_gen_params *p) {
-    memset(p, 0, sizeof *p);
-    p->n = 1;
-    p->steps = 4;
-    p->clamp = 1;
-    p->sampler = ENG_SAMPLER_AUTO;
-}
-
 /* ---- the model ------------------------------------------------------------------ */
 
 void eng_model_get_info(const eng_model *m, eng_model_info *out) {
