@@ -17,7 +17,7 @@
  * Batches
  * -------
  * The thread takes the oldest request, then every waiting request with the
- * same key (adapter, steps, eta) that fits in max_batch images. While the
+ * same key (adapter, steps, eta, stochastic) that fits in max_batch images. While the
  * batch holds fewer images than the previous one did, it waits up to
  * batch_wait_ms for more to arrive before running: under steady load the
  * clients answered by one batch come back for the next one and batches keep
@@ -84,6 +84,7 @@ typedef struct batch {
     eng_adapter *adapter;
     int steps;
     float eta;
+    int stochastic;
     uint64_t seed, next_seed;
 } batch;
 
@@ -160,6 +161,7 @@ static void batch_add(batch *bt, api_gen_request *req) {
         bt->adapter = req->adapter;
         bt->steps = req->steps;
         bt->eta = req->eta;
+        bt->stochastic = req->stochastic;
         bt->seed = req->seed;
         bt->next_seed = req->seed;
     }
@@ -169,7 +171,9 @@ static void batch_add(batch *bt, api_gen_request *req) {
 }
 
 static int batch_fits(const batch *bt, const api_gen_request *req, int max_batch) {
-    if (req->adapter != bt->adapter || req->steps != bt->steps || req->eta != bt->eta) return 0;
+    if (req->adapter != bt->adapter || req->steps != bt->steps || req->eta != bt->eta ||
+        req->stochastic != bt->stochastic)
+        return 0;
     if (bt->images + req->n > max_batch) return 0;
     if (req->seed_given) return req->seed == bt->next_seed;
     return bt->next_seed + (uint64_t)req->n <= API_SEED_LIMIT;
@@ -268,6 +272,7 @@ static void run_batch(api_batcher *b, batch *bt) {
         gp.steps = bt->steps;
         gp.seed = bt->seed;
         gp.eta = bt->eta;
+        gp.stochastic = bt->stochastic;
         gp.progress = on_progress;
         gp.user = bt;
         rc = eng_generate(b->p.model, bt->adapter, &gp, cond, out, &err);

@@ -35,6 +35,7 @@ struct api_gen_request {
                               at the model's size (the submitter's) */
     int n, steps;
     float eta;
+    int stochastic; /* CoDi: fresh noise between steps (distilled adapters) */
     int seed_given; /* 0: the batcher picks the seed and reports it */
     uint64_t seed;
     /* 1 when nobody waits for the result any more; called on the batcher

@@ -34,6 +34,7 @@ static cJSON *sampler_json(const char *name, const char *used_by, int default_st
     if (max_steps > 0) cJSON_AddNumberToObject(s, "max_steps", max_steps); /* else each adapter's N: its sampling */
     cJSON_AddNumberToObject(s, "default_steps", default_steps);
     cJSON_AddBoolToObject(s, "eta", max_steps > 0);
+    cJSON_AddBoolToObject(s, "stochastic", max_steps <= 0); /* CoDi's multistep sampler with fresh noise */
     return s;
 }
 

@@ -42,6 +42,7 @@ typedef struct gen_input {
     uint64_t seed;
     double eta;
     int return_condition;          /* answer with the condition image too */
+    int stochastic;                /* CoDi with fresh noise between steps */
     char adapter[ADAPTER_REF_MAX]; /* "" when none */
     uint8_t *image, *mask;         /* PNG bytes (malloc'd), or NULL */
     size_t image_len, mask_len;
@@ -109,11 +110,12 @@ enum {
     FIELD_MASK,
     FIELD_PRE,
     FIELD_RETURN_COND,
+    FIELD_STOCHASTIC,
     N_FIELDS
 };
 static const char *const field_names[N_FIELDS] = {
-    "n", "steps", "seed", "eta", "adapter", "image", "mask", "preprocess", "return_condition"};
-#define KNOWN_FIELDS "n, steps, seed, eta, adapter, image, mask, preprocess, return_condition"
+    "n", "steps", "seed", "eta", "adapter", "image", "mask", "preprocess", "return_condition", "stochastic"};
+#define KNOWN_FIELDS "n, steps, seed, eta, adapter, image, mask, preprocess, return_condition, stochastic"
 
 static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSON *doc, int *seen, gen_input *in) {
     api_status st = API_OK;
@@ -154,6 +156,11 @@ static api_status parse_fields(api_request *r, const api_limits *cfg, const cJSO
             uint8_t **dst = f == FIELD_IMAGE ? &in->image : &in->mask;
             size_t *len = f == FIELD_IMAGE ? &in->image_len : &in->mask_len;
             st = image_field(r, v, (size_t)cfg->max_body_bytes, dst, len);
+        } else if (f == FIELD_STOCHASTIC) {
+            if (!cJSON_IsBool(v))
+                st = api_problem(r, API_BAD_REQUEST, "stochastic: must be true or false");
+            else
+                in->stochastic = cJSON_IsTrue(v);
         } else if (f == FIELD_RETURN_COND) {
             if (!cJSON_IsBool(v))
                 st = api_problem(r, API_BAD_REQUEST, "return_condition: must be true or false");
@@ -390,6 +397,13 @@ static void prepare(void *arg) {
     eng_adapter_info info;
     eng_adapter_get_info(a, &info);
     if (!job->in.steps_given) job->req.steps = eng_default_steps(app->model, a, 0);
+    if (job->in.stochastic && !info.distilled) {
+        api_problem(r, API_BAD_REQUEST,
+                    "stochastic: adapter '%s' samples with DDIM; stochastic applies to distilled "
+                    "adapters (CoDi sampling) only",
+                    job->in.adapter);
+        goto fail;
+    }
     if (info.distilled && job->req.steps > info.n_grid) {
         api_problem(r, API_BAD_REQUEST, "steps: adapter '%s' samples in 1..%d steps", job->in.adapter, info.n_grid);
         goto fail;
@@ -474,6 +488,8 @@ api_status api_generate(api_request *r) {
     if (st == API_OK && want_png && in->n != 1)
         st = api_problem(r, API_NOT_ACCEPTABLE, "Accept: image/png holds one image; n is %d (accept application/json)",
                          in->n);
+    if (st == API_OK && in->stochastic && !*in->adapter)
+        st = api_problem(r, API_BAD_REQUEST, "stochastic: applies to distilled adapters (CoDi sampling) only");
     if (st == API_OK && *in->adapter) st = find_adapter(r, app, job);
     if (st != API_OK) {
         gen_job_free(job);
@@ -486,6 +502,7 @@ api_status api_generate(api_request *r) {
     job->req.n = in->n;
     job->req.steps = in->steps_given ? in->steps : eng_default_steps(app->model, NULL, 0);
     job->req.eta = (float)in->eta;
+    job->req.stochastic = in->stochastic;
     job->req.seed_given = in->seed_given;
     job->req.seed = in->seed;
     job->req.client_gone = on_client_gone;

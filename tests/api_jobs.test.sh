@@ -169,6 +169,15 @@ else bad generate_adapter_png_by_id_data_url_same_bytes "$code"; fi
 call POST /v1/generate -H 'Accept: image/png' -F adapter=sr4 -F "image=@$tmp/low.png" -F seed=5 -F steps=2
 if [ "$code" = 200 ] && cmp -s "$tmp/body" "$tmp/g1.png"; then ok generate_multipart_same_bytes
 else bad generate_multipart_same_bytes "$code $(head -c 200 "$tmp/body")"; fi
+# the stochastic CoDi sampler: other bytes than the deterministic one for the
+# same seed, and the same bytes again for the same request
+call POST /v1/generate -H 'Accept: image/png' -F adapter=sr4 -F "image=@$tmp/low.png" -F seed=5 -F steps=2 -F stochastic=true
+cp "$tmp/body" "$tmp/s1.png"
+if [ "$code" = 200 ] && ! cmp -s "$tmp/s1.png" "$tmp/g1.png"; then ok generate_stochastic_differs
+else bad generate_stochastic_differs "$code $(head -c 200 "$tmp/body")"; fi
+call POST /v1/generate -H 'Accept: image/png' -d "{\"adapter\":\"sr4\",\"image\":\"$b64\",\"seed\":5,\"steps\":2,\"stochastic\":true}"
+if [ "$code" = 200 ] && cmp -s "$tmp/body" "$tmp/s1.png"; then ok generate_stochastic_repeats
+else bad generate_stochastic_repeats "$code"; fi
 call POST /v1/generate -d "{\"adapter\":\"sr4\",\"image\":\"$b64\",\"n\":3,\"seed\":9}"
 expect generate_adapter_n3_default_steps pycheck 'len(d["images"]) == 3 and d["steps"] == 4'
 call POST /v1/generate -d "{\"adapter\":\"sr4\",\"image\":\"$(base64 -w0 "$tmp/b.png")\",\"preprocess\":\"task\",\"seed\":1,\"steps\":1}"

@@ -184,6 +184,7 @@ function genAdapterChanged() {
   const r = stepRange(a);
   bounds($('#gen-steps'), r.min, r.max, r.def);
   $('#gen-eta-field').hidden = !r.sampler.eta;
+  $('#gen-stochastic-field').hidden = !r.sampler.stochastic;
   $('#gen-cond').hidden = !a;
   $('#gen-adapter-info').textContent = a
     ? `task ${a.task}, ${a.kind}, ${r.sampler.name} sampler, ${r.min} to ${r.max} steps`
@@ -223,6 +224,7 @@ function genRequest() {
   const a = adapterById(f.adapter.value);
   for (const name of ['steps', 'n', 'seed']) if (f[name].value !== '') body[name] = Number(f[name].value);
   if (!$('#gen-eta-field').hidden && f.eta.value !== '') body.eta = Number(f.eta.value);
+  if (!$('#gen-stochastic-field').hidden && f.stochastic.checked) body.stochastic = true;
   if (a) {
     body.adapter = a.name;
     body.preprocess = f.preprocess.value;

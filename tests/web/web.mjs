@@ -190,6 +190,8 @@ await check('generate_with_adapter', async () => {
   await page.click('#job-adapter-link');
   await page.waitForFunction(() => document.querySelector('#gen-adapter').selectedOptions[0].textContent.startsWith('web-sr4'));
   assert(await page.isHidden('#gen-eta-field'), 'eta offered for a CoDi adapter');
+  assert(await page.isVisible('#gen-stochastic-field'), 'stochastic not offered for a CoDi adapter');
+  await page.check('#gen-stochastic');
   const info = await page.textContent('#gen-adapter-info');
   assert(info.includes('task sr') && info.includes('lite') && info.includes('codi'), info);
   assert((await page.getAttribute('#gen-steps', 'max')) === '50', 'steps max for n_grid 50');
@@ -203,6 +205,7 @@ await check('generate_with_adapter', async () => {
   assert((await page.locator('#gen-results figure').count()) === 2, 'condition and one image');
   const curl = await page.inputValue('#gen-curl');
   assert(curl.includes('-F adapter=web-sr4') && curl.includes('-F image=@image.png'), curl);
+  assert(curl.includes('stochastic=true'), 'the stochastic choice in the curl command: ' + curl);
   await shot(page, 'generate-adapter');
 });
 
