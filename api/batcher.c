@@ -27,9 +27,12 @@
  * image i from seed + i, the same image whatever the batch, so a request may
  * join a batch only where its seeds continue the batch's run: a request with
  * an explicit seed joins when its seed is the next one, a request without a
- * seed is given the next one. Every request thus gets exactly the images an
- * unbatched call with its (reported) seed would make. Requests with unrelated
- * explicit seeds run as separate engine calls.
+ * seed is given the next one. Every request thus gets the images an
+ * unbatched call with its (reported) seed would make: the same noise and the
+ * same arithmetic, except that libtorch's CPU kernels are not batch-invariant
+ * (oneDNN convolutions, a 1-row GEMM), so a rare sample may come out one
+ * level off (tests/api_batching.test.sh measures it; a known bug). Requests
+ * with unrelated explicit seeds run as separate engine calls.
  *
  * Abandoned requests
  * ------------------
