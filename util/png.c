@@ -26,10 +26,9 @@
 
 typedef struct codec_ctx {
     char err[256];
-    /* decode source: memory (buf) or a stream (fp) */
+    /* decode source: the whole file in memory */
     const uint8_t *buf;
     size_t len, pos;
-    FILE *fp;
     /* decode result, freed on the error path */
     uint8_t *data;
     png_bytep *rows;
@@ -62,11 +61,6 @@ static void read_memory(png_structp png, png_bytep dst, size_t n) {
     if (n > c->len - c->pos) png_error(png, "truncated PNG data");
     memcpy(dst, c->buf + c->pos, n);
     c->pos += n;
-}
-
-static void read_stream(png_structp png, png_bytep dst, size_t n) {
-    codec_ctx *c = png_get_io_ptr(png);
-    if (fread(dst, 1, n, c->fp) != n) png_error(png, ferror(c->fp) ? "read error" : "truncated PNG data");
 }
 
 /* Channels after png_set_expand, and the transforms that give `want`. */
@@ -165,6 +159,26 @@ static void decode_failed(const codec_ctx *c, int rc, char *msg, size_t msgsz) {
     if (msg && msgsz) snprintf(msg, msgsz, rc == UTIL_PNG_ENOMEM ? "decoding a PNG: %s" : "invalid PNG: %s", c->err);
 }
 
+/* Every chunk's declared length fits in the bytes that follow it: libpng
+ * allocates some ancillary chunks (sPLT) at their declared length before
+ * reading them, so a 40-byte file could ask for gigabytes (found by
+ * fuzzing). The whole file is in memory here, so a walk of the chunk
+ * headers refuses such a file before libpng sees it. */
+static int chunks_fit(const uint8_t *buf, size_t len, char *msg, size_t msgsz) {
+    for (size_t pos = 8; pos + 8 <= len;) {
+        uint32_t n =
+            (uint32_t)buf[pos] << 24 | (uint32_t)buf[pos + 1] << 16 | (uint32_t)buf[pos + 2] << 8 | buf[pos + 3];
+        if ((size_t)n > len - pos - 8) {
+            util_msg(msg, msgsz, 0, "invalid PNG: a chunk at byte %zu claims %u bytes, the file has %zu after it", pos,
+                     (unsigned)n, len - pos - 8);
+            return -1;
+        }
+        if (memcmp(buf + pos + 4, "IEND", 4) == 0) return 0;
+        pos += (size_t)n + 12;
+    }
+    return 0; /* a file cut short is libpng's to report */
+}
+
 int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t max_pixels, util_image *out, char *msg,
                     size_t msgsz) {
     memset(out, 0, sizeof *out);
@@ -173,30 +187,36 @@ int util_png_decode(const uint8_t *buf, size_t len, int want_channels, size_t ma
         util_msg(msg, msgsz, 0, "%s", "not a PNG (bad signature)");
         return -1;
     }
+    if (chunks_fit(buf, len, msg, msgsz) != 0) return -1;
     codec_ctx c = {.buf = buf, .len = len, .pos = 8};
     int rc = decode_run(&c, read_memory, want_channels, max_pixels, out);
     if (rc != 0) decode_failed(&c, rc, msg, msgsz);
     return rc;
 }
 
+/* A file is read whole and decoded from memory, so that its chunk lengths
+ * are checked against its size as an upload's are. */
+#define PNG_FILE_MAX ((long)1 << 28)
 int util_png_decode_file(const char *path, int want_channels, size_t max_pixels, util_image *out, char *msg,
                          size_t msgsz) {
     memset(out, 0, sizeof *out);
     if (check_want(want_channels, msg, msgsz) != 0) return -1;
     FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        if (msg && msgsz) snprintf(msg, msgsz, "cannot open: %s", strerror(errno));
-        return -1;
-    }
-    uint8_t sig[8];
+    if (!fp) return util_msg(msg, msgsz, -1, "cannot open: %s", strerror(errno));
+    long size = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+    uint8_t *buf =
+        size >= 0 && size <= PNG_FILE_MAX && fseek(fp, 0, SEEK_SET) == 0 ? malloc(size ? (size_t)size : 1) : NULL;
     int rc = -1;
-    if (fread(sig, 1, sizeof sig, fp) != sizeof sig || png_sig_cmp(sig, 0, 8) != 0) {
-        util_msg(msg, msgsz, 0, "%s", "not a PNG (bad signature)");
-    } else {
-        codec_ctx c = {.fp = fp};
-        rc = decode_run(&c, read_stream, want_channels, max_pixels, out);
-        if (rc != 0) decode_failed(&c, rc, msg, msgsz);
-    }
+    if (size > PNG_FILE_MAX)
+        util_msg(msg, msgsz, 0, "a PNG file of %ld bytes is over %ld", size, PNG_FILE_MAX);
+    else if (!buf)
+        util_msg(msg, msgsz, 0, "cannot read: %s", size < 0 ? strerror(errno) : "out of memory");
+    else if (fread(buf, 1, (size_t)size, fp) != (size_t)size)
+        util_msg(msg, msgsz, 0, "cannot read: %s", ferror(fp) ? strerror(errno) : "the file shrank");
+    else
+        rc = util_png_decode(buf, (size_t)size, want_channels, max_pixels, out, msg, msgsz);
+    if (!buf && size >= 0 && size <= PNG_FILE_MAX) rc = UTIL_PNG_ENOMEM;
+    free(buf);
     fclose(fp);
     return rc;
 }
