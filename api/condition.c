@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs/dataset.h"
+#include "util/image.h"
 
 /* Keys' cubic convolution kernel with a = -0.75 (as torch's bicubic). */
 static double cubic(double x) {
@@ -63,11 +63,11 @@ static const char *channels_word(int c) {
 static int fit(const api_cond_params *p, const util_image *img, int channels, uint8_t *out, char *msg, size_t msgsz) {
     int side = img->width < img->height ? img->width : img->height;
     if (p->task.kind != ENG_TASK_SR || side >= p->size)
-        return jobs_image_fit(img->data, img->width, img->height, img->channels, p->size, channels, out, msg, msgsz);
+        return util_image_fit(img->data, img->width, img->height, img->channels, p->size, channels, out, msg, msgsz);
     /* crop and convert at the native size, then upsample */
     uint8_t *crop = malloc((size_t)side * side * channels);
     int rc =
-        crop ? jobs_image_fit(img->data, img->width, img->height, img->channels, side, channels, crop, msg, msgsz) : -1;
+        crop ? util_image_fit(img->data, img->width, img->height, img->channels, side, channels, crop, msg, msgsz) : -1;
     if (rc == 0) rc = api_bicubic_resize(crop, side, channels, out, p->size);
     if (rc != 0 && !crop) snprintf(msg, msgsz, "out of memory");
     free(crop);
@@ -84,7 +84,7 @@ static api_status preprocess(const api_cond_params *p, const util_image *img, ui
         return API_SERVICE_UNAVAILABLE;
     }
     api_status st = API_OK;
-    if (jobs_image_fit(img->data, img->width, img->height, img->channels, size, ci, photo, msg, msgsz) != 0) {
+    if (util_image_fit(img->data, img->width, img->height, img->channels, size, ci, photo, msg, msgsz) != 0) {
         st = API_INTERNAL_SERVER_ERROR;
     } else {
         eng_images in = {.n = 1, .height = size, .width = size, .channels = ci, .data = photo};

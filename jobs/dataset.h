@@ -148,11 +148,4 @@ typedef struct jobs_import_stats {
 int jobs_dataset_import(const jobs_import_params *p, const char *out_path, jobs_import_stats *stats, char *msg,
                         size_t msgsz);
 
-/* util_image_fit under its former name, for api/condition.c until that
- * file calls util/image.h itself (issue 11). */
-static inline int jobs_image_fit(const uint8_t *src, int w, int h, int channels_in, int size, int channels_out,
-                                 uint8_t *out, char *msg, size_t msgsz) {
-    return util_image_fit(src, w, h, channels_in, size, channels_out, out, msg, msgsz);
-}
-
 #endif
