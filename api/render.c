@@ -117,10 +117,9 @@ char *api_scrub_text(const api_scrub *s, const char *text) {
         int hit = -1;
         for (int k = 0; s && k < s->n && hit < 0; k++) {
             size_t pl = strlen(s->prefix[k]);
-            char after = text[i + pl];
-            if (pl > 1 && strncmp(text + i, s->prefix[k], pl) == 0 &&
-                (after == '/' || after == '\0' || after == '"' || after == ' ' || after == '\'' || after == ':'))
-                hit = k;
+            if (pl < 2 || pl > len - i || strncmp(text + i, s->prefix[k], pl) != 0) continue;
+            char after = text[i + pl]; /* in bounds: at most the terminating NUL */
+            if (after == '/' || after == '\0' || after == '"' || after == ' ' || after == '\'' || after == ':') hit = k;
         }
         const char *piece = hit >= 0 ? s->label[hit] : text + i;
         size_t n = hit >= 0 ? strlen(piece) : 1;
